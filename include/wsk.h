@@ -1,0 +1,28 @@
+/* wsk: WebSocket Kit. The whole public API.
+ *
+ *   wsk/error.h   error codes, wsk_strerror()
+ *   wsk/proto.h   I/O-free RFC 6455 core: frames, masking, UTF-8, handshake
+ *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
+ */
+#ifndef WSK_H
+#define WSK_H
+
+#include "wsk/common.h"
+#include "wsk/error.h"
+#include "wsk/version.h"
+#include "wsk/proto.h"
+#include "wsk/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library's version, "MAJOR.MINOR.PATCH", as built (may differ from the
+ * WSK_VERSION_STRING a program was compiled against). */
+WSK_API const char *wsk_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

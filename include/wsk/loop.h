@@ -1,0 +1,163 @@
+/* wsk event loop: readiness, timers, deferred work, signals, cross-thread
+ * wake-ups. It knows nothing of WebSocket.
+ *
+ * One loop per thread. Watchers (struct wsk_io, wsk_timer, wsk_defer) live in
+ * the caller's memory, usually embedded in a bigger object, and must stay put
+ * while started. Only wsk_loop_wakeup() may be called from another thread.
+ */
+#ifndef WSK_LOOP_H
+#define WSK_LOOP_H
+
+#include "wsk/common.h"
+#include "wsk/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct wsk_loop;
+
+enum wsk_backend {
+    WSK_BACKEND_DEFAULT = 0, /* epoll */
+    WSK_BACKEND_EPOLL,
+    WSK_BACKEND_POLL,
+    WSK_BACKEND_SELECT,
+};
+
+/* Parses "epoll", "poll" or "select"; returns -EINVAL for anything else. */
+WSK_API int wsk_backend_parse(const char *name, enum wsk_backend *out);
+
+struct wsk_loop_config {
+    enum wsk_backend backend;
+};
+
+WSK_API void wsk_loop_config_init(struct wsk_loop_config *cfg);
+
+/* Creates a loop. cfg may be NULL for defaults. Returns 0 and sets *out, or a
+ * negative errno. */
+WSK_API int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg);
+
+/* Frees the loop. Watchers still started are forgotten, not called. NULL is
+ * fine. */
+WSK_API void wsk_loop_free(struct wsk_loop *loop);
+
+/* Runs until wsk_loop_stop() is called or nothing is left to watch (no
+ * started io, timer, pending defer or signal watcher). Returns 0, or a
+ * negative errno when the backend fails. */
+WSK_API int wsk_loop_run(struct wsk_loop *loop);
+
+/* Makes wsk_loop_run() return after the current iteration. */
+WSK_API void wsk_loop_stop(struct wsk_loop *loop);
+
+/* Monotonic milliseconds, read once per iteration. */
+WSK_API uint64_t wsk_loop_now(const struct wsk_loop *loop);
+
+/* "epoll", "poll" or "select". */
+WSK_API const char *wsk_loop_backend_name(const struct wsk_loop *loop);
+
+/* ---- I/O readiness ---------------------------------------------------- */
+
+enum {
+    WSK_IO_READ = 1,
+    WSK_IO_WRITE = 2,
+};
+
+struct wsk_io;
+/* events: WSK_IO_READ and/or WSK_IO_WRITE. Errors and hang-ups are reported
+ * as readiness for what the watcher asked, so the next read or write returns
+ * the error. */
+typedef void (*wsk_io_cb)(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
+
+struct wsk_io {
+    int fd;
+    unsigned events; /* what is being watched now; read-only for users */
+    wsk_io_cb cb;
+    void *data;
+    int index; /* backend's private slot, -1 when stopped */
+};
+
+WSK_API void wsk_io_init(struct wsk_io *io, int fd, wsk_io_cb cb, void *data);
+
+/* Starts watching io->fd for events, or changes what is watched when already
+ * started. events 0 is the same as wsk_io_stop(). Returns 0, a negative
+ * errno, or WSK_EFDSETSIZE (select backend, fd >= FD_SETSIZE). */
+WSK_API int wsk_io_start(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
+
+/* Stops watching. Safe to call when stopped and from inside any callback;
+ * the callback will not run again for this watcher in the current iteration.
+ * Stop the watcher before closing its fd. */
+WSK_API void wsk_io_stop(struct wsk_loop *loop, struct wsk_io *io);
+
+/* ---- Timers (binary heap: O(log n) start and stop) --------------------- */
+
+struct wsk_timer;
+typedef void (*wsk_timer_cb)(struct wsk_loop *loop, struct wsk_timer *timer);
+
+struct wsk_timer {
+    uint64_t deadline;
+    uint64_t repeat;
+    wsk_timer_cb cb;
+    void *data;
+    size_t heap_index; /* SIZE_MAX when not started */
+};
+
+WSK_API void wsk_timer_init(struct wsk_timer *t, wsk_timer_cb cb, void *data);
+
+/* Fires after timeout_ms, then every repeat_ms when repeat_ms > 0. Restarts
+ * a started timer. Returns 0 or -ENOMEM. */
+WSK_API int wsk_timer_start(struct wsk_loop *loop, struct wsk_timer *t, uint64_t timeout_ms,
+                            uint64_t repeat_ms);
+
+WSK_API void wsk_timer_stop(struct wsk_loop *loop, struct wsk_timer *t);
+
+WSK_API bool wsk_timer_is_active(const struct wsk_timer *t);
+
+/* ---- Deferred callbacks ------------------------------------------------ */
+
+struct wsk_defer;
+typedef void (*wsk_defer_cb)(struct wsk_loop *loop, struct wsk_defer *d);
+
+struct wsk_defer {
+    wsk_defer_cb cb;
+    void *data;
+    struct wsk_defer *next;
+    bool is_pending;
+};
+
+WSK_API void wsk_defer_init(struct wsk_defer *d, wsk_defer_cb cb, void *data);
+
+/* Runs d->cb once, after the I/O callbacks of the current iteration (or at
+ * the start of the next one), before the loop blocks again. Calling it again
+ * while pending does nothing. A defer queued from a defer callback runs in the
+ * same round. */
+WSK_API void wsk_defer_start(struct wsk_loop *loop, struct wsk_defer *d);
+
+WSK_API void wsk_defer_cancel(struct wsk_loop *loop, struct wsk_defer *d);
+
+/* ---- Signals ----------------------------------------------------------- */
+
+typedef void (*wsk_signal_cb)(struct wsk_loop *loop, int signo, void *data);
+
+/* Delivers signo (SIGINT, SIGTERM, SIGHUP, ...) to cb on the loop thread
+ * instead of its default action (signalfd; the signal is blocked in the
+ * calling thread). One callback per signal per loop; cb NULL removes it.
+ * A signal watcher alone does not keep wsk_loop_run() alive. Returns 0 or a
+ * negative errno. */
+WSK_API int wsk_loop_signal(struct wsk_loop *loop, int signo, wsk_signal_cb cb, void *data);
+
+/* ---- Cross-thread wake-up ---------------------------------------------- */
+
+typedef void (*wsk_wakeup_cb)(struct wsk_loop *loop, void *data);
+
+/* Sets the callback that runs on the loop thread after wsk_loop_wakeup(). */
+WSK_API int wsk_loop_set_wakeup(struct wsk_loop *loop, wsk_wakeup_cb cb, void *data);
+
+/* Thread-safe and async-signal-safe: makes the loop run its wake-up callback
+ * soon. Several calls may be merged into one callback. */
+WSK_API void wsk_loop_wakeup(struct wsk_loop *loop);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,6 @@
+#include "wsk.h"
+
+const char *wsk_version(void)
+{
+    return WSK_VERSION_STRING;
+}
