@@ -1,30 +1,421 @@
-/* wsk: the command-line tool. A thin user of <wsk.h>. */
+/* wsk: the command-line tool. A thin user of <wsk.h>.
+ *
+ * main() dispatches to a subcommand (serve.c, connect.c); this file also holds
+ * the helpers they share (cli.h): logging, option values, buffers. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "wsk.h"
 
-static const char usage[] = "usage: wsk <command> [options]\n"
-                            "\n"
-                            "WebSocket Kit: a fast, strict WebSocket toolkit.\n"
-                            "\n"
-                            "commands:\n"
-                            "  help             show this help\n"
-                            "  version          print the version\n"
-                            "\n"
-                            "Run 'wsk <command> --help' for a command's options.\n";
+static const char usage[] =
+    "usage: wsk <command> [options]\n"
+    "\n"
+    "WebSocket Kit: a fast, strict WebSocket toolkit.\n"
+    "\n"
+    "commands:\n"
+    "  serve            run a WebSocket server (chat page, broadcast, echo, static files)\n"
+    "  connect URL      connect to a WebSocket server: interactive, or piping stdin/stdout\n"
+    "  help             show this help\n"
+    "  version          print the version\n"
+    "\n"
+    "Run 'wsk <command> --help' for a command's options.\n";
 
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("wsk %s\n", wsk_version());
-        return 0;
+        return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "serve"))
+        return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "connect"))
+        return cli_connect(argc - 1, argv + 1);
     fprintf(stderr, "wsk: unknown command '%s' (try 'wsk --help')\n", argv[1]);
-    return 2;
+    return CLI_EXIT_USAGE;
+}
+
+/* ---- logging ------------------------------------------------------------ */
+
+/* The tool is one thread and logs from one place, so this is the only global
+ * state the helpers keep. */
+static struct {
+    const char *prog;
+    int verbosity;
+    cli_log_hook hook;
+    void *hook_data;
+} log_state = {"wsk", CLI_NORMAL, NULL, NULL};
+
+void cli_log_init(const char *prog, int verbosity)
+{
+    log_state.prog = prog;
+    log_state.verbosity = verbosity;
+}
+
+int cli_log_verbosity(void)
+{
+    return log_state.verbosity;
+}
+
+const char *cli_log_prog(void)
+{
+    return log_state.prog;
+}
+
+void cli_log_set_hook(cli_log_hook hook, void *data)
+{
+    log_state.hook = hook;
+    log_state.hook_data = data;
+}
+
+static void log_line(const char *label, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* Formats the whole line first so it reaches the terminal in one write and
+ * never interleaves with other output. */
+static void log_line(const char *label, const char *fmt, va_list ap)
+{
+    struct cli_buf line = {0};
+    va_list ap2;
+
+    va_copy(ap2, ap);
+    if (cli_buf_printf(&line, "%s: %s", log_state.prog, label) < 0 ||
+        cli_buf_vprintf(&line, fmt, ap2) < 0 || cli_buf_append(&line, "\n", 1) < 0) {
+        /* Out of memory: still say something. */
+        fprintf(stderr, "%s: %s", log_state.prog, label);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else if (log_state.hook) {
+        log_state.hook(line.ptr, line.len, log_state.hook_data);
+    } else {
+        (void)cli_write_all(STDERR_FILENO, line.ptr, line.len);
+    }
+    va_end(ap2);
+    cli_buf_reset(&line);
+}
+
+void cli_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level > 0 && level > log_state.verbosity)
+        return;
+    va_start(ap, fmt);
+    log_line("", fmt, ap);
+    va_end(ap);
+}
+
+static void log_labelled(const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void log_labelled(const char *label, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line(label, fmt, ap);
+    va_end(ap);
+}
+
+void cli_log_library(int level, const char *msg, void *user_data)
+{
+    (void)user_data;
+    if (level > 0 && level > log_state.verbosity)
+        return;
+    log_labelled(level == 0 ? "error: " : level == 1 ? "warning: " : "", "%s", msg);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_line("", fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help' for more information.\n", log_state.prog);
+    return CLI_EXIT_USAGE;
+}
+
+/* ---- option values ------------------------------------------------------ */
+
+/* Leading digits of s as a number; *end points past them. strtoull() would
+ * also take signs, spaces and hex, which no option wants. */
+static int parse_digits(const char *s, const char **end, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *end = s;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+    int rv = parse_digits(s, &end, &v);
+
+    if (rv < 0)
+        return rv;
+    if (*end)
+        return -EINVAL;
+    if (v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_bytes(const char *s, uint64_t max, uint64_t *out)
+{
+    const char *end;
+    uint64_t v, unit = 1;
+    int rv = parse_digits(s, &end, &v);
+
+    if (rv < 0)
+        return rv;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        unit = 1024;
+        break;
+    case 'm':
+    case 'M':
+        unit = 1024 * 1024;
+        break;
+    case 'g':
+    case 'G':
+        unit = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*end && end[1])
+        return -EINVAL;
+    if (v > UINT64_MAX / unit)
+        return -ERANGE;
+    v *= unit;
+    if (v < 1 || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_seconds(const char *s, uint32_t *out_ms)
+{
+    const uint64_t max_ms = UINT32_MAX - 1;
+    uint64_t ms = 0;
+    bool has_digits = false, is_positive = false;
+    const char *p = s;
+
+    for (; *p >= '0' && *p <= '9'; p++) {
+        ms = ms * 10 + (uint64_t)(*p - '0') * 1000;
+        if (ms > max_ms)
+            return -ERANGE;
+        has_digits = true;
+        is_positive |= *p != '0';
+    }
+    if (*p == '.') {
+        uint64_t scale = 100; /* milliseconds per unit of the next digit */
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            ms += (uint64_t)(*p - '0') * scale;
+            scale /= 10;
+            has_digits = true;
+            is_positive |= *p != '0';
+        }
+    }
+    if (*p || !has_digits)
+        return -EINVAL;
+    if (ms > max_ms)
+        return -ERANGE;
+    /* "0.0001" is positive: make it the shortest timer there is. */
+    if (ms == 0 && is_positive)
+        ms = 1;
+    *out_ms = (uint32_t)ms;
+    return 0;
+}
+
+int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out)
+{
+    const char *host = default_host, *port_str = s;
+    size_t host_len = strlen(default_host);
+    bool is_ipv6 = strchr(default_host, ':') != NULL;
+    uint64_t port;
+    char *copy;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close == s + 1 || close[1] != ':')
+            return -EINVAL;
+        host = s + 1;
+        host_len = (size_t)(close - host);
+        port_str = close + 2;
+        is_ipv6 = true;
+    } else if (strchr(s, ':')) {
+        const char *colon = strrchr(s, ':');
+        host = s;
+        host_len = (size_t)(colon - s);
+        port_str = colon + 1;
+        /* "::1:8080" cannot be split safely; RFC 3986 wants brackets. */
+        if (host_len == 0 || memchr(host, ':', host_len))
+            return -EINVAL;
+        is_ipv6 = false;
+    }
+    if (cli_parse_count(port_str, 0, 65535, &port) < 0)
+        return -EINVAL;
+    copy = malloc(host_len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, host, host_len);
+    copy[host_len] = '\0';
+    out->host = copy;
+    out->port = (uint16_t)port;
+    out->is_ipv6 = is_ipv6;
+    return 0;
+}
+
+void cli_listen_addr_reset(struct cli_listen_addr *a)
+{
+    free(a->host);
+    a->host = NULL;
+}
+
+bool cli_is_token(const char *s)
+{
+    static const char specials[] = "!#$%&'*+-.^_`|~";
+
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c && strchr(specials, c))))
+            return false;
+    }
+    return true;
+}
+
+int cli_strv_push(struct cli_strv *l, const char *s)
+{
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        const char **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->len++] = s;
+    return 0;
+}
+
+void cli_strv_reset(struct cli_strv *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->len = l->cap = 0;
+}
+
+/* ---- bytes -------------------------------------------------------------- */
+
+static int buf_reserve(struct cli_buf *b, size_t extra)
+{
+    size_t cap;
+    char *p;
+
+    if (extra <= b->cap - b->len)
+        return 0;
+    if (extra > SIZE_MAX - b->len)
+        return -ENOMEM;
+    cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra)
+        cap = cap > SIZE_MAX / 2 ? b->len + extra : cap * 2;
+    p = realloc(b->ptr, cap);
+    if (!p)
+        return -ENOMEM;
+    b->ptr = p;
+    b->cap = cap;
+    return 0;
+}
+
+int cli_buf_append(struct cli_buf *b, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (buf_reserve(b, len) < 0)
+        return -ENOMEM;
+    memcpy(b->ptr + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+int cli_buf_vprintf(struct cli_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    int n;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return -EINVAL;
+    if (buf_reserve(b, (size_t)n + 1) < 0)
+        return -ENOMEM;
+    vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int cli_buf_printf(struct cli_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int rv;
+
+    va_start(ap, fmt);
+    rv = cli_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+void cli_buf_reset(struct cli_buf *b)
+{
+    free(b->ptr);
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+}
+
+int cli_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }

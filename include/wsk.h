@@ -3,6 +3,7 @@
  *   wsk/error.h   error codes, wsk_strerror()
  *   wsk/proto.h   I/O-free RFC 6455 core: frames, masking, UTF-8, handshake
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
+ *   wsk/ws.h      WebSocket servers, clients and connections
  */
 #ifndef WSK_H
 #define WSK_H
@@ -12,6 +13,7 @@
 #include "wsk/version.h"
 #include "wsk/proto.h"
 #include "wsk/loop.h"
+#include "wsk/ws.h"
 
 #ifdef __cplusplus
 extern "C" {

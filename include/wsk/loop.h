@@ -41,15 +41,18 @@ WSK_API int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cf
  * fine. */
 WSK_API void wsk_loop_free(struct wsk_loop *loop);
 
-/* Runs until wsk_loop_stop() is called or nothing is left to watch (no
- * started io, timer, pending defer or signal watcher). Returns 0, or a
- * negative errno when the backend fails. */
+/* Runs until wsk_loop_stop() is called or nothing is left (no started io
+ * watcher, active timer or pending defer; signal watchers, the wake-up
+ * callback and posts do not count). A stop requested before the call makes it
+ * return at once. Returns 0, WSK_ESTATE when called from inside a callback of
+ * the same loop, or a negative errno when the backend fails. */
 WSK_API int wsk_loop_run(struct wsk_loop *loop);
 
 /* Makes wsk_loop_run() return after the current iteration. */
 WSK_API void wsk_loop_stop(struct wsk_loop *loop);
 
-/* Monotonic milliseconds, read once per iteration. */
+/* Monotonic milliseconds, refreshed at the start of each iteration and when
+ * the loop wakes from waiting. */
 WSK_API uint64_t wsk_loop_now(const struct wsk_loop *loop);
 
 /* "epoll", "poll" or "select". */
@@ -79,8 +82,10 @@ struct wsk_io {
 WSK_API void wsk_io_init(struct wsk_io *io, int fd, wsk_io_cb cb, void *data);
 
 /* Starts watching io->fd for events, or changes what is watched when already
- * started. events 0 is the same as wsk_io_stop(). Returns 0, a negative
- * errno, or WSK_EFDSETSIZE (select backend, fd >= FD_SETSIZE). */
+ * started. events 0 is the same as wsk_io_stop(). One watcher per fd.
+ * Returns 0; -EINVAL (unknown event bits), -EBADF (fd < 0), -ENOMEM, -EEXIST
+ * (epoll: a second watcher on one fd), -EPERM (epoll: a regular file), or
+ * WSK_EFDSETSIZE (select backend, fd >= FD_SETSIZE). */
 WSK_API int wsk_io_start(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
 
 /* Stops watching. Safe to call when stopped and from inside any callback;
@@ -129,9 +134,11 @@ WSK_API void wsk_defer_init(struct wsk_defer *d, wsk_defer_cb cb, void *data);
 /* Runs d->cb once, after the I/O callbacks of the current iteration (or at
  * the start of the next one), before the loop blocks again. Calling it again
  * while pending does nothing. A defer queued from a defer callback runs in the
- * same round. */
+ * same round, up to 1024 such chained defers; the rest run in the next
+ * iteration, which does not block. */
 WSK_API void wsk_defer_start(struct wsk_loop *loop, struct wsk_defer *d);
 
+/* Takes d off the queue if pending; O(number pending). */
 WSK_API void wsk_defer_cancel(struct wsk_loop *loop, struct wsk_defer *d);
 
 /* ---- Signals ----------------------------------------------------------- */
@@ -141,8 +148,10 @@ typedef void (*wsk_signal_cb)(struct wsk_loop *loop, int signo, void *data);
 /* Delivers signo (SIGINT, SIGTERM, SIGHUP, ...) to cb on the loop thread
  * instead of its default action (signalfd; the signal is blocked in the
  * calling thread). One callback per signal per loop; cb NULL removes it.
- * A signal watcher alone does not keep wsk_loop_run() alive. Returns 0 or a
- * negative errno. */
+ * A signal watcher alone does not keep wsk_loop_run() alive. Block the signal
+ * in every thread (call this before creating threads), or another thread may
+ * take the default action. Removing the handler or freeing the loop unblocks
+ * it if the loop blocked it. Returns 0 or a negative errno. */
 WSK_API int wsk_loop_signal(struct wsk_loop *loop, int signo, wsk_signal_cb cb, void *data);
 
 /* ---- Cross-thread wake-up ---------------------------------------------- */
@@ -155,6 +164,24 @@ WSK_API int wsk_loop_set_wakeup(struct wsk_loop *loop, wsk_wakeup_cb cb, void *d
 /* Thread-safe and async-signal-safe: makes the loop run its wake-up callback
  * soon. Several calls may be merged into one callback. */
 WSK_API void wsk_loop_wakeup(struct wsk_loop *loop);
+
+/* ---- Work handed over from other threads ------------------------------- */
+
+struct wsk_post;
+typedef void (*wsk_post_cb)(struct wsk_loop *loop, struct wsk_post *p);
+
+struct wsk_post {
+    wsk_post_cb cb;
+    void *data;
+    struct wsk_post *next;
+};
+
+/* Thread-safe: queues p to run p->cb on the loop thread soon, in the order
+ * posted. p is the caller's and must stay valid until its callback runs. Does
+ * not use the wake-up callback above. Posts do not keep wsk_loop_run() alive;
+ * a callback may post p again (it runs in the next iteration); posts still
+ * queued when the loop is freed are dropped without being called. */
+WSK_API void wsk_loop_post(struct wsk_loop *loop, struct wsk_post *p);
 
 #ifdef __cplusplus
 }

@@ -88,6 +88,10 @@ enum wsk_close_code {
  * 3000-4999. */
 WSK_API bool wsk_close_code_is_valid(unsigned code);
 
+/* Bits of a frame's first byte besides the opcode. */
+#define WSK_FRAME_FIN  0x80
+#define WSK_FRAME_RSV1 0x40
+
 enum wsk_role {
     WSK_ROLE_SERVER = 0, /* receives masked frames */
     WSK_ROLE_CLIENT = 1, /* receives unmasked frames */
@@ -96,36 +100,35 @@ enum wsk_role {
 /* Parser configuration. Zero means default; fill with wsk_frame_config_init(). */
 struct wsk_frame_config {
     enum wsk_role role;
-    uint64_t max_frame;   /* largest frame payload accepted; default 16 MiB */
-    uint64_t max_message; /* largest message (all fragments); default 16 MiB */
-    uint8_t rsv_allowed;  /* RSV bits an extension negotiated: 0x4 = RSV1 */
-    bool no_utf8_check;   /* skip UTF-8 validation of text (caller does it) */
+    uint64_t max_frame;   /* largest frame payload accepted; 0: 16 MiB */
+    uint64_t max_message; /* largest data message (all fragments); 0: 16 MiB */
+    uint8_t rsv_allowed;  /* RSV bits an extension negotiated: WSK_FRAME_RSV1 */
+    bool no_utf8_check;   /* skip UTF-8 validation of text (the caller does it) */
 };
 
 WSK_API void wsk_frame_config_init(struct wsk_frame_config *cfg);
 
-/* Incremental frame parser. A value type in the caller's memory (about 80
- * bytes); it never buffers payload: payload is handed out in place, unmasked,
- * as it arrives. */
+/* Incremental frame parser (RFC 6455 section 5.2). A value type in the
+ * caller's memory, about 80 bytes; it never buffers payload: payload is handed
+ * out in place, unmasked, as it arrives. The fields are private. */
 struct wsk_frame_parser {
     uint64_t max_frame;
     uint64_t max_message;
-    uint64_t frame_len; /* payload length of the current frame */
-    uint64_t frame_off; /* payload bytes of the current frame seen */
-    uint64_t msg_len;   /* payload bytes of the current data message */
-    uint8_t hdr[14];    /* header bytes collected so far */
-    uint8_t hdr_len;
-    uint8_t state;
-    uint8_t role;
-    uint8_t rsv_allowed;
-    uint8_t flags;
-    uint8_t opcode;     /* opcode of the current frame */
-    uint8_t msg_opcode; /* TEXT or BINARY while a data message is open, else 0 */
-    uint8_t close_len;  /* close payload bytes seen (code bytes) */
-    uint16_t close_code;
+    uint64_t frame_len;       /* payload length of the current frame */
+    uint64_t frame_off;       /* payload bytes of the current frame seen */
+    uint64_t msg_len;         /* payload bytes of the current data message */
+    uint8_t hdr[14];          /* header bytes collected so far */
+    uint8_t hdr_len;          /* how many of them */
+    uint8_t state;            /* header, payload or failed */
+    uint8_t flags;            /* role, options, current frame and message bits */
+    uint8_t rsv_allowed;      /* RSV bits allowed on data frames */
+    uint8_t opcode;           /* opcode of the current frame */
+    uint8_t msg_opcode;       /* TEXT or BINARY while a data message is open, else 0 */
+    uint8_t close_len;        /* close code bytes seen (0..2) */
     struct wsk_utf8 utf8;     /* current text message */
     struct wsk_utf8 utf8_ctl; /* current close reason */
-    uint16_t error_close;     /* close code to send after an error */
+    uint16_t close_code;      /* code of the current close frame */
+    uint16_t error_close;     /* close code that answers the error, once failed */
 };
 
 /* One piece of a frame's payload. Every frame yields at least one chunk (an
@@ -169,10 +172,6 @@ WSK_API uint16_t wsk_frame_parser_close_code(const struct wsk_frame_parser *p);
 
 /* Largest frame header: 2 + 8 (length) + 4 (mask). */
 #define WSK_FRAME_HEADER_MAX 14
-
-/* Flags for wsk_frame_header_encode(). */
-#define WSK_FRAME_FIN  0x80
-#define WSK_FRAME_RSV1 0x40
 
 /* Writes a frame header for a payload of payload_len bytes into out and
  * returns its length (2 to 14). first_byte is the opcode ORed with
@@ -238,7 +237,11 @@ WSK_API void wsk_http_parser_init(struct wsk_http_parser *p, size_t max_head);
  * including its final empty line when it is complete and well formed (the
  * slices in req point into buf); 0 when more bytes are needed; WSK_EHTTP when
  * malformed (answer 400); WSK_EHEADTOOBIG when the head exceeds max_head or
- * has more than WSK_HTTP_MAX_HEADERS lines (answer 431). */
+ * has more than WSK_HTTP_MAX_HEADERS lines (answer 431). Bare LF line ends
+ * are accepted (RFC 9112 2.2); a bare CR or another control character fails
+ * as soon as it arrives; leading blank lines are not skipped. After an error
+ * *req is unspecified; calling again with the same buffer gives the same
+ * result. */
 WSK_API int wsk_http_request_parse(struct wsk_http_parser *p, const char *buf, size_t len,
                                    struct wsk_http_request *req);
 
@@ -259,7 +262,9 @@ WSK_API bool wsk_http_header_has_token(const struct wsk_http_header *headers, si
 /* Opening handshake (RFC 6455 section 4)                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Writes base64(SHA-1(key + the RFC 6455 GUID)) as 28 characters and a NUL. */
+/* Writes base64(SHA-1(key + the RFC 6455 GUID)) as 28 characters and a NUL;
+ * an empty string if the digest cannot be computed (out of memory), which
+ * matches no real accept value. */
 WSK_API void wsk_handshake_accept_key(const char *key, size_t key_len, char out[29]);
 
 struct wsk_handshake_server_config {
@@ -285,7 +290,11 @@ struct wsk_handshake_info {
  * other than GET, 426 for a missing or unsupported Sec-WebSocket-Version,
  * 403 for an Origin not in the allowed list, 400 for anything else malformed
  * (missing Upgrade: websocket or Connection: upgrade, Host missing, a key that
- * is not base64 of 16 bytes, HTTP older than 1.1). cfg may be NULL. */
+ * is not base64 of 16 bytes, HTTP older than 1.1, a repeated Host,
+ * Sec-WebSocket-Version or Sec-WebSocket-Key). With an origin list, every
+ * Origin line must be in it. cfg and info may be NULL. Absent fields are empty,
+ * non-NULL slices; for a status other than 101 only path and query are sure to
+ * be filled. */
 WSK_API int wsk_handshake_server_check(const struct wsk_http_request *req,
                                        const struct wsk_handshake_server_config *cfg,
                                        struct wsk_handshake_info *info);
@@ -294,9 +303,11 @@ WSK_API int wsk_handshake_server_check(const struct wsk_http_request *req,
  * server can route other requests to plain HTTP handling. */
 WSK_API bool wsk_handshake_is_upgrade(const struct wsk_http_request *req);
 
-/* Writes the 101 response for info into out. extra_headers (may be NULL) are
- * whole header lines ("Name: value\r\n"...) appended as given. Returns the
- * length, or WSK_ENOSPC. */
+/* Writes the 101 response for info into out (not NUL-terminated).
+ * extra_headers (may be NULL) are whole header lines ("Name: value\r\n"...),
+ * checked, then appended verbatim. Returns the length, WSK_ENOSPC, -ENOMEM,
+ * or -EINVAL when extra_headers is not a run of such lines or the subprotocol
+ * contains a control character. */
 WSK_API int wsk_handshake_server_accept(char *out, size_t cap,
                                         const struct wsk_handshake_info *info,
                                         const char *extra_headers);
@@ -304,7 +315,8 @@ WSK_API int wsk_handshake_server_accept(char *out, size_t cap,
 /* Writes a complete error response for status (400, 403, 404, 405, 426, 431,
  * 503, ...) with a short text body, Connection: close, and the headers the
  * status calls for (Sec-WebSocket-Version: 13 with 426, Allow: GET with 405).
- * Returns the length, or WSK_ENOSPC. */
+ * Returns the length, WSK_ENOSPC, or -EINVAL for a status outside 400-599
+ * (unlisted codes get the reason "Client Error" or "Server Error"). */
 WSK_API int wsk_handshake_server_reject(char *out, size_t cap, int status);
 
 /* Makes a Sec-WebSocket-Key from 16 random bytes the caller provides
@@ -321,17 +333,20 @@ struct wsk_handshake_client_request {
     const char *extra_headers; /* whole lines "Name: value\r\n", may be NULL */
 };
 
-/* Writes the upgrade request. Returns its length, or WSK_ENOSPC, or -EINVAL
- * when a field contains CR or LF. */
+/* Writes the upgrade request. Returns its length, WSK_ENOSPC, or -EINVAL when
+ * host or key is NULL, a field contains a control character, the target
+ * contains a space, a subprotocol is not a token, or extra_headers is
+ * malformed. A NULL or empty target means "/". */
 WSK_API int wsk_handshake_client_request(char *out, size_t cap,
                                          const struct wsk_handshake_client_request *r);
 
 /* Validates the server's answer to a request made with key and the offered
  * subprotocols. Returns 0 and sets *chosen (empty when none) on success;
  * WSK_EHSTATUS when the status is not 101 (resp->status says which),
- * WSK_EHANDSHAKE when Upgrade or Connection is wrong, WSK_EHACCEPT for a wrong
- * Sec-WebSocket-Accept, WSK_EHSUBPROTO for a subprotocol that was not
- * offered. */
+ * WSK_EHANDSHAKE when Upgrade or Connection is wrong, WSK_EHACCEPT for a
+ * wrong, missing or repeated Sec-WebSocket-Accept, WSK_EHSUBPROTO for a
+ * subprotocol that was not offered (or a repeated header or a list), -ENOMEM
+ * when the digest cannot be computed. */
 WSK_API int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char *key,
                                         const char *const *subprotocols, size_t num_subprotocols,
                                         struct wsk_slice *chosen);

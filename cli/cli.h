@@ -1,0 +1,111 @@
+/* wsk command-line tool: what the subcommands share. Option values, logging
+ * and small growable buffers; the helpers live in main.c. The tool uses only
+ * the public API in <wsk.h>. */
+#ifndef WSK_CLI_H
+#define WSK_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses shared by every subcommand. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1, /* the network or the peer failed */
+    CLI_EXIT_USAGE = 2,   /* bad command line */
+};
+
+/* -q, default, -v, -vv. Library diagnostics of level N show at verbosity N. */
+enum cli_verbosity {
+    CLI_QUIET = 0,
+    CLI_NORMAL = 1,
+    CLI_VERBOSE = 2,
+    CLI_DEBUG = 3,
+};
+
+/* Subcommands: argv[0] is the subcommand's name. They return the exit status. */
+int cli_serve(int argc, char **argv);
+int cli_connect(int argc, char **argv);
+
+/* ---- logging ------------------------------------------------------------ */
+
+/* Every line on stderr starts with prog ("wsk serve"). */
+void cli_log_init(const char *prog, int verbosity);
+int cli_log_verbosity(void);
+const char *cli_log_prog(void);
+
+/* Receives each finished diagnostic line (with its '\n') instead of stderr;
+ * the interactive client uses it to print above its prompt. NULL restores
+ * stderr. */
+typedef void (*cli_log_hook)(const char *line, size_t len, void *data);
+void cli_log_set_hook(cli_log_hook hook, void *data);
+
+/* Writes "prog: message\n" when verbosity >= level. Errors (level 0) always
+ * show. */
+void cli_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define cli_error(...)   cli_log(0, __VA_ARGS__)
+#define cli_info(...)    cli_log(CLI_NORMAL, __VA_ARGS__)
+#define cli_verbose(...) cli_log(CLI_VERBOSE, __VA_ARGS__)
+
+/* A wsk_log_cb: library diagnostics, error and warning levels labelled. */
+void cli_log_library(int level, const char *msg, void *user_data);
+
+/* Prints "prog: message" and a hint to run --help; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- option values ------------------------------------------------------ */
+
+/* Each returns 0, or -EINVAL / -ERANGE with *out untouched. */
+
+/* A decimal count in [min, max]. */
+int cli_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* A byte size in [1, max]: "4096", "64k", "16M" (k and m are 1024-based; g
+ * is accepted too). */
+int cli_parse_bytes(const char *s, uint64_t max, uint64_t *out);
+
+/* Seconds with an optional fraction ("10", "0.5") as milliseconds, at most
+ * UINT32_MAX - 1. A positive value never rounds down to 0 ms. */
+int cli_parse_seconds(const char *s, uint32_t *out_ms);
+
+/* "HOST:PORT", "[IPV6]:PORT" or a bare "PORT" (host default_host). host is a
+ * copy without brackets; free it with cli_listen_addr_reset(). */
+struct cli_listen_addr {
+    char *host;
+    uint16_t port;
+    bool is_ipv6; /* needs brackets in a URL */
+};
+int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out);
+void cli_listen_addr_reset(struct cli_listen_addr *a);
+
+/* An RFC 9110 token (a subprotocol name, a header name). */
+bool cli_is_token(const char *s);
+
+/* Repeated options (--origin A --origin B), borrowed from argv. */
+struct cli_strv {
+    const char **v;
+    size_t len;
+    size_t cap;
+};
+int cli_strv_push(struct cli_strv *l, const char *s);
+void cli_strv_reset(struct cli_strv *l);
+
+/* ---- bytes -------------------------------------------------------------- */
+
+struct cli_buf {
+    char *ptr;
+    size_t len;
+    size_t cap;
+};
+/* Both return 0 or -ENOMEM (the buffer is unchanged then). */
+int cli_buf_append(struct cli_buf *b, const void *data, size_t len);
+int cli_buf_printf(struct cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_buf_vprintf(struct cli_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+void cli_buf_reset(struct cli_buf *b);
+
+/* write(2) until everything is out, retrying on EINTR. 0 or a negative errno. */
+int cli_write_all(int fd, const void *data, size_t len);
+
+#endif

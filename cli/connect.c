@@ -1,0 +1,984 @@
+/* wsk connect: a WebSocket client for terminals, pipes and test suites.
+ *
+ * Three modes, chosen once at start:
+ *
+ *   terminal  stdin and stdout are terminals: a line editor in raw mode,
+ *             messages printed above the prompt (lineedit.c does the screen).
+ *   pipe      each stdin line is a message, each message a stdout line; at
+ *             the end of stdin the client closes and drains what is left.
+ *   echo      (--echo) every message goes back to the server unchanged.
+ *
+ * stdin is read on the loop like any socket, so the connection keeps
+ * flowing while nothing is typed. When the send queue is full, reading stops
+ * until on_drain: a big file piped in never piles up in memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "lineedit.h"
+#include "wsk.h"
+
+#define DEFAULT_MAX_MESSAGE     (16u * 1024 * 1024)
+#define DEFAULT_CONNECT_TIMEOUT 10000u
+#define STDIN_CHUNK             65536
+#define TERMINAL_CHUNK          1024
+#define BINARY_PREVIEW          32 /* bytes of a binary message shown on a terminal */
+
+static const char connect_usage[] =
+    "usage: wsk connect URL [options]\n"
+    "\n"
+    "Connects to the WebSocket server at URL: ws://HOST[:PORT][/PATH][?QUERY], where\n"
+    "HOST is a name, an IPv4 address or an IPv6 address in brackets.\n"
+    "\n"
+    "When stdin and stdout are terminals it is an interactive client: each line you\n"
+    "type is sent as a text message, and messages that arrive print above the prompt\n"
+    "as '< TEXT' (binary ones as '< (binary, N bytes)' and their first bytes in hex).\n"
+    "Enter sends; Backspace, Ctrl-U, Ctrl-W, Ctrl-K, Left/Right and Home/End edit;\n"
+    "Ctrl-D on an empty line or Ctrl-C closes the connection.\n"
+    "\n"
+    "Otherwise each line of stdin, without its newline, is sent as a message, and\n"
+    "each message received is written to stdout followed by a newline. At the end of\n"
+    "stdin the client closes the connection (1000) and still prints what arrives\n"
+    "until the server's close.\n"
+    "\n"
+    "options:\n"
+    "  --header 'NAME: VALUE'  add a header to the handshake request; repeat for more\n"
+    "                          (default: none)\n"
+    "  --subprotocol P         offer subprotocol P; repeat for more, in order of\n"
+    "                          preference (default: none)\n"
+    "  --origin ORIGIN         send this Origin header, e.g. http://localhost\n"
+    "                          (default: no Origin header)\n"
+    "  --binary                send stdin lines as binary messages (default: text,\n"
+    "                          which must be valid UTF-8)\n"
+    "  --echo                  ignore stdin and send every message received back\n"
+    "                          unchanged, text as text and binary as binary, until the\n"
+    "                          server closes\n"
+    "  --backend NAME          event loop backend: epoll, poll or select (default epoll)\n"
+    "  --max-message BYTES     largest message accepted from the server, and longest\n"
+    "                          stdin line sent (default 16M)\n"
+    "  --connect-timeout SECONDS  time allowed for the name lookup, the TCP connection\n"
+    "                          and the handshake together (default 10)\n"
+    "  -v, --verbose           report connecting and closing on stderr; twice: library\n"
+    "                          debug messages too\n"
+    "  -q, --quiet             print only errors (and the messages received)\n"
+    "  -h, --help              show this help\n"
+    "\n"
+    "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
+    "fraction: 0.5.\n"
+    "\n"
+    "Exit status: 0 once the close handshake is done, whatever the server's close\n"
+    "code (printed as 'Connection closed: CODE REASON.' on a terminal or with -v);\n"
+    "1 when connecting fails, the handshake is rejected, the peer breaks the protocol\n"
+    "or the connection is lost; 2 for a bad command line.\n";
+
+enum connect_mode {
+    MODE_PIPE,
+    MODE_TERMINAL,
+    MODE_ECHO,
+};
+
+struct connect_options {
+    const char *url;
+    struct cli_strv headers;
+    struct cli_strv subprotocols;
+    const char *origin;
+    bool is_binary;
+    bool is_echo;
+    enum wsk_backend backend;
+    uint64_t max_message;
+    uint32_t connect_timeout_ms;
+    int verbosity;
+};
+
+struct client {
+    struct connect_options opt;
+    enum connect_mode mode;
+    struct wsk_loop *loop;
+    struct wsk_conn *conn; /* NULL once on_close has run */
+    int status;            /* exit status so far */
+    bool is_open;
+    bool is_closing;     /* our close frame is on its way */
+    bool is_interrupted; /* ^C or a signal asked to stop; a second time exits */
+    bool is_stdout_broken;
+
+    /* stdin. Files cannot be watched (epoll says EPERM and poll says "always
+     * ready"), so they are read a chunk per loop iteration from a timer. */
+    struct wsk_io stdin_io;
+    struct wsk_timer stdin_timer;
+    bool is_stdin_watched;
+    bool is_stdin_polled;
+    bool is_stdin_eof;
+    bool is_paused; /* send queue full: wait for on_drain */
+    char *in;       /* a chunk read but not sent yet (pipe mode) */
+    size_t in_off;
+    size_t in_len;
+    struct cli_buf partial; /* the start of a line whose newline has not come */
+    uint64_t line_no;
+
+    struct lineedit le; /* terminal mode */
+};
+
+/* The terminal settings to put back: kept outside struct client because the
+ * exit paths that need them (atexit, fatal signals) cannot be handed one. */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+static struct {
+    struct termios saved;
+    volatile sig_atomic_t is_raw;
+    bool is_registered;
+    struct sigaction old_actions[sizeof fatal_signals / sizeof fatal_signals[0]];
+} term;
+
+/* ---- the terminal -------------------------------------------------------- */
+
+/* Async-signal-safe: tcsetattr() is on the POSIX list. */
+static void term_restore(void)
+{
+    if (term.is_raw) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &term.saved);
+        term.is_raw = false;
+    }
+}
+
+/* A crash must not leave the shell without echo: put the terminal back,
+ * then let the previous handler (the default: a core dump, or a sanitizer's
+ * report) deal with the signal. */
+static void on_fatal_signal(int signo)
+{
+    term_restore();
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+        if (fatal_signals[i] == signo)
+            sigaction(signo, &term.old_actions[i], NULL);
+    raise(signo);
+}
+
+/* Raw mode: keys arrive one by one, unechoed, and ^C is a byte rather than
+ * SIGINT (so it closes the connection cleanly). Output processing stays on,
+ * so "\n" still moves to the start of the next line. */
+static int term_raw(void)
+{
+    struct termios raw;
+
+    if (tcgetattr(STDIN_FILENO, &term.saved) < 0)
+        return -errno;
+    raw = term.saved;
+    raw.c_iflag &= ~(tcflag_t)(BRKINT | ICRNL | INPCK | ISTRIP | IXON);
+    raw.c_cflag |= CS8;
+    raw.c_lflag &= ~(tcflag_t)(ECHO | ICANON | IEXTEN | ISIG);
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
+    if (!term.is_registered) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+            sigaction(fatal_signals[i], &sa, &term.old_actions[i]);
+        atexit(term_restore);
+        term.is_registered = true;
+    }
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+        return -errno;
+    term.is_raw = true;
+    return 0;
+}
+
+static unsigned term_columns(void)
+{
+    struct winsize ws;
+
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0)
+        return 0;
+    return ws.ws_col;
+}
+
+/* Writes what the line editor asked for. */
+static void term_flush(struct client *c)
+{
+    size_t len;
+    const char *out = lineedit_output(&c->le, &len);
+
+    if (len > 0)
+        (void)cli_write_all(STDOUT_FILENO, out, len);
+    lineedit_output_clear(&c->le);
+}
+
+/* Prints text (ending in a newline) above the prompt line. */
+static void term_print(struct client *c, int fd, const char *text, size_t len)
+{
+    bool was_shown = lineedit_is_shown(&c->le);
+
+    if (lineedit_hide(&c->le) < 0)
+        lineedit_output_clear(&c->le);
+    term_flush(c);
+    (void)cli_write_all(fd, text, len);
+    if (was_shown && lineedit_show(&c->le) < 0)
+        lineedit_output_clear(&c->le);
+    term_flush(c);
+}
+
+static void term_log_hook(const char *line, size_t len, void *data)
+{
+    term_print(data, STDERR_FILENO, line, len);
+}
+
+/* Prints a line to stderr, above the prompt when there is one. */
+static void client_note(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_note(struct client *c, const char *fmt, ...)
+{
+    struct cli_buf b = {0};
+    va_list ap;
+    int rv;
+
+    va_start(ap, fmt);
+    rv = cli_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (rv == 0 && cli_buf_append(&b, "\n", 1) == 0) {
+        if (c->mode == MODE_TERMINAL)
+            term_print(c, STDERR_FILENO, b.ptr, b.len);
+        else
+            (void)cli_write_all(STDERR_FILENO, b.ptr, b.len);
+    }
+    cli_buf_reset(&b);
+}
+
+/* A message as the interactive client shows it. Control characters are made
+ * visible (^[ for ESC) so a server cannot move the cursor or retitle the
+ * window; continuation lines of a multi-line message are indented. */
+static int format_message(struct cli_buf *b, const struct wsk_message *msg)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *p = msg->data;
+
+    if (msg->opcode == WSK_OP_BINARY) {
+        size_t n = msg->len < BINARY_PREVIEW ? msg->len : BINARY_PREVIEW;
+        if (cli_buf_printf(b, "< (binary, %zu bytes)%s", msg->len, n ? " " : "") < 0)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            char pair[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+            if (cli_buf_append(b, pair, 2) < 0)
+                return -ENOMEM;
+        }
+        if (msg->len > n && cli_buf_append(b, "...", 3) < 0)
+            return -ENOMEM;
+        return cli_buf_append(b, "\n", 1);
+    }
+    if (cli_buf_append(b, "< ", 2) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < msg->len; i++) {
+        int rv;
+        if (p[i] == '\n') {
+            rv = cli_buf_append(b, "\n  ", 3);
+        } else if (p[i] < 0x20 && p[i] != '\t') {
+            char caret[2] = {'^', (char)(p[i] + 0x40)};
+            rv = cli_buf_append(b, caret, 2);
+        } else if (p[i] == 0x7f) {
+            rv = cli_buf_append(b, "^?", 2);
+        } else if (p[i] == 0xc2 && i + 1 < msg->len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            rv = cli_buf_append(b, "\xef\xbf\xbd", 3); /* C1 control: U+FFFD */
+            i++;
+        } else {
+            rv = cli_buf_append(b, &p[i], 1);
+        }
+        if (rv < 0)
+            return -ENOMEM;
+    }
+    return cli_buf_append(b, "\n", 1);
+}
+
+/* ---- stdin --------------------------------------------------------------- */
+
+static void on_stdin_io(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
+static void on_stdin_timer(struct wsk_loop *loop, struct wsk_timer *t);
+
+static bool wants_stdin(const struct client *c)
+{
+    if (c->mode == MODE_ECHO || !c->conn || !c->is_open || c->is_stdin_eof)
+        return false;
+    /* A terminal stays readable while closing: a second ^C exits at once. */
+    if (c->mode == MODE_TERMINAL)
+        return true;
+    return !c->is_closing && !c->is_paused && !c->is_stdout_broken && c->in_off == c->in_len;
+}
+
+/* Starts or stops reading stdin to match the client's state. */
+static void stdin_update(struct client *c)
+{
+    int rv;
+
+    if (!wants_stdin(c)) {
+        if (c->is_stdin_watched)
+            wsk_io_stop(c->loop, &c->stdin_io);
+        c->is_stdin_watched = false;
+        wsk_timer_stop(c->loop, &c->stdin_timer);
+        return;
+    }
+    if (!c->is_stdin_polled && !c->is_stdin_watched) {
+        rv = wsk_io_start(c->loop, &c->stdin_io, WSK_IO_READ);
+        if (rv == 0) {
+            c->is_stdin_watched = true;
+            return;
+        }
+        cli_log(CLI_DEBUG, "stdin cannot be watched (%s): reading it as a file", wsk_strerror(rv));
+        c->is_stdin_polled = true;
+    }
+    if (c->is_stdin_polled && !wsk_timer_is_active(&c->stdin_timer)) {
+        rv = wsk_timer_start(c->loop, &c->stdin_timer, 0, 0);
+        if (rv < 0) {
+            cli_error("cannot read stdin: %s", wsk_strerror(rv));
+            c->status = CLI_EXIT_FAILURE;
+            c->is_stdin_eof = true;
+        }
+    }
+}
+
+static void start_close(struct client *c, unsigned code)
+{
+    struct wsk_conn *conn = c->conn;
+
+    if (!conn || c->is_closing)
+        return;
+    c->is_closing = true;
+    if (c->mode == MODE_TERMINAL) {
+        if (lineedit_hide(&c->le) < 0)
+            lineedit_output_clear(&c->le);
+        term_flush(c);
+    }
+    /* on_close may run inside this call and clear c->conn. */
+    wsk_conn_close(conn, code, NULL);
+    stdin_update(c);
+}
+
+/* Gives up after a local problem (bad input, stdout gone): close politely
+ * and exit 1 once the server has answered. */
+static void fail(struct client *c)
+{
+    c->status = CLI_EXIT_FAILURE;
+    start_close(c, WSK_CLOSE_GOING_AWAY);
+}
+
+static void send_line(struct client *c, const char *line, size_t len)
+{
+    int rv;
+
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len > c->opt.max_message) {
+        cli_error("line %llu is longer than --max-message (%llu bytes)",
+                  (unsigned long long)c->line_no, (unsigned long long)c->opt.max_message);
+        fail(c);
+        return;
+    }
+    rv = wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, line, len);
+    if (rv == WSK_EBACKPRESSURE) {
+        c->is_paused = true; /* queued all the same; stop reading until on_drain */
+    } else if (rv == WSK_EUTF8) {
+        cli_error("line %llu is not valid UTF-8 (use --binary to send bytes)",
+                  (unsigned long long)c->line_no);
+        fail(c);
+    } else if (rv < 0) {
+        cli_error("cannot send: %s", wsk_strerror(rv));
+        fail(c);
+    }
+}
+
+/* Sends the whole lines of the chunk in c->in, keeping a trailing partial
+ * line for later, and closes after the last line of stdin. */
+static void pipe_process(struct client *c)
+{
+    while (c->in_off < c->in_len && c->conn && !c->is_closing && !c->is_paused) {
+        const char *start = c->in + c->in_off;
+        size_t avail = c->in_len - c->in_off;
+        const char *nl = memchr(start, '\n', avail);
+        size_t seg = nl ? (size_t)(nl - start) : avail;
+
+        /* One more byte than the limit: a '\r' that will be stripped. */
+        if (seg > c->opt.max_message + 1 - c->partial.len) {
+            c->line_no++;
+            cli_error("line %llu is longer than --max-message (%llu bytes)",
+                      (unsigned long long)c->line_no, (unsigned long long)c->opt.max_message);
+            fail(c);
+            return;
+        }
+        if (!nl) {
+            if (cli_buf_append(&c->partial, start, seg) < 0) {
+                cli_error("out of memory");
+                fail(c);
+                return;
+            }
+            c->in_off = c->in_len;
+            break;
+        }
+        c->in_off += seg + 1;
+        c->line_no++;
+        if (c->partial.len == 0) {
+            send_line(c, start, seg);
+        } else if (cli_buf_append(&c->partial, start, seg) < 0) {
+            cli_error("out of memory");
+            fail(c);
+            return;
+        } else {
+            send_line(c, c->partial.ptr, c->partial.len);
+            c->partial.len = 0;
+        }
+    }
+    if (c->is_stdin_eof && c->in_off == c->in_len && c->conn && !c->is_closing && !c->is_paused) {
+        if (c->partial.len > 0) {
+            /* The last line had no newline: it is a line all the same. */
+            c->line_no++;
+            send_line(c, c->partial.ptr, c->partial.len);
+            c->partial.len = 0;
+        }
+        start_close(c, WSK_CLOSE_NORMAL);
+    }
+}
+
+static void pipe_read(struct client *c)
+{
+    ssize_t n;
+
+    if (c->in_off == c->in_len) {
+        n = read(STDIN_FILENO, c->in, STDIN_CHUNK);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                return;
+            cli_error("cannot read stdin: %s", wsk_strerror(-errno));
+            c->status = CLI_EXIT_FAILURE;
+            c->is_stdin_eof = true;
+        } else if (n == 0) {
+            c->is_stdin_eof = true;
+        } else {
+            c->in_off = 0;
+            c->in_len = (size_t)n;
+        }
+    }
+    pipe_process(c);
+}
+
+static void interrupt(struct client *c, int forced_status);
+
+/* Keys from the terminal. Each readiness gets exactly one read(): stdin is
+ * left blocking (O_NONBLOCK would be shared with the shell and with stdout,
+ * which is usually the same terminal), and one read after readiness never
+ * blocks. */
+static void terminal_read(struct client *c)
+{
+    char buf[TERMINAL_CHUNK];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    size_t off = 0;
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        /* The terminal is gone. */
+        c->is_stdin_eof = true;
+        start_close(c, WSK_CLOSE_GOING_AWAY);
+        stdin_update(c);
+        return;
+    }
+    if (c->is_closing) {
+        if (memchr(buf, 0x03, (size_t)n))
+            interrupt(c, 130);
+        return;
+    }
+    while (off < (size_t)n && c->conn && !c->is_closing) {
+        size_t used, len;
+        const char *line;
+        int rv, ev = lineedit_feed(&c->le, buf + off, (size_t)n - off, &used);
+
+        off += used;
+        term_flush(c);
+        switch (ev) {
+        case LINEEDIT_LINE:
+            line = lineedit_line(&c->le, &len);
+            rv = wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, line, len);
+            if (rv < 0 && rv != WSK_EBACKPRESSURE)
+                cli_error("cannot send: %s", wsk_strerror(rv));
+            break;
+        case LINEEDIT_EOF:
+            start_close(c, WSK_CLOSE_NORMAL);
+            break;
+        case LINEEDIT_INTERRUPT:
+            interrupt(c, 130);
+            break;
+        case LINEEDIT_NONE:
+            break;
+        default:
+            cli_error("out of memory");
+            break;
+        }
+    }
+}
+
+static void stdin_read(struct client *c)
+{
+    if (c->mode == MODE_TERMINAL)
+        terminal_read(c);
+    else
+        pipe_read(c);
+    stdin_update(c);
+}
+
+static void on_stdin_io(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    stdin_read(io->data);
+}
+
+static void on_stdin_timer(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    (void)loop;
+    stdin_read(t->data);
+}
+
+/* ---- connection events --------------------------------------------------- */
+
+static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data)
+{
+    struct client *c = user_data;
+    int rv;
+
+    (void)conn;
+    c->is_open = true;
+    if (c->is_interrupted) {
+        start_close(c, WSK_CLOSE_NORMAL);
+        return;
+    }
+    if (ev->subprotocol.len)
+        cli_verbose("connected to %s (subprotocol %.*s)", c->opt.url, (int)ev->subprotocol.len,
+                    ev->subprotocol.ptr);
+    else
+        cli_verbose("connected to %s", c->opt.url);
+
+    if (c->mode == MODE_TERMINAL) {
+        if (c->opt.verbosity > CLI_QUIET) {
+            struct cli_buf b = {0};
+            if (cli_buf_printf(&b, "Connected to %s.\n", c->opt.url) == 0)
+                (void)cli_write_all(STDOUT_FILENO, b.ptr, b.len);
+            cli_buf_reset(&b);
+        }
+        rv = term_raw();
+        if (rv < 0) {
+            cli_error("cannot set up the terminal: %s", wsk_strerror(rv));
+            fail(c);
+            return;
+        }
+        cli_log_set_hook(term_log_hook, c);
+        lineedit_set_columns(&c->le, term_columns());
+        if (lineedit_show(&c->le) < 0)
+            lineedit_output_clear(&c->le);
+        term_flush(c);
+    }
+    stdin_update(c);
+}
+
+static void pipe_message(struct client *c, const struct wsk_message *msg)
+{
+    if (c->is_stdout_broken)
+        return;
+    if ((msg->len > 0 && fwrite(msg->data, 1, msg->len, stdout) != msg->len) ||
+        putchar('\n') == EOF || fflush(stdout) == EOF) {
+        int err = errno;
+        /* A reader that went away (| head) is not worth a message. */
+        if (err != EPIPE)
+            cli_error("cannot write to stdout: %s", wsk_strerror(-err));
+        c->is_stdout_broken = true;
+        fail(c);
+    }
+}
+
+static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, void *user_data)
+{
+    struct client *c = user_data;
+    struct cli_buf b = {0};
+    int rv;
+
+    switch (c->mode) {
+    case MODE_ECHO:
+        rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
+        if (rv < 0 && rv != WSK_EBACKPRESSURE && rv != WSK_ESTATE)
+            cli_error("cannot echo: %s", wsk_strerror(rv));
+        break;
+    case MODE_PIPE:
+        pipe_message(c, msg);
+        break;
+    case MODE_TERMINAL:
+        if (format_message(&b, msg) < 0) {
+            cli_error("out of memory");
+            break;
+        }
+        term_print(c, STDOUT_FILENO, b.ptr, b.len);
+        cli_buf_reset(&b);
+        break;
+    }
+}
+
+static void on_drain(struct wsk_conn *conn, void *user_data)
+{
+    struct client *c = user_data;
+
+    (void)conn;
+    if (!c->is_paused)
+        return;
+    c->is_paused = false;
+    pipe_process(c);
+    stdin_update(c);
+}
+
+static bool is_connection_lost(int err)
+{
+    return err == WSK_EABNORMAL || err == -ECONNRESET || err == -EPIPE || err == -ECONNABORTED ||
+           err == -ETIMEDOUT || err == WSK_ECLOSED;
+}
+
+static bool is_protocol_error(int err)
+{
+    return err == WSK_EPROTO || err == WSK_EUTF8 || err == WSK_ETOOBIG || err == WSK_EDEFLATE;
+}
+
+static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data)
+{
+    struct client *c = user_data;
+    const char *url = c->opt.url;
+
+    (void)conn;
+    c->conn = NULL;
+    stdin_update(c);
+    if (c->mode == MODE_TERMINAL) {
+        if (lineedit_hide(&c->le) < 0)
+            lineedit_output_clear(&c->le);
+        term_flush(c);
+    }
+
+    if (!ev->was_open) {
+        if (c->is_interrupted) {
+            c->status = 130;
+        } else if (ev->http_status) {
+            cli_error("handshake rejected: HTTP %d", ev->http_status);
+            c->status = CLI_EXIT_FAILURE;
+        } else {
+            cli_error("cannot connect to %s: %s", url,
+                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL));
+            c->status = CLI_EXIT_FAILURE;
+        }
+    } else if (ev->error == 0) {
+        if (c->opt.verbosity >= CLI_VERBOSE ||
+            (c->opt.verbosity > CLI_QUIET && (c->mode == MODE_TERMINAL || isatty(STDERR_FILENO))))
+            client_note(c, "Connection closed: %u%s%.*s.", ev->code, ev->reason.len ? " " : "",
+                        (int)ev->reason.len, ev->reason.ptr);
+    } else if (is_connection_lost(ev->error)) {
+        if (ev->error == WSK_EABNORMAL)
+            cli_error("connection lost (%u)", ev->code);
+        else
+            cli_error("connection lost (%u): %s", ev->code, wsk_strerror(ev->error));
+        c->status = CLI_EXIT_FAILURE;
+    } else if (is_protocol_error(ev->error)) {
+        cli_error("protocol error: %s (%u)", wsk_strerror(ev->error), ev->code);
+        c->status = CLI_EXIT_FAILURE;
+    } else {
+        cli_error("connection failed: %s (%u)", wsk_strerror(ev->error), ev->code);
+        c->status = CLI_EXIT_FAILURE;
+    }
+    cli_log_set_hook(NULL, NULL);
+    term_restore();
+}
+
+/* ^C, SIGINT, SIGTERM, SIGHUP: the first one closes cleanly, the second
+ * exits at once. */
+static void interrupt(struct client *c, int forced_status)
+{
+    if (c->is_interrupted) {
+        term_restore();
+        _exit(forced_status);
+    }
+    c->is_interrupted = true;
+    if (!c->conn)
+        return;
+    if (!c->is_open) {
+        wsk_conn_close(c->conn, WSK_CLOSE_NORMAL, NULL); /* stop connecting */
+        return;
+    }
+    start_close(c, WSK_CLOSE_NORMAL);
+}
+
+static void on_signal(struct wsk_loop *loop, int signo, void *data)
+{
+    struct client *c = data;
+
+    (void)loop;
+    if (signo == SIGWINCH) {
+        lineedit_set_columns(&c->le, term_columns());
+        if (lineedit_is_shown(&c->le) && lineedit_show(&c->le) < 0)
+            lineedit_output_clear(&c->le);
+        term_flush(c);
+        return;
+    }
+    interrupt(c, 128 + signo);
+}
+
+/* The client reports every failure itself, in one line, from on_close; the
+ * library's own account of it is detail for -v. */
+static void log_library(int level, const char *msg, void *user_data)
+{
+    if (cli_log_verbosity() >= CLI_VERBOSE)
+        cli_log_library(level, msg, user_data);
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+enum {
+    OPT_HEADER = 256,
+    OPT_SUBPROTOCOL,
+    OPT_ORIGIN,
+    OPT_BINARY,
+    OPT_ECHO,
+    OPT_BACKEND,
+    OPT_MAX_MESSAGE,
+    OPT_CONNECT_TIMEOUT,
+};
+
+static const struct option connect_longopts[] = {
+    {"header", required_argument, NULL, OPT_HEADER},
+    {"subprotocol", required_argument, NULL, OPT_SUBPROTOCOL},
+    {"origin", required_argument, NULL, OPT_ORIGIN},
+    {"binary", no_argument, NULL, OPT_BINARY},
+    {"echo", no_argument, NULL, OPT_ECHO},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* "Name: value": a token, a colon, and a value without line breaks. */
+static bool is_header(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    bool is_ok;
+    char *name;
+
+    if (!colon || colon == s || strpbrk(s, "\r\n"))
+        return false;
+    name = strndup(s, (size_t)(colon - s));
+    if (!name)
+        return false;
+    is_ok = cli_is_token(name);
+    free(name);
+    return is_ok;
+}
+
+static bool has_control_chars(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
+static int parse_options(struct connect_options *opt, int argc, char **argv)
+{
+    int c;
+
+    opt->backend = WSK_BACKEND_DEFAULT;
+    opt->max_message = DEFAULT_MAX_MESSAGE;
+    opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT;
+    opt->verbosity = CLI_NORMAL;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":vqh", connect_longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HEADER:
+            if (!is_header(optarg))
+                return cli_usage_error("--header '%s': expected 'Name: value'", optarg);
+            if (cli_strv_push(&opt->headers, optarg) < 0)
+                return cli_usage_error("out of memory");
+            break;
+        case OPT_SUBPROTOCOL:
+            if (!cli_is_token(optarg))
+                return cli_usage_error("--subprotocol '%s': expected a token like chat.v1 (no "
+                                       "spaces or commas)",
+                                       optarg);
+            if (cli_strv_push(&opt->subprotocols, optarg) < 0)
+                return cli_usage_error("out of memory");
+            break;
+        case OPT_ORIGIN:
+            if (!*optarg || has_control_chars(optarg))
+                return cli_usage_error("--origin '%s': expected an origin like "
+                                       "http://localhost",
+                                       optarg);
+            opt->origin = optarg;
+            break;
+        case OPT_BINARY:
+            opt->is_binary = true;
+            break;
+        case OPT_ECHO:
+            opt->is_echo = true;
+            break;
+        case OPT_BACKEND:
+            if (wsk_backend_parse(optarg, &opt->backend) < 0)
+                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
+            break;
+        case OPT_MAX_MESSAGE:
+            /* A line is kept in memory before it is sent: keep it addressable. */
+            if (cli_parse_bytes(optarg, SIZE_MAX / 2, &opt->max_message) < 0)
+                return cli_usage_error("--max-message '%s': expected a size like 65536, 64k "
+                                       "or 16M",
+                                       optarg);
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if (cli_parse_seconds(optarg, &opt->connect_timeout_ms) < 0 ||
+                opt->connect_timeout_ms == 0)
+                return cli_usage_error("--connect-timeout '%s': expected positive seconds like "
+                                       "10 or 0.5",
+                                       optarg);
+            break;
+        case 'v':
+            opt->verbosity = opt->verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
+            break;
+        case 'q':
+            opt->verbosity = CLI_QUIET;
+            break;
+        case 'h':
+            fputs(connect_usage, stdout);
+            return -1;
+        case ':':
+            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("missing the URL to connect to (ws://HOST[:PORT]/PATH)");
+    opt->url = argv[optind++];
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+static int run(struct client *c)
+{
+    const struct connect_options *opt = &c->opt;
+    struct wsk_loop_config loop_cfg;
+    struct wsk_client_config cfg;
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    int rv;
+
+    wsk_loop_config_init(&loop_cfg);
+    loop_cfg.backend = opt->backend;
+    rv = wsk_loop_new(&c->loop, &loop_cfg);
+    if (rv < 0) {
+        cli_error("cannot create the event loop: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        rv = wsk_loop_signal(c->loop, signals[i], on_signal, c);
+        if (rv < 0) {
+            cli_error("cannot handle signals: %s", wsk_strerror(rv));
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    if (c->mode == MODE_TERMINAL && (rv = wsk_loop_signal(c->loop, SIGWINCH, on_signal, c)) < 0) {
+        cli_error("cannot handle signals: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    wsk_client_config_init(&cfg);
+    cfg.handlers.on_open = on_open;
+    cfg.handlers.on_message = on_message;
+    cfg.handlers.on_drain = on_drain;
+    cfg.handlers.on_close = on_close;
+    cfg.user_data = c;
+    cfg.log = log_library;
+    cfg.limits.max_message = opt->max_message;
+    cfg.subprotocols = opt->subprotocols.v;
+    cfg.num_subprotocols = opt->subprotocols.len;
+    cfg.headers = opt->headers.v;
+    cfg.num_headers = opt->headers.len;
+    cfg.origin = opt->origin;
+    cfg.connect_timeout_ms = opt->connect_timeout_ms;
+
+    cli_verbose("connecting to %s", opt->url);
+    rv = wsk_client_connect(&c->conn, c->loop, opt->url, &cfg);
+    if (rv == WSK_EURL) {
+        /* One line, like every other failure: scripts match on it. */
+        cli_error("'%s' is not a URL wsk can connect to (expected ws://HOST[:PORT][/PATH])",
+                  opt->url);
+        return CLI_EXIT_USAGE;
+    }
+    if (rv < 0) {
+        cli_error("cannot connect to %s: %s", opt->url, wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    rv = wsk_loop_run(c->loop);
+    if (rv < 0) {
+        cli_error("event loop failed: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+    if (c->conn) {
+        /* Only a stopped loop gets here with the connection still alive. */
+        cli_error("the connection did not finish");
+        return CLI_EXIT_FAILURE;
+    }
+    return c->status;
+}
+
+int cli_connect(int argc, char **argv)
+{
+    struct client c = {0};
+    int status;
+
+    cli_log_init("wsk connect", CLI_NORMAL);
+    status = parse_options(&c.opt, argc, argv);
+    if (status == 0) {
+        cli_log_init("wsk connect", c.opt.verbosity);
+        if (c.opt.is_echo)
+            c.mode = MODE_ECHO;
+        else if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+            c.mode = MODE_TERMINAL;
+        else
+            c.mode = MODE_PIPE;
+        wsk_io_init(&c.stdin_io, STDIN_FILENO, on_stdin_io, &c);
+        wsk_timer_init(&c.stdin_timer, on_stdin_timer, &c);
+        lineedit_init(&c.le, "> ", (size_t)c.opt.max_message);
+        if (c.mode == MODE_PIPE && !(c.in = malloc(STDIN_CHUNK))) {
+            cli_error("out of memory");
+            status = CLI_EXIT_FAILURE;
+        }
+    }
+    if (status == 0) {
+        /* A closed stdout must show up as EPIPE from write(), not kill us
+         * before the close handshake. */
+        signal(SIGPIPE, SIG_IGN);
+        status = run(&c);
+    }
+    cli_log_set_hook(NULL, NULL);
+    term_restore();
+    wsk_loop_free(c.loop);
+    lineedit_reset(&c.le);
+    cli_buf_reset(&c.partial);
+    free(c.in);
+    cli_strv_reset(&c.opt.headers);
+    cli_strv_reset(&c.opt.subprotocols);
+    return status < 0 ? CLI_EXIT_OK : status;
+}

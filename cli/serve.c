@@ -1,0 +1,495 @@
+/* wsk serve: a WebSocket server in one command.
+ *
+ * Broadcast mode relays every message to every client (the sender too, which
+ * is how the built-in chat page shows your own messages); echo mode sends
+ * each message back to its sender. The HTTP side serves the chat page, or a
+ * directory with --static. Everything else is the library's: this file turns
+ * options into a wsk_server_config and events into log lines. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chat_page.h"
+#include "cli.h"
+#include "wsk.h"
+
+#define DEFAULT_HOST              "127.0.0.1"
+#define DEFAULT_MAX_MESSAGE       (16u * 1024 * 1024)
+#define DEFAULT_MAX_QUEUE         (1024u * 1024)
+#define DEFAULT_MAX_CONNECTIONS   100000u
+#define DEFAULT_PING_INTERVAL_MS  20000u
+#define DEFAULT_HANDSHAKE_TIMEOUT 10000u
+
+static const char serve_usage[] =
+    "usage: wsk serve [options]\n"
+    "\n"
+    "Runs a WebSocket server. With no options it listens on 127.0.0.1:8080, relays\n"
+    "every message to every connected client and serves a chat page at\n"
+    "http://127.0.0.1:8080/: open it in two browser tabs.\n"
+    "\n"
+    "options:\n"
+    "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080). HOST may be a\n"
+    "                         name, an IPv4 address or an IPv6 address in brackets\n"
+    "                         ([::1]:8080); 0.0.0.0 or [::] listens on every interface.\n"
+    "                         Port 0 picks a free port. A bare PORT means 127.0.0.1:PORT.\n"
+    "  --broadcast            send each message to every client, the sender included\n"
+    "                         (the default)\n"
+    "  --echo                 send each message back to its sender only\n"
+    "  --static DIR           serve the files in DIR over HTTP instead of the built-in\n"
+    "                         chat page (default: the chat page at /)\n"
+    "  --path PATH            accept WebSocket upgrades only on PATH, e.g. /ws\n"
+    "                         (default: any path)\n"
+    "  --origin ORIGIN        accept upgrades only from pages of ORIGIN, e.g.\n"
+    "                         https://example.com; repeat for more; others get HTTP 403\n"
+    "                         (default: any origin)\n"
+    "  --subprotocol P        offer subprotocol P; repeat for more, in order of\n"
+    "                         preference (default: none)\n"
+    "  --backend NAME         event loop backend: epoll, poll or select (default epoll)\n"
+    "  --max-message BYTES    largest message accepted; bigger ones close the\n"
+    "                         connection with 1009 (default 16M)\n"
+    "  --max-queue BYTES      send queue cap per connection; a client that falls this\n"
+    "                         far behind is closed with 1008 (default 1M)\n"
+    "  --max-connections N    most connections open at once; more get HTTP 503\n"
+    "                         (default 100000)\n"
+    "  --ping-interval SECONDS  ping each client this often, closing it when no pong\n"
+    "                         comes back (default 20; 0 disables pings)\n"
+    "  --handshake-timeout SECONDS  time a client has to finish the opening handshake\n"
+    "                         (default 10)\n"
+    "  -v, --verbose          log each connection opening and closing on stderr (peer,\n"
+    "                         path, close code); twice: library debug messages too\n"
+    "  -q, --quiet            print only errors (the listening line still goes to\n"
+    "                         stdout: scripts read the port from it)\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
+    "fraction: 0.5.\n"
+    "\n"
+    "The first line on stdout is\n"
+    "  wsk serve: listening on http://HOST:PORT/ (WebSocket ws://HOST:PORT/PATH, MODE)\n"
+    "with the port actually bound. SIGINT (Ctrl-C) or SIGTERM closes every connection\n"
+    "with 1001 and exits 0; a second one exits at once.\n";
+
+enum serve_mode {
+    SERVE_BROADCAST,
+    SERVE_ECHO,
+};
+
+struct serve_options {
+    struct cli_listen_addr listen;
+    enum serve_mode mode;
+    const char *static_dir;
+    const char *path;
+    enum wsk_backend backend;
+    uint64_t max_message;
+    uint64_t max_queue;
+    uint64_t max_connections;
+    uint32_t ping_interval_ms; /* UINT32_MAX: no pings */
+    uint32_t handshake_timeout_ms;
+    struct cli_strv origins;
+    struct cli_strv subprotocols;
+    int verbosity;
+};
+
+struct serve {
+    struct serve_options opt;
+    struct wsk_loop *loop;
+    struct wsk_server *srv;
+    bool is_shutting_down;
+};
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_ECHO,
+    OPT_BROADCAST,
+    OPT_STATIC,
+    OPT_PATH,
+    OPT_BACKEND,
+    OPT_MAX_MESSAGE,
+    OPT_MAX_QUEUE,
+    OPT_MAX_CONNECTIONS,
+    OPT_PING_INTERVAL,
+    OPT_HANDSHAKE_TIMEOUT,
+    OPT_ORIGIN,
+    OPT_SUBPROTOCOL,
+};
+
+static const struct option serve_longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"echo", no_argument, NULL, OPT_ECHO},
+    {"broadcast", no_argument, NULL, OPT_BROADCAST},
+    {"static", required_argument, NULL, OPT_STATIC},
+    {"path", required_argument, NULL, OPT_PATH},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"origin", required_argument, NULL, OPT_ORIGIN},
+    {"subprotocol", required_argument, NULL, OPT_SUBPROTOCOL},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* ---- options ------------------------------------------------------------- */
+
+static bool is_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
+static int parse_options(struct serve_options *opt, int argc, char **argv)
+{
+    const char *listen = NULL;
+    int c, rv;
+
+    opt->mode = SERVE_BROADCAST;
+    opt->backend = WSK_BACKEND_DEFAULT;
+    opt->max_message = DEFAULT_MAX_MESSAGE;
+    opt->max_queue = DEFAULT_MAX_QUEUE;
+    opt->max_connections = DEFAULT_MAX_CONNECTIONS;
+    opt->ping_interval_ms = DEFAULT_PING_INTERVAL_MS;
+    opt->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
+    opt->verbosity = CLI_NORMAL;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":vqh", serve_longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case OPT_ECHO:
+            opt->mode = SERVE_ECHO;
+            break;
+        case OPT_BROADCAST:
+            opt->mode = SERVE_BROADCAST;
+            break;
+        case OPT_STATIC:
+            if (!*optarg)
+                return cli_usage_error("--static needs a directory");
+            opt->static_dir = optarg;
+            break;
+        case OPT_PATH:
+            if (optarg[0] != '/' || !is_printable(optarg) || strchr(optarg, '?'))
+                return cli_usage_error("--path '%s': expected a path like /ws (starting with "
+                                       "'/', no spaces, no query)",
+                                       optarg);
+            opt->path = optarg;
+            break;
+        case OPT_BACKEND:
+            if (wsk_backend_parse(optarg, &opt->backend) < 0)
+                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
+            break;
+        case OPT_MAX_MESSAGE:
+            if (cli_parse_bytes(optarg, UINT64_MAX, &opt->max_message) < 0)
+                return cli_usage_error("--max-message '%s': expected a size like 65536, 64k "
+                                       "or 16M",
+                                       optarg);
+            break;
+        case OPT_MAX_QUEUE:
+            if (cli_parse_bytes(optarg, SIZE_MAX, &opt->max_queue) < 0)
+                return cli_usage_error("--max-queue '%s': expected a size like 65536, 64k or "
+                                       "1M",
+                                       optarg);
+            break;
+        case OPT_MAX_CONNECTIONS:
+            if (cli_parse_count(optarg, 1, SIZE_MAX, &opt->max_connections) < 0)
+                return cli_usage_error("--max-connections '%s': expected a positive number",
+                                       optarg);
+            break;
+        case OPT_PING_INTERVAL:
+            if (cli_parse_seconds(optarg, &opt->ping_interval_ms) < 0)
+                return cli_usage_error("--ping-interval '%s': expected seconds like 20 or 0.5 "
+                                       "(0 disables pings)",
+                                       optarg);
+            if (opt->ping_interval_ms == 0)
+                opt->ping_interval_ms = UINT32_MAX;
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (cli_parse_seconds(optarg, &opt->handshake_timeout_ms) < 0 ||
+                opt->handshake_timeout_ms == 0)
+                return cli_usage_error("--handshake-timeout '%s': expected positive seconds like "
+                                       "10 or 0.5",
+                                       optarg);
+            break;
+        case OPT_ORIGIN:
+            if (!*optarg || !is_printable(optarg))
+                return cli_usage_error("--origin '%s': expected an origin like "
+                                       "https://example.com",
+                                       optarg);
+            if (cli_strv_push(&opt->origins, optarg) < 0)
+                return cli_usage_error("out of memory");
+            break;
+        case OPT_SUBPROTOCOL:
+            if (!cli_is_token(optarg))
+                return cli_usage_error("--subprotocol '%s': expected a token like chat.v1 (no "
+                                       "spaces or commas)",
+                                       optarg);
+            if (cli_strv_push(&opt->subprotocols, optarg) < 0)
+                return cli_usage_error("out of memory");
+            break;
+        case 'v':
+            opt->verbosity = opt->verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
+            break;
+        case 'q':
+            opt->verbosity = CLI_QUIET;
+            break;
+        case 'h':
+            fputs(serve_usage, stdout);
+            return -1;
+        case ':':
+            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+
+    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen);
+    if (rv == -ENOMEM)
+        return cli_usage_error("out of memory");
+    if (rv < 0)
+        return cli_usage_error("--listen '%s': expected HOST:PORT, [IPV6]:PORT or PORT, with "
+                               "a port from 0 to 65535",
+                               listen);
+    return 0;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+/* What -v needs to log a connection's close: the peer's address is kept
+ * from on_open, where it is known for certain. */
+struct conn_info {
+    char *path;
+    char peer[]; /* then the path, both NUL-terminated */
+};
+
+static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data)
+{
+    struct serve *s = user_data;
+    const char *peer = wsk_conn_peer(conn);
+    size_t peer_len = strlen(peer);
+    struct conn_info *info;
+
+    if (s->opt.verbosity < CLI_VERBOSE)
+        return;
+    cli_verbose("%s: open %.*s%s%.*s", peer, (int)ev->path.len, ev->path.ptr,
+                ev->subprotocol.len ? ", subprotocol " : "", (int)ev->subprotocol.len,
+                ev->subprotocol.ptr);
+    info = malloc(sizeof *info + peer_len + 1 + ev->path.len + 1);
+    if (!info)
+        return; /* only the close line goes without the details */
+    memcpy(info->peer, peer, peer_len + 1);
+    info->path = info->peer + peer_len + 1;
+    memcpy(info->path, ev->path.ptr, ev->path.len);
+    info->path[ev->path.len] = '\0';
+    wsk_conn_set_data(conn, info);
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* A client that keeps sending while not reading its echoes would make its
+ * send queue grow without end: only broadcasts get the library's overflow
+ * policy. Allow the cap plus one whole message (a big message is legitimate)
+ * plus one more cap of slack for a burst, then close. */
+static void echo(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg)
+{
+    int rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
+
+    if (rv == WSK_EBACKPRESSURE) {
+        uint64_t hard_cap =
+            sat_add(sat_add(s->opt.max_queue, s->opt.max_queue), s->opt.max_message);
+        if (wsk_conn_send_queue(conn) > hard_cap) {
+            cli_verbose("%s: send queue over %llu bytes, closing", wsk_conn_peer(conn),
+                        (unsigned long long)hard_cap);
+            wsk_conn_close(conn, WSK_CLOSE_POLICY, "send queue full");
+        }
+    } else if (rv < 0 && rv != WSK_ESTATE) {
+        cli_log(CLI_NORMAL, "%s: cannot echo: %s", wsk_conn_peer(conn), wsk_strerror(rv));
+    }
+}
+
+static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, void *user_data)
+{
+    struct serve *s = user_data;
+
+    if (s->opt.mode == SERVE_ECHO) {
+        echo(s, conn, msg);
+    } else {
+        int rv = wsk_server_broadcast(s->srv, msg->opcode, msg->data, msg->len);
+        if (rv < 0)
+            cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
+    }
+}
+
+static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data)
+{
+    struct serve *s = user_data;
+    struct conn_info *info = wsk_conn_get_data(conn);
+
+    if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open) {
+        cli_verbose("%s: closed %s: %u%s%.*s%s%s", info ? info->peer : wsk_conn_peer(conn),
+                    info ? info->path : "?", ev->code, ev->reason.len ? " " : "",
+                    (int)ev->reason.len, ev->reason.ptr, ev->error ? ", " : "",
+                    ev->error ? wsk_strerror(ev->error) : "");
+    } else if (s->opt.verbosity >= CLI_DEBUG && ev->error) {
+        cli_log(CLI_DEBUG, "%s: handshake failed: %s", wsk_conn_peer(conn),
+                wsk_strerror(ev->error));
+    }
+    free(info);
+    wsk_conn_set_data(conn, NULL);
+}
+
+static void on_signal(struct wsk_loop *loop, int signo, void *data)
+{
+    struct serve *s = data;
+
+    (void)loop;
+    if (s->is_shutting_down) {
+        /* The user does not want to wait for the close handshakes. _exit:
+         * nothing left is worth flushing, and leak checkers would only
+         * report the server we deliberately did not free. */
+        _exit(128 + signo);
+    }
+    s->is_shutting_down = true;
+    cli_info("shutting down (%s again to exit at once)",
+             signo == SIGINT ? "Ctrl-C" : "the same signal");
+    wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+static int check_static_dir(const char *dir)
+{
+    struct stat st;
+
+    if (stat(dir, &st) < 0)
+        return cli_usage_error("--static '%s': %s", dir, wsk_strerror(-errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_usage_error("--static '%s': not a directory", dir);
+    if (access(dir, R_OK | X_OK) < 0)
+        return cli_usage_error("--static '%s': %s", dir, wsk_strerror(-errno));
+    return 0;
+}
+
+static void print_banner(const struct serve *s)
+{
+    const struct serve_options *opt = &s->opt;
+    const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
+    unsigned port = wsk_server_port(s->srv);
+
+    printf("wsk serve: listening on http://%s%s%s:%u/ (WebSocket ws://%s%s%s:%u%s, %s)\n", lb,
+           opt->listen.host, rb, port, lb, opt->listen.host, rb, port, opt->path ? opt->path : "/",
+           opt->mode == SERVE_ECHO ? "echo" : "broadcast");
+    if (opt->mode == SERVE_BROADCAST && !opt->static_dir && opt->verbosity > CLI_QUIET)
+        printf("open http://%s%s%s:%u/ in two browser tabs to chat\n", lb, opt->listen.host, rb,
+               port);
+    fflush(stdout);
+}
+
+static int run(struct serve *s)
+{
+    const struct serve_options *opt = &s->opt;
+    struct wsk_loop_config loop_cfg;
+    struct wsk_server_config cfg;
+    int rv;
+
+    wsk_loop_config_init(&loop_cfg);
+    loop_cfg.backend = opt->backend;
+    rv = wsk_loop_new(&s->loop, &loop_cfg);
+    if (rv < 0) {
+        cli_error("cannot create the event loop: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    wsk_server_config_init(&cfg);
+    cfg.handlers.on_open = on_open;
+    cfg.handlers.on_message = on_message;
+    cfg.handlers.on_close = on_close;
+    cfg.user_data = s;
+    cfg.log = cli_log_library;
+    cfg.limits.max_message = opt->max_message;
+    cfg.limits.max_send_queue = (size_t)opt->max_queue;
+    cfg.limits.handshake_timeout_ms = opt->handshake_timeout_ms;
+    cfg.limits.ping_interval_ms = opt->ping_interval_ms;
+    cfg.max_connections = (size_t)opt->max_connections;
+    cfg.subprotocols = opt->subprotocols.v;
+    cfg.num_subprotocols = opt->subprotocols.len;
+    cfg.origins = opt->origins.v;
+    cfg.num_origins = opt->origins.len;
+    cfg.ws_path = opt->path;
+    cfg.static_dir = opt->static_dir;
+    if (!opt->static_dir) {
+        cfg.index_page = wsk_cli_chat_page;
+        cfg.index_page_len = (size_t)wsk_cli_chat_page_len;
+    }
+    rv = wsk_server_new(&s->srv, s->loop, &cfg);
+    if (rv < 0) {
+        cli_error("cannot create the server: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    rv = wsk_server_listen(s->srv, opt->listen.host, opt->listen.port);
+    if (rv < 0) {
+        const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
+        cli_error("cannot listen on %s%s%s:%u: %s", lb, opt->listen.host, rb,
+                  (unsigned)opt->listen.port, wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
+        (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0) {
+        cli_error("cannot handle signals: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+
+    print_banner(s);
+    rv = wsk_loop_run(s->loop);
+    if (rv < 0) {
+        cli_error("event loop failed: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+    cli_verbose("stopped");
+    return CLI_EXIT_OK;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct serve s = {0};
+    int status;
+
+    cli_log_init("wsk serve", CLI_NORMAL);
+    status = parse_options(&s.opt, argc, argv);
+    if (status == 0) {
+        cli_log_init("wsk serve", s.opt.verbosity);
+        if (s.opt.static_dir)
+            status = check_static_dir(s.opt.static_dir);
+    }
+    if (status == 0) {
+        /* A peer that vanishes must not kill the server through a write. */
+        signal(SIGPIPE, SIG_IGN);
+        status = run(&s);
+    }
+    wsk_server_free(s.srv);
+    wsk_loop_free(s.loop);
+    cli_listen_addr_reset(&s.opt.listen);
+    cli_strv_reset(&s.opt.origins);
+    cli_strv_reset(&s.opt.subprotocols);
+    return status < 0 ? CLI_EXIT_OK : status;
+}

@@ -1,0 +1,200 @@
+/* wsk WebSocket endpoints: servers and clients on a wsk_loop.
+ *
+ * A connection (struct wsk_conn) is the same object on both sides. Events
+ * arrive through one typed callback each, with the user_data given in the
+ * config; per-connection data hangs off wsk_conn_set_data(). Data handed to a
+ * callback is borrowed and valid until the callback returns. Closing, sending
+ * or freeing the server from inside any callback is safe. A connection's
+ * memory goes away after its on_close callback returns.
+ */
+#ifndef WSK_WS_H
+#define WSK_WS_H
+
+#include "wsk/common.h"
+#include "wsk/error.h"
+#include "wsk/loop.h"
+#include "wsk/proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct wsk_conn;
+struct wsk_server;
+
+/* ---- events ----------------------------------------------------------- */
+
+/* The opening handshake, on both sides. Slices are valid during on_open. */
+struct wsk_open_event {
+    struct wsk_slice path;                 /* server: request path; client: the URL's path */
+    struct wsk_slice query;                /* without '?', empty when none */
+    struct wsk_slice subprotocol;          /* negotiated, empty when none */
+    struct wsk_slice origin;               /* server: the Origin header, empty when absent */
+    const struct wsk_http_header *headers; /* request (server) or response (client) headers */
+    size_t num_headers;
+};
+
+/* One whole message, reassembled from its fragments. */
+struct wsk_message {
+    enum wsk_opcode opcode; /* WSK_OP_TEXT (valid UTF-8) or WSK_OP_BINARY */
+    const uint8_t *data;
+    size_t len;
+};
+
+struct wsk_close_event {
+    unsigned code; /* the peer's close code, 1005 when it sent none, 1006 when no
+                      close frame was exchanged */
+    struct wsk_slice reason;
+    int error;       /* 0 after a clean close handshake, else why the connection ended:
+                        -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, -ETIMEDOUT, WSK_EPROTO... */
+    int http_status; /* client: the status of a rejected handshake, else 0 */
+    bool was_open;   /* on_open had been called */
+};
+
+/* Handlers. Any may be NULL. user_data is the config's. */
+struct wsk_handlers {
+    void (*on_open)(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data);
+    void (*on_message)(struct wsk_conn *conn, const struct wsk_message *msg, void *user_data);
+    /* Pings are answered automatically; on_ping only observes them. */
+    void (*on_ping)(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data);
+    void (*on_pong)(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data);
+    /* The send queue fell below half of max_send_queue after a send returned
+     * WSK_EBACKPRESSURE: sending may resume. */
+    void (*on_drain)(struct wsk_conn *conn, void *user_data);
+    /* Called exactly once per connection, also for failed connection attempts. */
+    void (*on_close)(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data);
+};
+
+/* Library diagnostics ("client 127.0.0.1:5000: send queue full, closing 1008").
+ * level: 0 error, 1 warning, 2 info, 3 debug. */
+typedef void (*wsk_log_cb)(int level, const char *msg, void *user_data);
+
+/* What happens when a message sent to a connection by someone else (a
+ * broadcast) would grow its send queue past max_send_queue. */
+enum wsk_overflow_policy {
+    WSK_OVERFLOW_CLOSE = 0, /* close the slow connection with 1008 (default) */
+    WSK_OVERFLOW_DROP,      /* drop the message for that connection */
+};
+
+/* Limits and timers shared by servers and clients. Zero means default. */
+struct wsk_conn_limits {
+    uint64_t max_message;  /* default 16 MiB; exceeded: close 1009 */
+    size_t max_send_queue; /* default 1 MiB */
+    enum wsk_overflow_policy overflow;
+    uint32_t handshake_timeout_ms; /* default 10000 */
+    uint32_t ping_interval_ms;     /* default 20000; UINT32_MAX disables */
+    uint32_t pong_timeout_ms;      /* default 20000 */
+    uint32_t close_timeout_ms;     /* default 5000: wait for the peer's close */
+};
+
+/* ---- server ----------------------------------------------------------- */
+
+struct wsk_server_config {
+    struct wsk_handlers handlers;
+    void *user_data;
+    wsk_log_cb log;
+    struct wsk_conn_limits limits;
+    size_t max_head;                 /* HTTP header block limit, default 8 KiB (431 beyond) */
+    size_t max_connections;          /* default 100000; beyond it: HTTP 503 */
+    const char *const *subprotocols; /* in order of preference */
+    size_t num_subprotocols;
+    const char *const *origins; /* allowed Origin values; none: any (403 otherwise) */
+    size_t num_origins;
+    const char *ws_path;    /* only upgrades on this path; NULL: any path */
+    const char *static_dir; /* serve GET/HEAD files from here; NULL: none */
+    /* A built-in document served for GET / (and /index.html) when no file
+     * matches; borrowed, must outlive the server. */
+    const uint8_t *index_page;
+    size_t index_page_len;
+};
+
+WSK_API void wsk_server_config_init(struct wsk_server_config *cfg);
+
+/* Creates a server on loop. The config is copied (strings too). Returns 0 and
+ * *out, or a negative errno. */
+WSK_API int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
+                           const struct wsk_server_config *cfg);
+
+/* Listens on host ("127.0.0.1", "::", "0.0.0.0", "localhost") and port
+ * (0: any free port; see wsk_server_port()). May be called several times.
+ * Returns 0 or a negative errno (-EADDRINUSE, ...). */
+WSK_API int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port);
+
+/* The port of the first listener (useful after listening on port 0). */
+WSK_API uint16_t wsk_server_port(const struct wsk_server *srv);
+
+/* Sends one message to every open connection (encoded once, shared). Slow
+ * receivers get the overflow policy. Returns the number of connections it
+ * was queued to, or a negative error. */
+WSK_API int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
+                                 size_t len);
+
+/* Stops accepting, closes every connection with code (1001 for a shutdown)
+ * and lets the close handshakes finish (at most close_timeout). Then the
+ * server holds nothing on the loop and wsk_loop_run() can return. */
+WSK_API void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason);
+
+/* Number of open WebSocket connections. */
+WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
+
+/* Closes everything at once (no close handshake) and frees the server. Call
+ * it outside the server's callbacks, e.g. after wsk_loop_run() returns. NULL
+ * is fine. */
+WSK_API void wsk_server_free(struct wsk_server *srv);
+
+/* ---- client ----------------------------------------------------------- */
+
+struct wsk_client_config {
+    struct wsk_handlers handlers;
+    void *user_data;
+    wsk_log_cb log;
+    struct wsk_conn_limits limits;
+    const char *const *subprotocols; /* offered, in order */
+    size_t num_subprotocols;
+    const char *const *headers; /* extra request headers, each "Name: value" */
+    size_t num_headers;
+    const char *origin;          /* NULL: no Origin header */
+    uint32_t connect_timeout_ms; /* DNS + TCP + handshake; default 10000 */
+};
+
+WSK_API void wsk_client_config_init(struct wsk_client_config *cfg);
+
+/* Starts connecting to url (ws://host[:port][/path][?query]; host may be a
+ * name, IPv4 or [IPv6]). Returns 0 and *out, a connection that reports
+ * on_open or on_close later; or WSK_EURL / -ENOMEM at once. Name resolution
+ * runs on a helper thread so the loop never blocks. */
+WSK_API int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
+                               const struct wsk_client_config *cfg);
+
+/* ---- connections ------------------------------------------------------ */
+
+/* Queues a text or binary message. Messages sent while the connection
+ * handles one read burst leave together in one write. Returns 0; WSK_EUTF8
+ * for text that is not UTF-8; WSK_ESTATE when the connection is not open;
+ * WSK_EBACKPRESSURE when the send queue is over its limit (the message is
+ * still queued: stop sending until on_drain). */
+WSK_API int wsk_conn_send(struct wsk_conn *conn, enum wsk_opcode opcode, const void *data,
+                          size_t len);
+
+/* Sends a ping (at most 125 bytes). */
+WSK_API int wsk_conn_ping(struct wsk_conn *conn, const void *data, size_t len);
+
+/* Starts the close handshake with code (0: no code) and reason (UTF-8, at
+ * most 123 bytes, may be NULL). on_close follows. Safe to call repeatedly and
+ * from any callback. Returns 0, WSK_EPROTO for an invalid code. */
+WSK_API int wsk_conn_close(struct wsk_conn *conn, unsigned code, const char *reason);
+
+/* Bytes waiting in the send queue. */
+WSK_API size_t wsk_conn_send_queue(const struct wsk_conn *conn);
+
+WSK_API void wsk_conn_set_data(struct wsk_conn *conn, void *data);
+WSK_API void *wsk_conn_get_data(const struct wsk_conn *conn);
+
+/* The peer's address as "127.0.0.1:5000" or "[::1]:5000". */
+WSK_API const char *wsk_conn_peer(const struct wsk_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

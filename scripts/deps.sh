@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what wsk needs and is missing, from Debian packages (and, for the
+# test peers only, the npm registry). Idempotent: installs nothing when all is
+# there. Usage: scripts/deps.sh [build|test|bench]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(cmake ninja-build gcc clang libssl-dev zlib1g-dev pkg-config openssl ca-certificates)
+for what in "$@"; do
+    case $what in
+    build) ;;
+    test) want+=(python3-websockets chromium nodejs npm redis-server procps iproute2) ;;
+    bench) want+=(libwebsockets-dev python3-websockets nodejs npm util-linux) ;;
+    *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for pkg in "${want[@]}"; do
+    # Node may come from a non-Debian install that provides node and npm.
+    if [[ $pkg == nodejs ]] && command -v node >/dev/null; then continue; fi
+    if [[ $pkg == npm ]] && command -v npm >/dev/null; then continue; fi
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+        missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "deps.sh: installing ${missing[*]}"
+    SUDO=
+    [[ $(id -u) == 0 ]] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+for what in "$@"; do
+    if [[ $what == test || $what == bench ]] && [[ -f tests/peers/package.json ]]; then
+        if [[ ! -d tests/peers/node_modules ]] ||
+            [[ tests/peers/package-lock.json -nt tests/peers/node_modules ]]; then
+            echo "deps.sh: npm ci in tests/peers"
+            (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
+            touch tests/peers/node_modules
+        fi
+        break
+    fi
+done

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test:
+#   1. gcc build, warnings as errors: unit and integration tests (real peers)
+#   2. clang build, warnings as errors: unit tests
+#   3. ASan+UBSan build: unit and integration tests
+#   4. each libFuzzer target for WSK_FUZZ_SECONDS (default 60) seconds
+# Set WSK_FUZZ_SECONDS=0 to skip fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh build test
+
+jobs=$(nproc)
+fuzz_seconds=${WSK_FUZZ_SECONDS:-60}
+status=0
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "gcc build (Release, -Werror)"
+cmake -S . -B build/gcc -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/gcc
+ctest --test-dir build/gcc --output-on-failure -j "$jobs" || status=1
+
+step "clang build (-Werror): unit tests"
+cmake -S . -B build/clang -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/clang
+ctest --test-dir build/clang --output-on-failure -j "$jobs" -L unit || status=1
+
+step "ASan+UBSan build: unit and integration tests"
+cmake -S . -B build/asan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+    -DWSK_SANITIZE=ON >/dev/null
+cmake --build build/asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE nosan || status=1
+
+if ((fuzz_seconds > 0)); then
+    step "fuzzing: each target ${fuzz_seconds}s"
+    cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DWSK_FUZZ=ON -DBUILD_TESTING=ON >/dev/null
+    cmake --build build/fuzz
+    names=()
+    for src in fuzz/*_fuzz.c; do names+=("$(basename "$src" .c)"); done
+    mkdir -p build/fuzz/artifacts
+    # As many at a time as there are cores.
+    for ((i = 0; i < ${#names[@]}; i += jobs)); do
+        pids=()
+        for name in "${names[@]:i:jobs}"; do
+            mkdir -p "build/fuzz/corpus-$name"
+            (cd build/fuzz && exec ./"$name" -max_total_time="$fuzz_seconds" -timeout=10 \
+                -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=artifacts/"$name"- \
+                "corpus-$name" "../../fuzz/corpus/$name" >"fuzz-$name.log" 2>&1) &
+            pids+=("$!")
+        done
+        for j in "${!pids[@]}"; do
+            name=${names[i + j]}
+            if wait "${pids[j]}"; then
+                runs=$(grep -o 'number_of_executed_units: *[0-9]*' "build/fuzz/fuzz-$name.log" |
+                    grep -o '[0-9]*$' || echo '?')
+                echo "fuzz $name: ok, $runs runs"
+            else
+                echo "fuzz $name: FAILED"
+                tail -40 "build/fuzz/fuzz-$name.log"
+                status=1
+            fi
+        done
+    done
+fi
+
+if ((status == 0)); then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
+exit "$status"

@@ -1,0 +1,44 @@
+/* Small socket helpers for the layers above the loop (transport, ws, cli),
+ * in the spirit of redis anet.c. Internal: not part of the public API.
+ *
+ * Every fd they create is non-blocking and close-on-exec. Every function
+ * returns 0 (or a port number, for wsk__sock_local_port) on success and a
+ * negative errno on failure. Hosts are numeric addresses only ("127.0.0.1",
+ * "::1"); name resolution belongs to the layer that knows about DNS.
+ */
+#ifndef WSK_LOOP_SOCK_H
+#define WSK_LOOP_SOCK_H
+
+#include <sys/socket.h>
+
+/* Fills *out with host (numeric IPv4 or IPv6; NULL means "0.0.0.0") and port
+ * (decimal; NULL means 0). Returns 0 or -EINVAL. */
+int wsk__sock_addr(const char *host, const char *port, struct sockaddr_storage *out,
+                   socklen_t *out_len);
+
+/* Creates a TCP listener with SO_REUSEADDR bound to host and port (see
+ * wsk__sock_addr; port NULL picks a free one, see wsk__sock_local_port).
+ * backlog <= 0 means SOMAXCONN. On success *out_fd is the listener. */
+int wsk__sock_listen(const char *host, const char *port, int backlog, int *out_fd);
+
+/* Returns the local port of a bound socket (1..65535), or a negative errno. */
+int wsk__sock_local_port(int fd);
+
+/* Accepts one connection into *out_fd. Returns -EAGAIN when none is waiting;
+ * other errors (-ECONNABORTED, -EMFILE, ...) are the caller's to judge. */
+int wsk__sock_accept(int listen_fd, int *out_fd);
+
+/* Starts a TCP connect to addr. Returns 0 when connected at once, or
+ * -EINPROGRESS: then watch *out_fd for WSK_IO_WRITE and call
+ * wsk__sock_connect_finish(). In both cases the caller owns *out_fd. Any
+ * other error leaves no fd behind. */
+int wsk__sock_connect_start(const struct sockaddr *addr, socklen_t addr_len, int *out_fd);
+
+/* Once the fd of a pending connect is writable: 0 when connected, or the
+ * connect's error (-ECONNREFUSED, -ETIMEDOUT, ...). */
+int wsk__sock_connect_finish(int fd);
+
+/* Disables Nagle's algorithm (TCP_NODELAY). */
+int wsk__sock_set_nodelay(int fd);
+
+#endif

@@ -1,0 +1,550 @@
+/* The WebSocket opening handshake (RFC 6455 section 4), without I/O.
+ *
+ * Both sides work on heads that http1.c has already parsed and write their
+ * answers into caller buffers; nothing here allocates, except what OpenSSL
+ * does inside the SHA-1 digest.
+ *
+ * Server (section 4.2.1): wsk_handshake_server_check() runs the checks in the
+ * order below and answers with the first status that applies:
+ *
+ *      method GET ...................................... else 405
+ *      HTTP/1.1 or later, exactly one Host ............. else 400
+ *      Upgrade lists "websocket" ....................... else 400
+ *      Connection lists "upgrade" ...................... else 400
+ *      Sec-WebSocket-Version exactly "13" .............. else 426 (400 if repeated)
+ *      one Sec-WebSocket-Key, base64 of 16 bytes ....... else 400
+ *      every Origin in the allowed list, if any ........ else 403
+ *      Sec-WebSocket-Protocol: pick by server preference
+ *
+ * Client (sections 4.1 and 4.2.2): wsk_handshake_client_verify() wants status
+ * 101, Upgrade "websocket", Connection "upgrade", the exact
+ * Sec-WebSocket-Accept for its key, and at most one subprotocol that it
+ * offered.
+ */
+#include "wsk/proto.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+/* RFC 6455 section 1.3. */
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+#define ACCEPT_LEN 28 /* base64 of a 20-byte SHA-1 digest */
+#define KEY_LEN    24 /* base64 of 16 bytes */
+
+static const struct wsk_slice empty_slice = {"", 0};
+
+static bool is_ctl(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/* tchar, RFC 9110 section 5.6.2. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* ASCII only; strncasecmp would follow the locale. */
+static bool slice_equals_nocase(struct wsk_slice a, struct wsk_slice b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (ascii_lower((unsigned char)a.ptr[i]) != ascii_lower((unsigned char)b.ptr[i]))
+            return false;
+    return true;
+}
+
+static bool slice_equals(struct wsk_slice a, struct wsk_slice b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+static struct wsk_slice cstr_slice(const char *s)
+{
+    return (struct wsk_slice){s, strlen(s)};
+}
+
+static size_t header_count(const struct wsk_http_header *headers, size_t num_headers,
+                           const char *name)
+{
+    struct wsk_slice n = cstr_slice(name);
+    size_t count = 0;
+    for (size_t i = 0; i < num_headers; i++)
+        count += slice_equals_nocase(headers[i].name, n);
+    return count;
+}
+
+/* Steps through a comma-separated list (RFC 9110 section 5.6.1): sets *elem to
+ * the next non-empty element with its whitespace trimmed and returns true, or
+ * returns false at the end. */
+static bool list_next(const char **pos, const char *end, struct wsk_slice *elem)
+{
+    const char *s = *pos;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma ? comma : end;
+        *pos = comma ? comma + 1 : end;
+        while (s < e && is_ows(*s))
+            s++;
+        while (e > s && is_ows(e[-1]))
+            e--;
+        if (e > s) {
+            *elem = (struct wsk_slice){s, (size_t)(e - s)};
+            return true;
+        }
+        s = *pos;
+    }
+    *pos = end;
+    return false;
+}
+
+static int compute_accept(const char *key, size_t key_len, char out[ACCEPT_LEN + 1])
+{
+    /* EVP streams the key and the GUID without a concatenation buffer, so a
+     * key of any length works. OpenSSL 3 allocates inside the digest calls;
+     * that is the one way this can fail. The mark keeps such a failure off
+     * the thread's OpenSSL error queue, where SSL_get_error() in the TLS
+     * transport would later mistake it for its own. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    ERR_set_mark();
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, key, key_len) == 1 &&
+              EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) == 1 &&
+              EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
+    EVP_MD_CTX_free(ctx);
+    ERR_pop_to_mark();
+    if (!ok) {
+        out[0] = '\0'; /* matches no real Sec-WebSocket-Accept */
+        return -ENOMEM;
+    }
+    EVP_EncodeBlock((unsigned char *)out, md, 20);
+    return 0;
+}
+
+void wsk_handshake_accept_key(const char *key, size_t key_len, char out[29])
+{
+    (void)compute_accept(key, key_len, out);
+}
+
+void wsk_handshake_client_key(const uint8_t random16[16], char out[25])
+{
+    EVP_EncodeBlock((unsigned char *)out, random16, 16);
+}
+
+static int base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Sec-WebSocket-Key must decode to 16 bytes (RFC 6455 section 4.1, step 7).
+ * Only the canonical encoding is accepted: 22 characters, the last of which
+ * carries two data bits and four zero bits, then "==". */
+static bool key_is_valid(struct wsk_slice key)
+{
+    if (key.len != KEY_LEN || key.ptr[22] != '=' || key.ptr[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++)
+        if (base64_value((unsigned char)key.ptr[i]) < 0)
+            return false;
+    return (base64_value((unsigned char)key.ptr[21]) & 0x0f) == 0;
+}
+
+static bool origin_allowed(struct wsk_slice origin, const struct wsk_handshake_server_config *cfg)
+{
+    for (size_t i = 0; i < cfg->num_origins; i++)
+        if (slice_equals_nocase(origin, cstr_slice(cfg->origins[i])))
+            return true;
+    return false;
+}
+
+/* The first of the server's subprotocols, in its order of preference, that
+ * the client offered in any of its Sec-WebSocket-Protocol lines. Subprotocol
+ * names are compared exactly, as browsers do (RFC 6455 section 4.1 makes them
+ * tokens but no case rule). */
+static struct wsk_slice choose_subprotocol(const struct wsk_http_request *req,
+                                           const struct wsk_handshake_server_config *cfg)
+{
+    struct wsk_slice name = cstr_slice("Sec-WebSocket-Protocol");
+    for (size_t i = 0; i < cfg->num_subprotocols; i++) {
+        struct wsk_slice want = cstr_slice(cfg->subprotocols[i]);
+        for (size_t h = 0; h < req->num_headers; h++) {
+            if (!slice_equals_nocase(req->headers[h].name, name))
+                continue;
+            const char *pos = req->headers[h].value.ptr;
+            const char *end = pos + req->headers[h].value.len;
+            struct wsk_slice offered;
+            while (list_next(&pos, end, &offered))
+                if (slice_equals(offered, want))
+                    return offered;
+        }
+    }
+    return empty_slice;
+}
+
+bool wsk_handshake_is_upgrade(const struct wsk_http_request *req)
+{
+    return wsk_http_header_has_token(req->headers, req->num_headers, "Upgrade", "websocket");
+}
+
+int wsk_handshake_server_check(const struct wsk_http_request *req,
+                               const struct wsk_handshake_server_config *cfg,
+                               struct wsk_handshake_info *info)
+{
+    static const struct wsk_handshake_server_config no_cfg;
+    struct wsk_handshake_info scratch;
+    if (!cfg)
+        cfg = &no_cfg;
+    if (!info)
+        info = &scratch;
+    const struct wsk_http_header *hs = req->headers;
+    size_t n = req->num_headers;
+
+    *info = (struct wsk_handshake_info){
+        .path = req->path,
+        .query = req->query,
+        .host = empty_slice,
+        .origin = empty_slice,
+        .key = empty_slice,
+        .subprotocol = empty_slice,
+        .extensions = empty_slice,
+    };
+
+    /* Methods are case-sensitive (RFC 9110 section 9.1). */
+    if (!slice_equals(req->method, cstr_slice("GET")))
+        return 405;
+    if (req->minor_version < 1)
+        return 400;
+    /* RFC 9112 section 3.2: 400 for no Host or more than one. */
+    if (header_count(hs, n, "Host") != 1)
+        return 400;
+    info->host = *wsk_http_header_get(hs, n, "Host");
+    if (!wsk_http_header_has_token(hs, n, "Upgrade", "websocket") ||
+        !wsk_http_header_has_token(hs, n, "Connection", "upgrade"))
+        return 400;
+
+    /* A missing version is answered like an unknown one: 426 with the
+     * version we speak, so the client can retry (RFC 6455 section 4.4). Two
+     * version lines are a malformed request (section 11.3.5). */
+    size_t versions = header_count(hs, n, "Sec-WebSocket-Version");
+    if (versions > 1)
+        return 400;
+    const struct wsk_slice *version = wsk_http_header_get(hs, n, "Sec-WebSocket-Version");
+    if (!version || !slice_equals(*version, cstr_slice("13")))
+        return 426;
+
+    /* The key must appear once (section 11.3.1). */
+    if (header_count(hs, n, "Sec-WebSocket-Key") != 1)
+        return 400;
+    const struct wsk_slice *key = wsk_http_header_get(hs, n, "Sec-WebSocket-Key");
+    if (!key_is_valid(*key))
+        return 400;
+    info->key = *key;
+
+    /* Origin protects browsers from cross-site WebSocket hijacking (section
+     * 10.2). Clients other than browsers need not send it, so its absence
+     * passes; when several lines are present, all must pass. */
+    const struct wsk_slice *origin = wsk_http_header_get(hs, n, "Origin");
+    if (origin) {
+        info->origin = *origin;
+        if (cfg->num_origins > 0) {
+            struct wsk_slice name = cstr_slice("Origin");
+            for (size_t i = 0; i < n; i++)
+                if (slice_equals_nocase(hs[i].name, name) && !origin_allowed(hs[i].value, cfg))
+                    return 403;
+        }
+    }
+
+    const struct wsk_slice *ext = wsk_http_header_get(hs, n, "Sec-WebSocket-Extensions");
+    if (ext)
+        info->extensions = *ext;
+    info->subprotocol = choose_subprotocol(req, cfg);
+    return 101;
+}
+
+/* An output buffer that never writes past cap and remembers whether
+ * everything fitted. */
+struct out_buf {
+    char *ptr;
+    size_t cap;
+    size_t len; /* bytes wanted so far, may exceed cap */
+};
+
+static struct out_buf out_init(char *out, size_t cap)
+{
+    /* Lengths are returned as int. */
+    return (struct out_buf){out, cap < INT_MAX ? cap : INT_MAX, 0};
+}
+
+static void out_put(struct out_buf *o, const char *s, size_t n)
+{
+    /* n > 0 keeps memcpy away from a NULL out with cap 0. */
+    if (n > 0 && o->len <= o->cap && n <= o->cap - o->len)
+        memcpy(o->ptr + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(struct out_buf *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+static int out_finish(const struct out_buf *o)
+{
+    return o->len <= o->cap ? (int)o->len : WSK_ENOSPC;
+}
+
+/* Header values that the caller passes in must not contain control
+ * characters (HTAB aside): a CR or LF would let them inject header lines. */
+static bool is_field_value(struct wsk_slice s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (is_ctl((unsigned char)s.ptr[i]) && s.ptr[i] != '\t')
+            return false;
+    return true;
+}
+
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* extra_headers must be whole field lines, "Name: value\r\n" each, so that
+ * the head stays well formed whatever the caller passes. */
+static bool are_header_lines(const char *s)
+{
+    while (*s) {
+        const char *name = s;
+        while (is_tchar((unsigned char)*s))
+            s++;
+        if (s == name || *s != ':')
+            return false;
+        const char *value = ++s;
+        while (*s && *s != '\r' && *s != '\n')
+            s++;
+        if (!is_field_value((struct wsk_slice){value, (size_t)(s - value)}))
+            return false;
+        if (s[0] != '\r' || s[1] != '\n')
+            return false;
+        s += 2;
+    }
+    return true;
+}
+
+int wsk_handshake_server_accept(char *out, size_t cap, const struct wsk_handshake_info *info,
+                                const char *extra_headers)
+{
+    if (!is_field_value(info->subprotocol) || (extra_headers && !are_header_lines(extra_headers)))
+        return -EINVAL;
+    char accept[ACCEPT_LEN + 1];
+    int rv = compute_accept(info->key.ptr, info->key.len, accept);
+    if (rv < 0)
+        return rv;
+
+    struct out_buf o = out_init(out, cap);
+    out_str(&o, "HTTP/1.1 101 Switching Protocols\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                "Sec-WebSocket-Accept: ");
+    out_put(&o, accept, ACCEPT_LEN);
+    out_str(&o, "\r\n");
+    if (info->subprotocol.len > 0) {
+        out_str(&o, "Sec-WebSocket-Protocol: ");
+        out_put(&o, info->subprotocol.ptr, info->subprotocol.len);
+        out_str(&o, "\r\n");
+    }
+    if (extra_headers)
+        out_str(&o, extra_headers);
+    out_str(&o, "\r\n");
+    return out_finish(&o);
+}
+
+/* Reason phrases from RFC 9110 section 15 and RFC 6585. */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+int wsk_handshake_server_reject(char *out, size_t cap, int status)
+{
+    /* Only errors: anything else would need headers or a body we cannot
+     * know. */
+    if (status < 400 || status > 599)
+        return -EINVAL;
+    const char *reason = reason_phrase(status);
+    char body[64];
+    int body_len = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    char length[24];
+    snprintf(length, sizeof length, "%d", body_len);
+
+    struct out_buf o = out_init(out, cap);
+    out_str(&o, "HTTP/1.1 ");
+    out_put(&o, body, (size_t)body_len - 1); /* the body is the status line's tail */
+    out_str(&o, "\r\nContent-Type: text/plain\r\nContent-Length: ");
+    out_str(&o, length);
+    out_str(&o, "\r\nConnection: close\r\n");
+    if (status == 426)
+        out_str(&o, "Sec-WebSocket-Version: 13\r\n");
+    else if (status == 405)
+        out_str(&o, "Allow: GET\r\n");
+    out_str(&o, "\r\n");
+    out_put(&o, body, (size_t)body_len);
+    return out_finish(&o);
+}
+
+int wsk_handshake_client_request(char *out, size_t cap,
+                                 const struct wsk_handshake_client_request *r)
+{
+    const char *target = r->target && r->target[0] ? r->target : "/";
+    if (!r->host || !r->key || !is_field_value(cstr_slice(r->host)) ||
+        !is_field_value(cstr_slice(r->key)) ||
+        (r->origin && !is_field_value(cstr_slice(r->origin))) ||
+        (r->extra_headers && !are_header_lines(r->extra_headers)))
+        return -EINVAL;
+    /* The target sits between two spaces in the request line. */
+    for (const char *c = target; *c; c++)
+        if (*c == ' ' || is_ctl((unsigned char)*c))
+            return -EINVAL;
+    /* Offered subprotocols must be tokens (RFC 6455 section 4.1, step 10):
+     * a comma or space inside one would change the list. */
+    for (size_t i = 0; i < r->num_subprotocols; i++)
+        if (!is_token(r->subprotocols[i]))
+            return -EINVAL;
+
+    struct out_buf o = out_init(out, cap);
+    out_str(&o, "GET ");
+    out_str(&o, target);
+    out_str(&o, " HTTP/1.1\r\nHost: ");
+    out_str(&o, r->host);
+    out_str(&o, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+    out_str(&o, r->key);
+    out_str(&o, "\r\nSec-WebSocket-Version: 13\r\n");
+    if (r->num_subprotocols > 0) {
+        out_str(&o, "Sec-WebSocket-Protocol: ");
+        for (size_t i = 0; i < r->num_subprotocols; i++) {
+            if (i > 0)
+                out_str(&o, ", ");
+            out_str(&o, r->subprotocols[i]);
+        }
+        out_str(&o, "\r\n");
+    }
+    if (r->origin) {
+        out_str(&o, "Origin: ");
+        out_str(&o, r->origin);
+        out_str(&o, "\r\n");
+    }
+    if (r->extra_headers)
+        out_str(&o, r->extra_headers);
+    out_str(&o, "\r\n");
+    return out_finish(&o);
+}
+
+int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char *key,
+                                const char *const *subprotocols, size_t num_subprotocols,
+                                struct wsk_slice *chosen)
+{
+    const struct wsk_http_header *hs = resp->headers;
+    size_t n = resp->num_headers;
+    if (chosen)
+        *chosen = empty_slice;
+
+    if (resp->status != 101)
+        return WSK_EHSTATUS;
+    if (!wsk_http_header_has_token(hs, n, "Upgrade", "websocket") ||
+        !wsk_http_header_has_token(hs, n, "Connection", "upgrade"))
+        return WSK_EHANDSHAKE;
+
+    /* Exactly one accept line (RFC 6455 section 11.3.3), byte for byte. */
+    if (header_count(hs, n, "Sec-WebSocket-Accept") != 1)
+        return WSK_EHACCEPT;
+    char expected[ACCEPT_LEN + 1];
+    int rv = compute_accept(key, strlen(key), expected);
+    if (rv < 0)
+        return rv;
+    if (!slice_equals(*wsk_http_header_get(hs, n, "Sec-WebSocket-Accept"),
+                      (struct wsk_slice){expected, ACCEPT_LEN}))
+        return WSK_EHACCEPT;
+
+    /* At most one line naming one protocol, and only one that was offered
+     * (RFC 6455 sections 4.1 and 11.3.4). */
+    size_t protocols = header_count(hs, n, "Sec-WebSocket-Protocol");
+    if (protocols == 0)
+        return 0;
+    if (protocols > 1)
+        return WSK_EHSUBPROTO;
+    struct wsk_slice proto = *wsk_http_header_get(hs, n, "Sec-WebSocket-Protocol");
+    for (size_t i = 0; i < num_subprotocols; i++) {
+        if (slice_equals(proto, cstr_slice(subprotocols[i]))) {
+            if (chosen)
+                *chosen = proto;
+            return 0;
+        }
+    }
+    return WSK_EHSUBPROTO;
+}

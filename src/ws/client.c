@@ -1,0 +1,448 @@
+/* WebSocket client: URL, name resolution off the loop thread, non-blocking
+ * connect (trying each address), the opening handshake (RFC 6455 section
+ * 4.1). Once open, the connection is conn.c's like any other.
+ *
+ * Each client connection has a context of its own, freed with it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loop/sock.h"
+#include "ws/ws_internal.h"
+
+struct dns_job;
+
+struct wsk__client_hs {
+    char host[256]; /* name or address, without brackets */
+    char port[8];
+    char *host_header; /* "name:port" or "[v6]:port" */
+    char *target;      /* path and query */
+    char key[25];
+    char **subprotocols;
+    size_t num_subprotocols;
+    char *request;
+    size_t request_len;
+    struct wsk_http_parser parser;
+    struct addrinfo *addrs; /* from getaddrinfo, or one numeric address */
+    struct addrinfo *next_addr;
+    struct dns_job *job;
+    int last_error;
+    bool in_connect_call; /* inside wsk_client_connect(): report failures later */
+};
+
+/* Resolution runs on a detached thread; the result comes back to the loop
+ * through wsk_loop_post(). If the connection ends first, the job is
+ * orphaned and frees itself when it comes back. */
+struct dns_job {
+    struct wsk_post post;
+    struct wsk_conn *conn; /* NULL once orphaned */
+    char host[256];
+    char port[8];
+    struct addrinfo *res;
+    int gai_error;
+    struct wsk_loop *loop;
+};
+
+struct client {
+    struct wsk__ctx ctx;
+};
+
+void wsk_client_config_init(struct wsk_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->connect_timeout_ms = 10000;
+}
+
+static void hs_free(struct wsk__client_hs *hs)
+{
+    if (!hs)
+        return;
+    free(hs->host_header);
+    free(hs->target);
+    for (size_t i = 0; i < hs->num_subprotocols; i++)
+        free(hs->subprotocols[i]);
+    free(hs->subprotocols);
+    free(hs->request);
+    if (hs->addrs)
+        freeaddrinfo(hs->addrs);
+    if (hs->job)
+        hs->job->conn = NULL;
+    free(hs);
+}
+
+void wsk__client_conn_gone(struct wsk_conn *c)
+{
+    hs_free(c->hs);
+    c->hs = NULL;
+}
+
+void wsk__client_ctx_empty(struct wsk__ctx *ctx)
+{
+    struct client *cl = (struct client *)ctx;
+    ctx->in_teardown = true;
+    wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
+    wsk_timer_stop(ctx->loop, &ctx->sweep);
+    while (ctx->pool) {
+        struct wsk__oseg *s = ctx->pool;
+        ctx->pool = s->next;
+        free(s);
+    }
+    free(ctx->rbuf);
+    free(cl);
+}
+
+/* Splits ws://host[:port][/path][?query]. */
+static int parse_url(const char *url, struct wsk__client_hs *hs)
+{
+    const char *p;
+    unsigned default_port;
+    if (!strncasecmp(url, "ws://", 5)) {
+        p = url + 5;
+        default_port = 80;
+    } else if (!strncasecmp(url, "wss://", 6)) {
+        return WSK_EURL; /* TLS comes with the transport layer */
+    } else {
+        return WSK_EURL;
+    }
+    const char *host = p, *host_end;
+    bool is_v6 = false;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = strchr(host, ']');
+        if (!host_end)
+            return WSK_EURL;
+        p = host_end + 1;
+        is_v6 = true;
+    } else {
+        while (*p && *p != ':' && *p != '/' && *p != '?' && *p != '#')
+            p++;
+        host_end = p;
+    }
+    size_t host_len = (size_t)(host_end - host);
+    if (host_len == 0 || host_len >= sizeof hs->host)
+        return WSK_EURL;
+    for (const char *q = host; q < host_end; q++)
+        if (*q == '@' || (unsigned char)*q <= ' ')
+            return WSK_EURL; /* userinfo is not for WebSocket URLs */
+    memcpy(hs->host, host, host_len);
+    hs->host[host_len] = 0;
+    unsigned long port = default_port;
+    if (*p == ':') {
+        char *end;
+        p++;
+        if (*p < '0' || *p > '9')
+            return WSK_EURL;
+        port = strtoul(p, &end, 10);
+        if (port == 0 || port > 65535)
+            return WSK_EURL;
+        p = end;
+    }
+    if (*p && *p != '/' && *p != '?')
+        return WSK_EURL; /* fragments are not allowed (RFC 6455 3) */
+    snprintf(hs->port, sizeof hs->port, "%lu", port);
+    const char *target = *p ? p : "/";
+    if (strchr(target, '#'))
+        return WSK_EURL;
+    for (const char *q = target; *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            return WSK_EURL;
+    if (*target == '?') {
+        hs->target = malloc(strlen(target) + 2);
+        if (hs->target)
+            sprintf(hs->target, "/%s", target);
+    } else {
+        hs->target = strdup(target);
+    }
+    size_t hh = host_len + 16;
+    hs->host_header = malloc(hh);
+    if (!hs->target || !hs->host_header)
+        return -ENOMEM;
+    if (port == default_port)
+        snprintf(hs->host_header, hh, is_v6 ? "[%s]" : "%s", hs->host);
+    else
+        snprintf(hs->host_header, hh, is_v6 ? "[%s]:%lu" : "%s:%lu", hs->host, port);
+    return 0;
+}
+
+static int build_request(struct wsk__client_hs *hs, const struct wsk_client_config *cfg)
+{
+    uint8_t rnd[16];
+    arc4random_buf(rnd, sizeof rnd);
+    wsk_handshake_client_key(rnd, hs->key);
+    size_t extra_len = 1;
+    for (size_t i = 0; i < cfg->num_headers; i++)
+        extra_len += strlen(cfg->headers[i]) + 2;
+    char *extra = malloc(extra_len);
+    if (!extra)
+        return -ENOMEM;
+    extra[0] = 0;
+    size_t off = 0;
+    for (size_t i = 0; i < cfg->num_headers; i++)
+        off += (size_t)sprintf(extra + off, "%s\r\n", cfg->headers[i]);
+    struct wsk_handshake_client_request r = {
+        .host = hs->host_header,
+        .target = hs->target,
+        .key = hs->key,
+        .subprotocols = (const char *const *)hs->subprotocols,
+        .num_subprotocols = hs->num_subprotocols,
+        .origin = cfg->origin,
+        .extra_headers = extra,
+    };
+    size_t cap = 1024 + extra_len + strlen(hs->target) + strlen(hs->host_header) +
+                 (cfg->origin ? strlen(cfg->origin) : 0);
+    for (size_t i = 0; i < hs->num_subprotocols; i++)
+        cap += strlen(hs->subprotocols[i]) + 2;
+    hs->request = malloc(cap);
+    if (!hs->request) {
+        free(extra);
+        return -ENOMEM;
+    }
+    int n = wsk_handshake_client_request(hs->request, cap, &r);
+    free(extra);
+    if (n < 0)
+        return n == -EINVAL ? WSK_EURL : n;
+    hs->request_len = (size_t)n;
+    return 0;
+}
+
+static void fail(struct wsk_conn *c, int error)
+{
+    if (c->hs && c->hs->in_connect_call) {
+        /* on_close must not run before wsk_client_connect() returns: let the
+         * next timeout sweep end the connection with this error. */
+        c->error = error;
+        c->deadline = 1;
+        return;
+    }
+    wsk__conn_abort(c, error);
+}
+
+/* Tries the next address; ends the connection when none is left. */
+static void try_connect(struct wsk_conn *c)
+{
+    struct wsk__client_hs *hs = c->hs;
+    while (hs->next_addr) {
+        struct addrinfo *ai = hs->next_addr;
+        hs->next_addr = ai->ai_next;
+        int fd;
+        int rv = wsk__sock_connect_start(ai->ai_addr, ai->ai_addrlen, &fd);
+        if (rv < 0 && rv != -EINPROGRESS) {
+            hs->last_error = rv;
+            continue;
+        }
+        wsk__sock_set_nodelay(fd);
+        c->io.fd = fd;
+        c->state = WSK__CONNECTING;
+        rv = wsk_io_start(c->ctx->loop, &c->io, WSK_IO_WRITE);
+        if (rv < 0) {
+            close(fd);
+            c->io.fd = -1;
+            fail(c, rv);
+        }
+        return;
+    }
+    fail(c, hs->last_error ? hs->last_error : -ECONNREFUSED);
+}
+
+void wsk__client_on_writable(struct wsk_conn *c)
+{
+    struct wsk__client_hs *hs = c->hs;
+    int rv = wsk__sock_connect_finish(c->io.fd);
+    if (rv < 0) {
+        wsk_io_stop(c->ctx->loop, &c->io);
+        close(c->io.fd);
+        c->io.fd = -1;
+        hs->last_error = rv;
+        try_connect(c);
+        return;
+    }
+    c->state = WSK__HANDSHAKE;
+    wsk_http_parser_init(&hs->parser, 0);
+    rv = wsk__conn_queue(c, hs->request, hs->request_len);
+    if (rv < 0)
+        fail(c, rv);
+}
+
+void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
+{
+    struct wsk__client_hs *hs = c->hs;
+    if (wsk__conn_in_append(c, data, len) < 0) {
+        fail(c, -ENOMEM);
+        return;
+    }
+    struct wsk_http_response resp;
+    int rv = wsk_http_response_parse(&hs->parser, (const char *)c->in, c->in_len, &resp);
+    if (rv == 0)
+        return;
+    if (rv < 0) {
+        fail(c, rv == WSK_EHEADTOOBIG ? WSK_EHTTP : rv);
+        return;
+    }
+    struct wsk_slice chosen;
+    int vr = wsk_handshake_client_verify(&resp, hs->key, (const char *const *)hs->subprotocols,
+                                         hs->num_subprotocols, &chosen);
+    if (vr < 0) {
+        if (vr == WSK_EHSTATUS)
+            c->http_status = (uint16_t)resp.status;
+        fail(c, vr);
+        return;
+    }
+    /* permessage-deflate is not offered yet, so any extension is an error. */
+    if (wsk_http_header_get(resp.headers, resp.num_headers, "Sec-WebSocket-Extensions")) {
+        fail(c, WSK_EHEXT);
+        return;
+    }
+    const char *q = strchr(hs->target, '?');
+    struct wsk_open_event ev = {
+        .path = {hs->target, q ? (size_t)(q - hs->target) : strlen(hs->target)},
+        .query = {q ? q + 1 : "", q ? strlen(q + 1) : 0},
+        .subprotocol = chosen,
+        .headers = resp.headers,
+        .num_headers = resp.num_headers,
+    };
+    size_t head_len = (size_t)rv;
+    wsk__conn_open(c, &ev, c->in + head_len, c->in_len - head_len);
+    if (c->state != WSK__DEAD) {
+        hs_free(c->hs);
+        c->hs = NULL;
+    }
+}
+
+/* ---- resolution ---------------------------------------------------------- */
+
+static void dns_done(struct wsk_loop *loop, struct wsk_post *p)
+{
+    (void)loop;
+    struct dns_job *job = p->data;
+    struct wsk_conn *c = job->conn;
+    if (!c) {
+        if (job->res)
+            freeaddrinfo(job->res);
+        free(job);
+        return;
+    }
+    c->hs->job = NULL;
+    if (job->gai_error || !job->res) {
+        wsk__log(c->ctx, 2, "cannot resolve %s: %s", job->host, gai_strerror(job->gai_error));
+        free(job);
+        fail(c, WSK_EDNS);
+        return;
+    }
+    c->hs->addrs = job->res;
+    c->hs->next_addr = job->res;
+    free(job);
+    try_connect(c);
+}
+
+static void *dns_thread(void *arg)
+{
+    struct dns_job *job = arg;
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    job->gai_error = getaddrinfo(job->host, job->port, &hints, &job->res);
+    wsk_loop_post(job->loop, &job->post);
+    return NULL;
+}
+
+static int resolve(struct wsk_conn *c)
+{
+    struct wsk__client_hs *hs = c->hs;
+    /* Numeric addresses need no resolver (and no thread). */
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    if (getaddrinfo(hs->host, hs->port, &hints, &hs->addrs) == 0) {
+        hs->next_addr = hs->addrs;
+        try_connect(c);
+        return 0;
+    }
+    hs->addrs = NULL;
+    struct dns_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return -ENOMEM;
+    job->conn = c;
+    job->loop = c->ctx->loop;
+    job->post.cb = dns_done;
+    job->post.data = job;
+    snprintf(job->host, sizeof job->host, "%s", hs->host);
+    snprintf(job->port, sizeof job->port, "%s", hs->port);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t tid;
+    int rv = pthread_create(&tid, &attr, dns_thread, job);
+    pthread_attr_destroy(&attr);
+    if (rv != 0) {
+        free(job);
+        return -rv;
+    }
+    hs->job = job;
+    return 0;
+}
+
+int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
+                       const struct wsk_client_config *cfg)
+{
+    struct wsk_client_config defaults;
+    if (!cfg) {
+        wsk_client_config_init(&defaults);
+        cfg = &defaults;
+    }
+    struct wsk__client_hs *hs = calloc(1, sizeof *hs);
+    if (!hs)
+        return -ENOMEM;
+    int rv = parse_url(url, hs);
+    if (rv == 0 && cfg->num_subprotocols) {
+        hs->subprotocols = calloc(cfg->num_subprotocols, sizeof *hs->subprotocols);
+        if (!hs->subprotocols)
+            rv = -ENOMEM;
+        for (size_t i = 0; rv == 0 && i < cfg->num_subprotocols; i++) {
+            hs->subprotocols[i] = strdup(cfg->subprotocols[i]);
+            hs->num_subprotocols++;
+            if (!hs->subprotocols[i])
+                rv = -ENOMEM;
+        }
+    }
+    if (rv == 0)
+        rv = build_request(hs, cfg);
+    if (rv < 0) {
+        hs_free(hs);
+        return rv;
+    }
+    struct client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        hs_free(hs);
+        return -ENOMEM;
+    }
+    struct wsk_conn_limits lim = cfg->limits;
+    /* One deadline covers DNS, connect and handshake. */
+    lim.handshake_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
+    rv = wsk__ctx_init(&cl->ctx, loop, &cfg->handlers, cfg->user_data, cfg->log, &lim);
+    struct wsk_conn *c = rv == 0 ? wsk__conn_new(&cl->ctx, -1, WSK__CONNECTING) : NULL;
+    if (!c) {
+        hs_free(hs);
+        free(cl->ctx.rbuf);
+        free(cl);
+        return rv < 0 ? rv : -ENOMEM;
+    }
+    c->flags |= WSK__F_CLIENT;
+    c->hs = hs;
+    *out = c;
+    hs->in_connect_call = true;
+    rv = resolve(c);
+    if (rv < 0)
+        fail(c, rv); /* reported through on_close like every other failure */
+    if (c->hs)
+        c->hs->in_connect_call = false;
+    return 0;
+}

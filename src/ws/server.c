@@ -1,0 +1,539 @@
+/* WebSocket server: listeners, the HTTP/1.1 request head, the upgrade (RFC
+ * 6455 section 4.2), plain GET/HEAD for static files and the built-in page,
+ * broadcasts and graceful shutdown. Everything after the upgrade is conn.c's.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop/sock.h"
+#include "ws/static.h"
+#include "ws/ws_internal.h"
+
+#define MAX_LISTENERS       8
+#define BROADCAST_SHARE_MIN 4096
+#define FILE_CHUNK          (64u * 1024)
+#define FILE_QUEUE_TARGET   (256u * 1024)
+
+struct listener {
+    struct wsk_io io;
+    struct wsk_server *srv;
+};
+
+struct wsk_server {
+    struct wsk__ctx ctx;
+    struct wsk_server_config cfg; /* strings below are the server's copies */
+    char **subprotocols;
+    char **origins;
+    char *ws_path;
+    struct wsk__static_root root;
+    bool has_root;
+    struct listener listeners[MAX_LISTENERS];
+    size_t num_listeners;
+    struct wsk_timer accept_retry; /* after EMFILE: try accepting again later */
+    bool is_shutting_down;
+    unsigned shutdown_code;
+    char *shutdown_reason;
+};
+
+/* Per-connection state of a plain HTTP exchange. */
+struct wsk__http {
+    struct wsk_http_parser parser;
+    int file_fd;
+    uint64_t file_left;
+};
+
+void wsk_server_config_init(struct wsk_server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_head = WSK_HTTP_DEFAULT_MAX_HEAD;
+    cfg->max_connections = 100000;
+}
+
+static char **copy_strings(const char *const *list, size_t n, int *rv)
+{
+    if (!n)
+        return NULL;
+    char **out = calloc(n, sizeof *out);
+    if (!out) {
+        *rv = -ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(list[i] ? list[i] : "");
+        if (!out[i])
+            *rv = -ENOMEM;
+    }
+    return out;
+}
+
+static void free_strings(char **list, size_t n)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t);
+
+int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
+                   const struct wsk_server_config *cfg)
+{
+    struct wsk_server_config defaults;
+    if (!cfg) {
+        wsk_server_config_init(&defaults);
+        cfg = &defaults;
+    }
+    struct wsk_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    int rv = wsk__ctx_init(&srv->ctx, loop, &cfg->handlers, cfg->user_data, cfg->log, &cfg->limits);
+    srv->ctx.server = srv;
+    srv->cfg = *cfg;
+    if (!srv->cfg.max_head)
+        srv->cfg.max_head = WSK_HTTP_DEFAULT_MAX_HEAD;
+    if (!srv->cfg.max_connections)
+        srv->cfg.max_connections = 100000;
+    srv->subprotocols = copy_strings(cfg->subprotocols, cfg->num_subprotocols, &rv);
+    srv->origins = copy_strings(cfg->origins, cfg->num_origins, &rv);
+    srv->cfg.subprotocols = (const char *const *)srv->subprotocols;
+    srv->cfg.origins = (const char *const *)srv->origins;
+    if (cfg->ws_path && !(srv->ws_path = strdup(cfg->ws_path)))
+        rv = -ENOMEM;
+    srv->cfg.ws_path = srv->ws_path;
+    srv->cfg.static_dir = NULL;
+    if (rv == 0 && cfg->static_dir) {
+        rv = wsk__static_root_open(&srv->root, cfg->static_dir);
+        srv->has_root = rv == 0;
+    }
+    wsk_timer_init(&srv->accept_retry, accept_retry_cb, srv);
+    if (rv < 0) {
+        wsk_server_free(srv);
+        return rv;
+    }
+    *out = srv;
+    return 0;
+}
+
+static void close_listeners(struct wsk_server *srv)
+{
+    for (size_t i = 0; i < srv->num_listeners; i++) {
+        struct listener *l = &srv->listeners[i];
+        if (l->io.fd >= 0) {
+            wsk_io_stop(srv->ctx.loop, &l->io);
+            close(l->io.fd);
+            l->io.fd = -1;
+        }
+    }
+    wsk_timer_stop(srv->ctx.loop, &srv->accept_retry);
+}
+
+void wsk_server_free(struct wsk_server *srv)
+{
+    if (!srv)
+        return;
+    close_listeners(srv);
+    if (srv->ctx.loop)
+        wsk__ctx_destroy(&srv->ctx);
+    if (srv->has_root)
+        wsk__static_root_close(&srv->root);
+    free_strings(srv->subprotocols, srv->cfg.num_subprotocols);
+    free_strings(srv->origins, srv->cfg.num_origins);
+    free(srv->ws_path);
+    free(srv->shutdown_reason);
+    free(srv);
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
+{
+    (void)events;
+    struct listener *l = io->data;
+    struct wsk_server *srv = l->srv;
+    /* Bounded so one busy listener cannot starve established connections. */
+    for (int i = 0; i < 64; i++) {
+        int fd;
+        int rv = wsk__sock_accept(io->fd, &fd);
+        if (rv == -EAGAIN || rv == -ECONNABORTED || rv == -EINTR)
+            return;
+        if (rv == -EMFILE || rv == -ENFILE || rv == -ENOBUFS || rv == -ENOMEM) {
+            /* Level-triggered readiness would spin: stop listening briefly. */
+            wsk__log(&srv->ctx, 1, "accept: %s; pausing accepts for 100 ms", wsk_strerror(rv));
+            for (size_t j = 0; j < srv->num_listeners; j++)
+                wsk_io_stop(loop, &srv->listeners[j].io);
+            wsk_timer_start(loop, &srv->accept_retry, 100, 0);
+            return;
+        }
+        if (rv < 0) {
+            wsk__log(&srv->ctx, 1, "accept: %s", wsk_strerror(rv));
+            return;
+        }
+        wsk__sock_set_nodelay(fd);
+        struct wsk_conn *c = wsk__conn_new(&srv->ctx, fd, WSK__HTTP);
+        if (!c) {
+            close(fd);
+            wsk__log(&srv->ctx, 1, "accept: out of memory or watcher error");
+            return;
+        }
+    }
+}
+
+static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    struct wsk_server *srv = t->data;
+    if (srv->is_shutting_down)
+        return;
+    for (size_t j = 0; j < srv->num_listeners; j++)
+        if (srv->listeners[j].io.fd >= 0)
+            wsk_io_start(loop, &srv->listeners[j].io, WSK_IO_READ);
+}
+
+int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
+{
+    if (srv->num_listeners == MAX_LISTENERS)
+        return -ENOSPC;
+    char hostbuf[64];
+    if (!host || !*host)
+        host = "127.0.0.1";
+    if (!strcmp(host, "localhost"))
+        host = "127.0.0.1";
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']' && hl - 2 < sizeof hostbuf) {
+        memcpy(hostbuf, host + 1, hl - 2);
+        hostbuf[hl - 2] = 0;
+        host = hostbuf;
+    }
+    char portbuf[8];
+    snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
+    int fd;
+    int rv = wsk__sock_listen(host, portbuf, 0, &fd);
+    if (rv < 0)
+        return rv;
+    struct listener *l = &srv->listeners[srv->num_listeners];
+    l->srv = srv;
+    wsk_io_init(&l->io, fd, listener_cb, l);
+    rv = wsk_io_start(srv->ctx.loop, &l->io, WSK_IO_READ);
+    if (rv < 0) {
+        close(fd);
+        return rv;
+    }
+    srv->num_listeners++;
+    return 0;
+}
+
+uint16_t wsk_server_port(const struct wsk_server *srv)
+{
+    for (size_t i = 0; i < srv->num_listeners; i++) {
+        int p = wsk__sock_local_port(srv->listeners[i].io.fd);
+        if (p > 0)
+            return (uint16_t)p;
+    }
+    return 0;
+}
+
+size_t wsk_server_num_connections(const struct wsk_server *srv)
+{
+    return srv->ctx.num_open;
+}
+
+/* ---- plain HTTP ---------------------------------------------------------- */
+
+static void http_done(struct wsk_conn *c)
+{
+    if (c->http) {
+        if (c->http->file_fd >= 0)
+            close(c->http->file_fd);
+        free(c->http);
+        c->http = NULL;
+    }
+}
+
+void wsk__server_conn_gone(struct wsk_conn *c)
+{
+    http_done(c);
+}
+
+/* Queues a whole response: head, then body unless the request was HEAD. */
+static void reply(struct wsk_conn *c, int status, const char *ctype, const void *body,
+                  size_t body_len, bool is_head, bool keep_alive, const char *extra)
+{
+    char head[1024];
+    int n = wsk__http_head(head, sizeof head, status, ctype, body_len, keep_alive, extra,
+                           (int64_t)time(NULL));
+    if (n < 0) {
+        wsk__conn_abort(c, n);
+        return;
+    }
+    if (!keep_alive)
+        c->flags |= WSK__F_HTTP_CLOSE;
+    c->state = WSK__HTTP_REPLY;
+    if (wsk__conn_queue(c, head, (size_t)n) < 0 ||
+        (!is_head && body_len && wsk__conn_queue(c, body, body_len) < 0))
+        wsk__conn_abort(c, -ENOMEM);
+}
+
+static void reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
+                        const char *extra)
+{
+    char body[96];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
+    reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);
+}
+
+/* Reads the next pieces of a file into the queue. */
+static void pump_file(struct wsk_conn *c)
+{
+    struct wsk__http *h = c->http;
+    uint8_t buf[FILE_CHUNK];
+    while (h->file_left && c->out_bytes < FILE_QUEUE_TARGET) {
+        size_t want = h->file_left < sizeof buf ? (size_t)h->file_left : sizeof buf;
+        ssize_t n = read(h->file_fd, buf, want);
+        if (n <= 0) {
+            /* The file shrank or failed under us: the length is promised,
+             * so the only honest end is to drop the connection. */
+            wsk__conn_abort(c, n < 0 ? -errno : -EIO);
+            return;
+        }
+        h->file_left -= (uint64_t)n;
+        if (wsk__conn_queue(c, buf, (size_t)n) < 0) {
+            wsk__conn_abort(c, -ENOMEM);
+            return;
+        }
+    }
+}
+
+static bool slice_eq(struct wsk_slice s, const char *z)
+{
+    size_t n = strlen(z);
+    return s.len == n && !memcmp(s.ptr, z, n);
+}
+
+static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
+                      const struct wsk_http_request *req, bool keep_alive)
+{
+    bool is_head = slice_eq(req->method, "HEAD");
+    if (srv->has_root) {
+        struct wsk__static_file f;
+        int status = wsk__static_resolve(&srv->root, req->path, &f);
+        if (status == 200) {
+            char head[1024];
+            int n = wsk__http_head(head, sizeof head, 200, f.content_type, f.size, keep_alive, NULL,
+                                   (int64_t)time(NULL));
+            if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0) {
+                close(f.fd);
+                wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
+                return;
+            }
+            if (!keep_alive)
+                c->flags |= WSK__F_HTTP_CLOSE;
+            c->state = WSK__HTTP_REPLY;
+            if (is_head || f.size == 0) {
+                close(f.fd);
+                return;
+            }
+            c->http->file_fd = f.fd;
+            c->http->file_left = f.size;
+            pump_file(c);
+            return;
+        }
+        if (status == 301) {
+            char loc[1024];
+            int n =
+                snprintf(loc, sizeof loc, "Location: %.*s/\r\n", (int)req->path.len, req->path.ptr);
+            if (n > 0 && (size_t)n < sizeof loc) {
+                reply_error(c, 301, is_head, keep_alive, loc);
+                return;
+            }
+            status = 404;
+        }
+        if (status != 404 || !srv->cfg.index_page) {
+            reply_error(c, status, is_head, keep_alive, NULL);
+            return;
+        }
+    }
+    if (srv->cfg.index_page && (slice_eq(req->path, "/") || slice_eq(req->path, "/index.html"))) {
+        reply(c, 200, "text/html; charset=utf-8", srv->cfg.index_page, srv->cfg.index_page_len,
+              is_head, keep_alive, "Cache-Control: no-cache\r\n");
+        return;
+    }
+    reply_error(c, 404, is_head, keep_alive, NULL);
+}
+
+static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
+                    size_t head_len)
+{
+    struct wsk_handshake_server_config hc = {
+        .subprotocols = srv->cfg.subprotocols,
+        .num_subprotocols = srv->cfg.num_subprotocols,
+        .origins = srv->cfg.origins,
+        .num_origins = srv->cfg.num_origins,
+    };
+    struct wsk_handshake_info info;
+    int status = wsk_handshake_server_check(req, &hc, &info);
+    if (status == 101 && srv->cfg.ws_path && !slice_eq(info.path, srv->cfg.ws_path))
+        status = 404;
+    if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections))
+        status = 503;
+    if (status != 101) {
+        char buf[512];
+        int n = wsk_handshake_server_reject(buf, sizeof buf, status);
+        wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d", wsk_conn_peer(c), status);
+        c->flags |= WSK__F_HTTP_CLOSE;
+        c->state = WSK__HTTP_REPLY;
+        if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0)
+            wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
+        return;
+    }
+    char buf[512];
+    int n = wsk_handshake_server_accept(buf, sizeof buf, &info, NULL);
+    if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0) {
+        wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
+        return;
+    }
+    http_done(c);
+    struct wsk_open_event ev = {
+        .path = info.path,
+        .query = info.query,
+        .subprotocol = info.subprotocol,
+        .origin = info.origin,
+        .headers = req->headers,
+        .num_headers = req->num_headers,
+    };
+    wsk__conn_open(c, &ev, c->in + head_len, c->in_len - head_len);
+}
+
+void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
+{
+    struct wsk_server *srv = c->ctx->server;
+    if (!c->http) {
+        c->http = malloc(sizeof *c->http);
+        if (!c->http) {
+            wsk__conn_abort(c, -ENOMEM);
+            return;
+        }
+        wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
+        c->http->file_fd = -1;
+        c->http->file_left = 0;
+    }
+    if (len && wsk__conn_in_append(c, data, len) < 0) {
+        wsk__conn_abort(c, -ENOMEM);
+        return;
+    }
+    struct wsk_http_request req;
+    int rv = wsk_http_request_parse(&c->http->parser, (const char *)c->in, c->in_len, &req);
+    if (rv == 0)
+        return;
+    if (rv < 0) {
+        reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
+        return;
+    }
+    size_t head_len = (size_t)rv;
+    if (wsk_handshake_is_upgrade(&req)) {
+        open_ws(srv, c, &req, head_len);
+        return;
+    }
+    bool keep_alive =
+        req.minor_version >= 1 &&
+        !wsk_http_header_has_token(req.headers, req.num_headers, "Connection", "close");
+    /* A body we do not read would be taken for the next request. */
+    const struct wsk_slice *cl =
+        wsk_http_header_get(req.headers, req.num_headers, "Content-Length");
+    if ((cl && !(cl->len == 1 && cl->ptr[0] == '0')) ||
+        wsk_http_header_get(req.headers, req.num_headers, "Transfer-Encoding"))
+        keep_alive = false;
+    if (srv->is_shutting_down)
+        keep_alive = false;
+    if (slice_eq(req.method, "GET") || slice_eq(req.method, "HEAD"))
+        serve_get(srv, c, &req, keep_alive);
+    else
+        reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
+    if (c->state == WSK__DEAD)
+        return;
+    /* Pipelined bytes after this head wait in c->in for the next round. */
+    wsk__conn_in_drop(c, head_len);
+    wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
+}
+
+void wsk__server_on_reply_drained(struct wsk_conn *c)
+{
+    if (c->http && c->http->file_left) {
+        pump_file(c);
+        return;
+    }
+    if (c->http && c->http->file_fd >= 0) {
+        close(c->http->file_fd);
+        c->http->file_fd = -1;
+    }
+    if (c->flags & WSK__F_HTTP_CLOSE) {
+        wsk__conn_finish(c);
+        return;
+    }
+    /* Keep-alive: the next request, which may already be here. */
+    c->state = WSK__HTTP;
+    c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.handshake_timeout_ms;
+    if (c->in_len)
+        wsk__server_on_head(c, NULL, 0);
+}
+
+/* ---- broadcast and shutdown ---------------------------------------------- */
+
+int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
+                         size_t len)
+{
+    if (opcode != WSK_OP_TEXT && opcode != WSK_OP_BINARY)
+        return -EINVAL;
+    if (opcode == WSK_OP_TEXT && !wsk_utf8_valid(data, len))
+        return WSK_EUTF8;
+    /* Server frames are not masked, so one encoding serves every receiver:
+     * small frames are copied into each queue (cheaper than a reference),
+     * big ones are shared by reference count. */
+    struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    if (!sh)
+        return -ENOMEM;
+    struct wsk__ctx *ctx = &srv->ctx;
+    int count = 0;
+    struct wsk_conn *next;
+    for (struct wsk_conn *c = ctx->conns; c; c = next) {
+        next = c->next;
+        if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
+            continue;
+        if (c->out_bytes + sh->len > ctx->lim.max_send_queue) {
+            if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
+                continue;
+            wsk__log(ctx, 1, "%s: send queue full (%zu bytes), closing with 1008", wsk_conn_peer(c),
+                     c->out_bytes);
+            wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
+            continue;
+        }
+        int rv = sh->len < BROADCAST_SHARE_MIN ? wsk__conn_queue(c, sh->data, sh->len)
+                                               : wsk__conn_queue_shared(c, sh);
+        if (rv < 0) {
+            wsk__conn_abort(c, rv);
+            continue;
+        }
+        count++;
+    }
+    wsk__shared_release(sh);
+    return count;
+}
+
+void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason)
+{
+    srv->is_shutting_down = true;
+    close_listeners(srv);
+    struct wsk_conn *next;
+    for (struct wsk_conn *c = srv->ctx.conns; c; c = next) {
+        next = c->next;
+        if (c->state == WSK__OPEN)
+            wsk_conn_close(c, code, reason);
+        else if (c->state == WSK__HTTP)
+            wsk__conn_abort(c, WSK_ECLOSED);
+        /* Replies in flight and lingering closes finish by themselves. */
+    }
+}

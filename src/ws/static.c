@@ -1,0 +1,548 @@
+/* Static files for `wsk serve --static DIR`: request path to open file, and
+ * the response head (RFC 9110 sections 5.6.7, 8.3, 15; RFC 9112 section 4).
+ *
+ * A request is served in four steps, each of which can only narrow what the
+ * next one sees:
+ *
+ *   raw path --decode_path--> relative name --open_beneath--> O_PATH fd
+ *            --fstat--> regular file? --open_for_read--> O_RDONLY fd
+ *
+ * decode_path() works on the bytes alone and refuses everything that could
+ * climb (".." in any spelling) or smuggle a separator into a segment, so the
+ * name handed to the kernel is plain "seg/seg/seg" with no "..", no leading
+ * '/', no NUL. That alone would be enough without symlinks. Symlinks are
+ * what open_beneath() is for: with openat2(RESOLVE_BENEATH) the kernel
+ * refuses, during the lookup, any step that leaves the directory fd; on
+ * kernels before 5.6 (or under a seccomp filter that hides openat2) the file
+ * is opened with plain openat() and its kernel-reported path, the target of
+ * /proc/self/fd/N, must lie under the root's realpath().
+ *
+ * The first open is O_PATH, which does not open the file itself: opening a
+ * FIFO for reading blocks until a writer appears (a stall of the whole event
+ * loop), and opening some devices has side effects (/dev/watchdog arms a
+ * reboot). Only once fstat() has shown a regular file is it opened for
+ * reading.
+ */
+#include "ws/static.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "wsk/error.h"
+
+/* openat2() is not in glibc, and <linux/openat2.h> is missing from older
+ * kernel headers; the ABI is fixed, so it is spelled out here. */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_BENEATH_       0x08
+
+struct open_how_ {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+#define INDEX_NAME "index.html"
+
+/* RESOLVE_BENEATH fails with EAGAIN when a concurrent rename might have let a
+ * lookup escape; the kernel expects callers to retry. */
+#define OPENAT2_TRIES 8
+
+bool wsk__static_no_openat2;
+
+/* Set once openat2() has returned ENOSYS, so that old kernels pay for the
+ * failed system call only once. Atomic because several loops (threads) may
+ * serve files at the same time. */
+static atomic_bool kernel_lacks_openat2;
+
+int wsk__static_root_open(struct wsk__static_root *root, const char *dir)
+{
+    root->dirfd = -1;
+    root->real = NULL;
+    root->real_len = 0;
+    if (dir == NULL)
+        return -EINVAL;
+
+    char *real = realpath(dir, NULL);
+    if (real == NULL)
+        return -errno;
+    /* Opening the canonical name, not dir, makes the fd and root->real name
+     * the same directory (barring a rename in between, which only makes the
+     * fallback check refuse files, never accept them). */
+    int fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        free(real);
+        return -err;
+    }
+    root->dirfd = fd;
+    root->real = real;
+    root->real_len = strlen(real);
+    return 0;
+}
+
+void wsk__static_root_close(struct wsk__static_root *root)
+{
+    if (root->dirfd >= 0)
+        close(root->dirfd);
+    free(root->real);
+    root->dirfd = -1;
+    root->real = NULL;
+    root->real_len = 0;
+}
+
+/* ---- path decoding ------------------------------------------------------ */
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the raw request path into rel as "seg/seg/.../seg" (no leading
+ * '/'), NUL-terminated, with a trailing '/' when the path ends in one. Sets
+ * *is_dir when it does. Returns 0, or the HTTP status that refuses the path.
+ *
+ * Every check is on decoded bytes, which is what the file system will see, so
+ * no spelling of ".." or of a separator can get through. Empty segments are
+ * refused rather than merged: merging would make "//host" name the root and
+ * the 301 for it would redirect to the protocol-relative URL "//host/". */
+static int decode_path(struct wsk_slice path, char *rel, size_t cap, size_t *rel_len, bool *is_dir)
+{
+    const unsigned char *p = (const unsigned char *)path.ptr;
+    size_t len = path.len;
+    size_t i = 1, n = 0;
+
+    *is_dir = false;
+    if (len == 0 || p[0] != '/')
+        return 400;
+    for (;;) {
+        size_t seg = n;
+        while (i < len && p[i] != '/') {
+            unsigned char c = p[i++];
+            if (c <= 0x20 || c == 0x7f)
+                return 400;
+            if (c == '%') {
+                if (len - i < 2 || hex_value(p[i]) < 0 || hex_value(p[i + 1]) < 0)
+                    return 400;
+                c = (unsigned char)(hex_value(p[i]) << 4 | hex_value(p[i + 1]));
+                i += 2;
+                if (c == '\0')
+                    return 400;
+                if (c == '/')
+                    return 403;
+            }
+            /* A backslash is an ordinary byte to Linux but a separator to
+             * Windows-minded proxies and to browsers resolving a Location. */
+            if (c == '\\')
+                return 403;
+            if (n + 1 >= cap)
+                return 404;
+            rel[n++] = (char)c;
+        }
+        size_t seg_len = n - seg;
+        if (seg_len == 0) {
+            if (i < len)
+                return 404;
+            *is_dir = true; /* "/" or a trailing '/' */
+            break;
+        }
+        if (rel[seg] == '.')
+            return seg_len == 2 && rel[seg + 1] == '.' ? 403 : 404;
+        if (seg_len > NAME_MAX)
+            return 404;
+        if (i == len)
+            break;
+        i++; /* the '/' */
+        if (n + 1 >= cap)
+            return 404;
+        rel[n++] = '/';
+    }
+    rel[n] = '\0';
+    *rel_len = n;
+    return 0;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int status_for_errno(int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return 404;
+    case EXDEV: /* RESOLVE_BENEATH: the lookup would leave the root */
+    case ELOOP: /* a symlink loop, or a /proc magic link */
+    case EACCES:
+    case EPERM:
+        return 403;
+    case EAGAIN:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+/* Returns the fd from openat2(root, rel, flags) confined beneath the root,
+ * or -errno; -ENOSYS when openat2 is not to be used. */
+static int openat2_beneath(const struct wsk__static_root *root, const char *rel, int flags)
+{
+    if (wsk__static_no_openat2 || atomic_load_explicit(&kernel_lacks_openat2, memory_order_relaxed))
+        return -ENOSYS;
+    struct open_how_ how = {
+        .flags = (uint64_t)flags,
+        .resolve = RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_,
+    };
+    for (int tries = 0; tries < OPENAT2_TRIES; tries++) {
+        long fd = syscall(SYS_openat2, root->dirfd, rel, &how, sizeof how);
+        if (fd >= 0)
+            return (int)fd;
+        if (errno == EINTR || errno == EAGAIN)
+            continue;
+        if (errno == ENOSYS)
+            atomic_store_explicit(&kernel_lacks_openat2, true, memory_order_relaxed);
+        return -errno;
+    }
+    return -EAGAIN;
+}
+
+/* Without openat2: checks that the file behind fd, as the kernel names it
+ * after following every symlink, is the root or lies below it. Returns 0,
+ * -EXDEV (outside), -ENAMETOOLONG, or -EIO when /proc cannot tell, since then
+ * nothing can be served safely. */
+static int check_under_root(const struct wsk__static_root *root, int fd)
+{
+    char proc[32], real[PATH_MAX];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, real, sizeof real);
+    if (n < 0)
+        return -EIO;
+    if ((size_t)n == sizeof real)
+        return -ENAMETOOLONG;
+    size_t rl = root->real_len;
+    /* Compare whole segments: "/srv/www" must not accept "/srv/www-secret". */
+    if (rl == 1) /* the root is "/" */
+        return real[0] == '/' ? 0 : -EXDEV;
+    if ((size_t)n < rl || memcmp(real, root->real, rl) != 0)
+        return -EXDEV;
+    if ((size_t)n > rl && real[rl] != '/')
+        return -EXDEV;
+    return 0;
+}
+
+/* Opens rel under the root as an O_PATH fd that is known to lie beneath it.
+ * Sets *by_openat2 to the method used. Returns the fd or -errno. */
+static int open_beneath(const struct wsk__static_root *root, const char *rel, bool *by_openat2)
+{
+    int fd = openat2_beneath(root, rel, O_PATH | O_CLOEXEC);
+    /* A seccomp filter that predates openat2 may answer EPERM instead of
+     * ENOSYS. EPERM is not cached like ENOSYS, since it can also be a real
+     * answer about this one file; the fallback is safe either way. */
+    *by_openat2 = fd != -ENOSYS && fd != -EPERM;
+    if (*by_openat2)
+        return fd;
+
+    fd = openat(root->dirfd, rel, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rv = check_under_root(root, fd);
+    if (rv < 0) {
+        close(fd);
+        return rv;
+    }
+    return fd;
+}
+
+/* Opens for reading the regular file that path_fd (O_PATH, described by st)
+ * refers to. Returns the fd or -errno. */
+static int open_for_read(const struct wsk__static_root *root, const char *rel, int path_fd,
+                         const struct stat *st, bool by_openat2)
+{
+    if (!by_openat2) {
+        /* /proc is known to work here (check_under_root used it), and
+         * reopening through it opens exactly the inode that was checked. */
+        char proc[32];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", path_fd);
+        int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+    }
+
+    /* With openat2, /proc may be absent, so look the name up again, still
+     * beneath the root. If it was replaced since the fstat(), O_NONBLOCK
+     * keeps a FIFO from stalling us before the comparison below notices. */
+    int fd = openat2_beneath(root, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    struct stat now;
+    if (fstat(fd, &now) != 0 || !S_ISREG(now.st_mode) || now.st_dev != st->st_dev ||
+        now.st_ino != st->st_ino) {
+        close(fd);
+        return -ENOENT;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+int wsk__static_resolve(const struct wsk__static_root *root, struct wsk_slice path,
+                        struct wsk__static_file *out)
+{
+    char rel[PATH_MAX];
+    size_t rel_len;
+    bool is_dir, by_openat2;
+
+    out->fd = -1;
+    out->size = 0;
+    out->mtime = 0;
+    out->content_type = NULL;
+
+    int status = decode_path(path, rel, sizeof rel - (sizeof INDEX_NAME - 1), &rel_len, &is_dir);
+    if (status != 0)
+        return status;
+    if (is_dir) {
+        memcpy(rel + rel_len, INDEX_NAME, sizeof INDEX_NAME);
+        rel_len += sizeof INDEX_NAME - 1;
+    }
+
+    int path_fd = open_beneath(root, rel, &by_openat2);
+    if (path_fd < 0)
+        return status_for_errno(-path_fd);
+    struct stat st;
+    if (fstat(path_fd, &st) != 0) {
+        status = status_for_errno(errno);
+        close(path_fd);
+        return status;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(path_fd);
+        /* A directory named by a path without its trailing slash is
+         * redirected, so that relative links inside its index resolve
+         * against the directory. An index.html that is not a file is no
+         * index. */
+        if (is_dir)
+            return 404;
+        return S_ISDIR(st.st_mode) ? 301 : 403;
+    }
+
+    int fd = open_for_read(root, rel, path_fd, &st, by_openat2);
+    close(path_fd);
+    if (fd < 0)
+        return status_for_errno(-fd);
+    out->fd = fd;
+    out->size = (uint64_t)st.st_size;
+    out->mtime = (int64_t)st.st_mtim.tv_sec;
+    out->content_type = wsk__mime_type(rel, rel_len);
+    return 200;
+}
+
+/* ---- content types ------------------------------------------------------ */
+
+static const struct {
+    const char *ext;
+    const char *type;
+} mime_types[] = {
+    {"html", "text/html; charset=utf-8"},
+    {"htm", "text/html; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"ico", "image/x-icon"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"wasm", "application/wasm"},
+    {"webp", "image/webp"},
+    {"woff2", "font/woff2"},
+};
+
+/* ASCII only: strncasecmp() would consult the locale. */
+static bool ext_equals(const char *ext, size_t len, const char *lower)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)ext[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if (lower[i] == '\0' || c != (unsigned char)lower[i])
+            return false;
+    }
+    return lower[len] == '\0';
+}
+
+const char *wsk__mime_type(const char *path, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && path[i - 1] != '.' && path[i - 1] != '/')
+        i--;
+    if (i > 0 && path[i - 1] == '.') {
+        for (size_t k = 0; k < sizeof mime_types / sizeof mime_types[0]; k++) {
+            if (ext_equals(path + i, len - i, mime_types[k].ext))
+                return mime_types[k].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* ---- response heads ------------------------------------------------------ */
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {416, "Range Not Satisfiable"},
+    {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {503, "Service Unavailable"},
+    {505, "HTTP Version Not Supported"},
+};
+
+const char *wsk__http_reason(int status)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    }
+    return "Unknown";
+}
+
+int wsk__http_head(char *out, size_t cap, int status, const char *content_type,
+                   uint64_t content_length, bool keep_alive, const char *extra, int64_t now)
+{
+    char date[30];
+    wsk__http_date(now, date);
+    bool has_type = content_type != NULL;
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Server: wsk\r\n"
+                     "Date: %s\r\n"
+                     "%s%s%s"
+                     "Content-Length: %" PRIu64 "\r\n"
+                     "Connection: %s\r\n"
+                     "%s"
+                     "\r\n",
+                     status, wsk__http_reason(status), date, has_type ? "Content-Type: " : "",
+                     has_type ? content_type : "", has_type ? "\r\n" : "", content_length,
+                     keep_alive ? "keep-alive" : "close", extra != NULL ? extra : "");
+    if (n < 0 || (size_t)n >= cap)
+        return WSK_ENOSPC;
+    return n;
+}
+
+/* ---- dates ----------------------------------------------------------------- */
+
+#define DATE_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define DATE_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
+
+static char *put_digits(char *p, int64_t v, int width)
+{
+    for (int k = width - 1; k >= 0; k--) {
+        p[k] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+static char *put_str(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Calendar arithmetic by hand rather than gmtime_r(): no dependence on the
+ * width of time_t, and the result for any int64_t is defined. The date
+ * conversion is Howard Hinnant's days_from_civil inverse ("chrono-Compatible
+ * Low-Level Date Algorithms"), which counts in 400-year eras from 0000-03-01
+ * so that the leap day falls at the end of each year. */
+void wsk__http_date(int64_t t, char out[30])
+{
+    static const char wdays[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    if (t < DATE_MIN)
+        t = DATE_MIN;
+    if (t > DATE_MAX)
+        t = DATE_MAX;
+    int64_t days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    int wday = (int)(((days % 7) + 7) % 7); /* 1970-01-01 was a Thursday */
+
+    int64_t z = days + 719468; /* days since 0000-03-01 */
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
+    int64_t mday = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+
+    char *p = out;
+    p = put_str(p, wdays[wday], 3);
+    p = put_str(p, ", ", 2);
+    p = put_digits(p, mday, 2);
+    *p++ = ' ';
+    p = put_str(p, months[month - 1], 3);
+    *p++ = ' ';
+    p = put_digits(p, year, 4);
+    *p++ = ' ';
+    p = put_digits(p, secs / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, secs / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, secs % 60, 2);
+    p = put_str(p, " GMT", 4);
+    *p = '\0';
+}

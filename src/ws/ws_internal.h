@@ -1,0 +1,161 @@
+/* Private to src/ws: the connection object and the context it shares with
+ * the other connections of one server or of one client loop.
+ *
+ * Memory per idle connection is the struct below and nothing else: input is
+ * read into the context's receive buffer, and only what cannot be handed out
+ * at once (a head that is not complete, a message split across reads, bytes
+ * the socket refused) is kept per connection, on the heap, and released when
+ * it is no longer needed.
+ */
+#ifndef WSK_WS_INTERNAL_H
+#define WSK_WS_INTERNAL_H
+
+#include <sys/uio.h>
+
+#include "wsk/ws.h"
+
+struct wsk__http;
+struct wsk__client_hs;
+
+/* A piece of the send queue: bytes of its own, or a reference to a frame
+ * shared by every receiver of a broadcast. */
+struct wsk__shared {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+};
+
+struct wsk__oseg {
+    struct wsk__oseg *next;
+    struct wsk__shared *shared; /* NULL: the bytes are in data[] */
+    size_t off;                 /* first unsent byte */
+    size_t len;                 /* bytes queued (sent ones included) */
+    size_t cap;                 /* owned segments: room in data[] */
+    uint8_t data[];
+};
+
+enum wsk__state {
+    WSK__CONNECTING, /* client: DNS or TCP connect under way */
+    WSK__HANDSHAKE,  /* client: request sent, reading the response head */
+    WSK__HTTP,       /* server: reading a request head */
+    WSK__HTTP_REPLY, /* server: sending a plain HTTP response */
+    WSK__OPEN,       /* WebSocket open (also after sending or receiving close) */
+    WSK__LINGER,     /* all sent and shut down for writing: waiting for EOF */
+    WSK__DEAD,       /* closed; freed once no callback is running on it */
+};
+
+enum {
+    WSK__F_SENT_CLOSE = 1u << 0, /* a close frame is queued */
+    WSK__F_GOT_CLOSE = 1u << 1,  /* the peer's close frame arrived */
+    WSK__F_FAILED = 1u << 2,     /* protocol error or abort: no clean close */
+    WSK__F_IN_READ = 1u << 3,    /* handling this connection's own input */
+    WSK__F_PAUSED = 1u << 4,     /* reading stopped: our own queue is full */
+    WSK__F_FLUSH_LIST = 1u << 5, /* on the context's list of queues to flush */
+    WSK__F_PING_SENT = 1u << 6,  /* keepalive ping sent, pong awaited */
+    WSK__F_CLIENT = 1u << 7,
+    WSK__F_WANT_DRAIN = 1u << 8, /* a send returned WSK_EBACKPRESSURE */
+    WSK__F_OPENED = 1u << 9,     /* on_open was called */
+    WSK__F_CLOSE_CALLED = 1u << 10,
+    WSK__F_HTTP_CLOSE = 1u << 11, /* close after the HTTP response */
+    WSK__F_SHUT_WR = 1u << 12,
+};
+
+struct wsk__ctx;
+
+struct wsk_conn {
+    struct wsk_io io;
+    struct wsk__ctx *ctx;
+    void *user_data;
+    struct wsk_conn *prev, *next; /* the context's list of connections */
+    struct wsk_conn *flush_next;  /* the context's list of queues to flush */
+    struct wsk_frame_parser parser;
+    uint8_t *in; /* unfinished head, or a control frame split across reads */
+    uint32_t in_len, in_cap;
+    uint8_t *msg; /* message split across frames or reads */
+    size_t msg_len, msg_cap;
+    struct wsk__oseg *out_head, *out_tail;
+    size_t out_bytes;
+    uint64_t deadline; /* loop time (ms) of the next timeout check, 0: none */
+    union {
+        struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
+        struct wsk__client_hs *hs; /* client: connecting and the handshake */
+    };
+    uint32_t flags;
+    uint16_t close_code; /* the peer's close code (1005 none, 1006 no frame) */
+    uint8_t state;
+    uint8_t busy;         /* callbacks running on this connection */
+    uint16_t http_status; /* client: status of a refused handshake */
+    int error;            /* why it ended, for on_close */
+};
+
+struct wsk__ctx {
+    struct wsk_loop *loop;
+    struct wsk_handlers h;
+    void *user_data;
+    wsk_log_cb log;
+    void *log_data;
+    struct wsk_conn_limits lim;
+    struct wsk_server *server; /* NULL for clients */
+    uint8_t *rbuf;             /* receive buffer shared by every connection */
+    size_t rbuf_cap;
+    struct wsk_conn *conns;
+    size_t num_conns; /* all connections */
+    size_t num_open;  /* WebSocket open ones */
+    struct wsk_conn *flush_list;
+    struct wsk_defer flush_defer;
+    struct wsk_conn *dead_list;
+    struct wsk_defer reap_defer;
+    struct wsk_timer sweep;
+    uint32_t sweep_ms;
+    struct wsk__oseg *pool; /* spare send segments */
+    size_t pool_len;
+    bool is_shutting_down;
+    bool in_teardown;
+};
+
+/* The context. */
+int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_handlers *h,
+                  void *user_data, wsk_log_cb log, const struct wsk_conn_limits *lim);
+/* Closes every connection at once (no handshake, on_close still called) and
+ * frees what the context holds. */
+void wsk__ctx_destroy(struct wsk__ctx *ctx);
+void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Connections. */
+struct wsk_conn *wsk__conn_new(struct wsk__ctx *ctx, int fd, uint8_t state);
+/* Switches to WebSocket framing; leftover bytes after the head are fed. */
+void wsk__conn_open(struct wsk_conn *conn, const struct wsk_open_event *ev, const uint8_t *rest,
+                    size_t rest_len);
+/* Queues raw bytes (an HTTP head, a body). Returns 0 or -ENOMEM. */
+int wsk__conn_queue(struct wsk_conn *conn, const void *data, size_t len);
+/* Queues a reference to a shared frame. */
+int wsk__conn_queue_shared(struct wsk_conn *conn, struct wsk__shared *sh);
+/* Arranges for the queue to be written at the end of this loop iteration. */
+void wsk__conn_want_flush(struct wsk_conn *conn);
+/* Ends the connection at once: no close frame, on_close with error. */
+void wsk__conn_abort(struct wsk_conn *conn, int error);
+/* After the last queued byte: shut down writing and wait briefly for EOF. */
+void wsk__conn_finish(struct wsk_conn *conn);
+/* Appends bytes to conn->in (grows it). Returns 0 or -ENOMEM. */
+int wsk__conn_in_append(struct wsk_conn *conn, const uint8_t *data, size_t len);
+void wsk__conn_in_drop(struct wsk_conn *conn, size_t n);
+
+/* Hooks implemented by server.c and client.c. */
+/* Server: bytes of a request head arrived (state WSK__HTTP). */
+void wsk__server_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len);
+/* Server: the HTTP response queue drained (state WSK__HTTP_REPLY). */
+void wsk__server_on_reply_drained(struct wsk_conn *conn);
+void wsk__server_conn_gone(struct wsk_conn *conn);
+/* Client: connect finished or response head bytes arrived. */
+void wsk__client_on_writable(struct wsk_conn *conn);
+void wsk__client_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len);
+void wsk__client_conn_gone(struct wsk_conn *conn);
+/* Client: the context is empty and may be freed (called from its reap). */
+void wsk__client_ctx_empty(struct wsk__ctx *ctx);
+
+/* Shared frames for broadcasts. */
+struct wsk__shared *wsk__shared_frame(uint8_t first_byte, const void *payload, size_t len);
+void wsk__shared_release(struct wsk__shared *sh);
+
+#endif

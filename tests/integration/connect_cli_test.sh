@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# wsk connect as a command: piped lines against wsk serve --echo, the close
+# at stdin EOF, --echo, and failures (refused, DNS, handshake rejected,
+# protocol error, abnormal close) that print one stderr line and exit non-zero.
+source "$(dirname "$0")/lib.sh"
+
+echo "== wsk connect -> wsk serve --echo"
+if start_server --echo --max-message 1048576; then
+    check "printf 'a\\nb\\n' | wsk connect: prints exactly a, b" connect_expect 'a\nb\n' 'a\nb\n' "$WS_URL"
+    check "5000 lines: all printed, in order, before the close" \
+        connect_expect "$(printf '%s\\n' $(seq 1 5000))" "$(printf '%s\\n' $(seq 1 5000))" "$WS_URL"
+    LONG=$(head -c 30000 /dev/zero | tr '\0' 'w')
+    check "a 30000-character line comes back whole" connect_expect "$LONG\n" "$LONG\n" "$WS_URL"
+    check "UTF-8 passes through" connect_expect 'grüße ✓ 😀\n' 'grüße ✓ 😀\n' "$WS_URL"
+    check "empty stdin: connects, closes, exits 0, prints nothing" connect_expect '' '' "$WS_URL"
+    check "-q: still prints the messages" connect_expect 'quiet\n' 'quiet\n' -q "$WS_URL"
+    server_alive "server still running"
+    stop_server
+fi
+
+echo "== wsk serve --path /chat --origin http://good.example"
+if start_server --echo --path /chat --origin http://good.example; then
+    check "the listening line names the path" grep -q "ws://127.0.0.1:$PORT/chat" <<<"$SERVER_LINE"
+    check "allowed Origin: echo works" \
+        connect_expect 'hi\n' 'hi\n' --header 'Origin: http://good.example' "ws://127.0.0.1:$PORT/chat"
+    check "foreign Origin: rejected, non-zero exit, one stderr line mentioning 403" \
+        connect_fails '403' --header 'Origin: http://evil.example' "ws://127.0.0.1:$PORT/chat"
+    check "wrong path: rejected, non-zero exit, one stderr line" \
+        connect_fails '40[0-9]' --header 'Origin: http://good.example' "ws://127.0.0.1:$PORT/other"
+    stop_server
+fi
+
+echo "== failures"
+if hold_dead_port; then
+    check "nothing listening: non-zero, one stderr line mentioning refused" \
+        connect_fails 'refused' "ws://127.0.0.1:$DEAD_PORT/"
+fi
+check "unresolvable host: non-zero, one stderr line about the name" \
+    connect_fails 'resolv|name|dns|not known|getaddrinfo|host' "ws://nonexistent.invalid/"
+check "a malformed URL: non-zero, one stderr line" connect_fails '.' "not a url"
+
+if start_listener "$PY" "$PEERS/py_echo_server.py"; then
+    PY_URL=ws://127.0.0.1:$LISTENER_PORT
+    PY_OUT=$LISTENER_OUT
+    check "handshake rejected with 403: non-zero, one stderr line mentioning 403" \
+        connect_fails '403' "$PY_URL/reject"
+    check "server sends a masked frame: non-zero, one stderr line" \
+        connect_fails 'protocol|mask|1002' "$PY_URL/badframe"
+    check "server drops TCP without a close frame: non-zero, one stderr line" \
+        connect_fails 'clos|1006|abnormal|reset|eof' "$PY_URL/abort"
+    check "--echo: the server sends 3 messages and closes: exit 0" \
+        "$WSK_BIN" connect --echo "$PY_URL/burst" </dev/null
+    check "--echo: the server got its 3 messages back unchanged" wait_for_line "$PY_OUT" '^burst: ok' 10
+    # stdin stays open (a fifo we hold), so only the server's close ends it.
+    mkfifo "$TEST_TMP/stdin.fifo"
+    exec {hold_stdin}<>"$TEST_TMP/stdin.fifo"
+    check "the server closes (1000) while stdin is open: prints what came, exits 0" \
+        connect_expect_stdin "$TEST_TMP/stdin.fifo" 'bye\n' "$PY_URL/close-after"
+    exec {hold_stdin}>&-
+fi
+
+finish

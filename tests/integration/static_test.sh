@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# wsk serve --static DIR: files with the right Content-Type and exact bodies,
+# HEAD without a body, 404 for missing files, 405 for other methods, nothing
+# outside DIR however the path is spelled (.., %2e%2e, encoded slashes,
+# symlinks out), and WebSocket upgrades on the same port still work.
+source "$(dirname "$0")/lib.sh"
+
+if ! command -v curl >/dev/null; then
+    fail "curl is missing (scripts/deps.sh test must install it)"
+    finish
+fi
+
+SITE=$TEST_TMP/site
+WWW=$SITE/www
+mkdir -p "$WWW/sub" "$SITE/secret"
+echo "TOP SECRET" >"$SITE/secret/x"
+cat >"$WWW/index.html" <<'EOF'
+<!doctype html><html><head><title>wsk static</title><link rel="stylesheet" href="style.css"></head>
+<body><h1>static</h1><script src="app.js"></script></body></html>
+EOF
+echo 'console.log("app");' >"$WWW/app.js"
+echo 'body { color: #123; }' >"$WWW/style.css"
+echo '{"ok": true, "n": [1, 2, 3]}' >"$WWW/data.json"
+echo '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>' >"$WWW/logo.svg"
+# A real 1x1 PNG, and bytes that are not UTF-8, for byte-exact bodies.
+printf '\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82' >"$WWW/img.png"
+head -c 1150 /dev/urandom >"$WWW/favicon.ico"
+printf 'plain notes\n' >"$WWW/notes.txt"
+echo '<p>in a subdirectory</p>' >"$WWW/sub/page.html"
+ln -s /etc/passwd "$WWW/passwd-link"
+ln -s ../secret "$WWW/outside-dir"
+
+# http_is URL_PATH STATUS_REGEX [TYPE_REGEX] [CURL ARGS...]: the answer's status
+# (and Content-Type) match.
+http_is()
+{
+    local path=$1 status=$2 type=${3:-.*}
+    shift 3 2>/dev/null || shift $#
+    local got
+    got=$(curl -s --path-as-is --max-time 10 -o "$TEST_TMP/body" \
+        -w '%{http_code} %{content_type}' "$@" "http://127.0.0.1:$PORT$path")
+    echo "${*:+$* }$path -> $got"
+    [[ ${got%% *} =~ ^($status)$ ]] || { echo "status not /$status/"; return 1; }
+    [[ ${got#* } =~ ^($type) ]] || { echo "Content-Type not /$type/"; return 1; }
+}
+
+# body_is URL_PATH FILE: GET returns exactly FILE's bytes, with a matching
+# Content-Length.
+body_is()
+{
+    local path=$1 file=$2 len
+    len=$(curl -s --max-time 10 -o "$TEST_TMP/body" -D "$TEST_TMP/head" \
+        -w '%{size_download}' "http://127.0.0.1:$PORT$path")
+    if ! cmp "$TEST_TMP/body" "$file"; then
+        echo "body of $path differs from $file ($len bytes received, $(stat -c %s "$file") expected)"
+        return 1
+    fi
+    local clen
+    clen=$(tr -d '\r' <"$TEST_TMP/head" | awk -F': *' 'tolower($1) == "content-length" { print $2 }')
+    if [[ $clen != "$(stat -c %s "$file")" ]]; then
+        echo "Content-Length '$clen', file has $(stat -c %s "$file") bytes"
+        return 1
+    fi
+}
+
+# head_ok URL_PATH FILE TYPE_REGEX: HEAD answers 200 with the right
+# Content-Type and Content-Length and sends no body.
+head_ok()
+{
+    local path=$1 file=$2 type=$3 resp head body clen ctype
+    timeout 15 "$PY" "$PEERS/raw_client.py" http "$WS_URL" HEAD "$path" >"$TEST_TMP/resp" || return 1
+    resp=$(cat "$TEST_TMP/resp"; echo x)
+    resp=${resp%x}
+    head=${resp%%$'\r\n\r\n'*}
+    body=${resp#*$'\r\n\r\n'}
+    echo "${head//$'\r'/}"
+    [[ $head =~ ^HTTP/1\.1\ 200 ]] || { echo "status is not 200"; return 1; }
+    clen=$(tr -d '\r' <<<"$head" | awk -F': *' 'tolower($1) == "content-length" { print $2 }')
+    ctype=$(tr -d '\r' <<<"$head" | awk -F': *' 'tolower($1) == "content-type" { print $2 }')
+    [[ $clen == "$(stat -c %s "$file")" ]] || { echo "Content-Length '$clen' != $(stat -c %s "$file")"; return 1; }
+    [[ $ctype =~ ^($type) ]] || { echo "Content-Type '$ctype' not /$type/"; return 1; }
+    [[ -z $body ]] || { echo "HEAD answer has a body of ${#body} bytes"; return 1; }
+}
+
+# not_served URL_PATH [STATUS_REGEX]: 403 or 404 (or STATUS_REGEX), and no
+# secret in the answer.
+not_served()
+{
+    http_is "$1" "${2:-403|404}" || return 1
+    if grep -qaE 'TOP SECRET|root:' "$TEST_TMP/body"; then
+        echo "the body leaks a file outside the root:"
+        head -3 "$TEST_TMP/body"
+        return 1
+    fi
+}
+
+if start_server --echo --static "$WWW"; then
+    echo "== content types"
+    check "GET /index.html: 200 text/html" http_is /index.html 200 'text/html'
+    check "GET /app.js: 200 javascript" http_is /app.js 200 '(text|application)/javascript'
+    check "GET /style.css: 200 text/css" http_is /style.css 200 'text/css'
+    check "GET /data.json: 200 application/json" http_is /data.json 200 'application/json'
+    check "GET /logo.svg: 200 image/svg+xml" http_is /logo.svg 200 'image/svg\+xml'
+    check "GET /img.png: 200 image/png" http_is /img.png 200 'image/png'
+    check "GET /favicon.ico: 200 image/x-icon" http_is /favicon.ico 200 'image/(x-icon|vnd\.microsoft\.icon)'
+    check "GET /notes.txt: 200 text/plain" http_is /notes.txt 200 'text/plain'
+    check "GET /sub/page.html: 200 text/html" http_is /sub/page.html 200 'text/html'
+
+    echo "== bodies"
+    check "GET /img.png: exact bytes and Content-Length" body_is /img.png "$WWW/img.png"
+    check "GET /favicon.ico: exact bytes and Content-Length" body_is /favicon.ico "$WWW/favicon.ico"
+    check "GET /index.html: exact bytes and Content-Length" body_is /index.html "$WWW/index.html"
+    check "HEAD /app.js: headers, no body" head_ok /app.js "$WWW/app.js" '(text|application)/javascript'
+    check "HEAD /img.png: headers, no body" head_ok /img.png "$WWW/img.png" 'image/png'
+
+    echo "== errors"
+    check "GET /missing.html: 404" http_is /missing.html 404
+    check "GET /sub/missing.css: 404" http_is /sub/missing.css 404
+    check "POST /index.html: 405" http_is /index.html 405 '' -X POST -d x=1
+    check "PUT /notes.txt: 405" http_is /notes.txt 405 '' -X PUT -d x
+    check "DELETE /notes.txt: 405" http_is /notes.txt 405 '' -X DELETE
+    check "the DELETE left the file alone" cmp <(printf 'plain notes\n') "$WWW/notes.txt"
+
+    echo "== nothing outside the root"
+    for path in /../secret/x /%2e%2e/secret/x /%2E%2E/secret/x /%2E%2E%2Fsecret/x /..%2fsecret/x \
+        /..%2Fsecret%2Fx /sub/../../secret/x /sub/..%2f..%2fsecret/x /sub/%2e%2e/%2e%2e/secret/x \
+        /.%2e/secret/x /%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd /../../../../etc/passwd \
+        /passwd-link /outside-dir/x; do
+        check "GET $path: 403/404, no leak" not_served "$path"
+    done
+    # A NUL byte is no path at all: 400 is as good as 403/404, but never the
+    # file before it.
+    check "GET /notes.txt%00.html: 400/403/404, not notes.txt" not_served /notes.txt%00.html '400|403|404'
+
+    echo "== WebSocket on the same port"
+    check "WebSocket upgrade at $WS_URL still echoes" "$PY" "$PEERS/py_client.py" "$WS_URL" text binary
+    server_alive "server still running"
+    stop_server
+fi
+
+finish

@@ -1,0 +1,159 @@
+// Two headless Chromium pages chat through `wsk serve`'s built-in page.
+//
+// usage: node chat_browser.mjs HTTP_URL WS_URL SCREENSHOT.png
+//
+// Steps, each printed as "ok: ..." or "FAIL: ..." (exit 1 on the first
+// failure):
+//   1. pages A and B open HTTP_URL; #status reads "connected" on both;
+//   2. a `ws` client on WS_URL listens to what goes over the wire;
+//   3. A types a name and a message and clicks #send: the message shows up
+//      in B's and A's #messages as a .msg with .name and .text, and the wire
+//      carries {"type":"chat","name":..,"text":..,"ts":<number>};
+//   4. B answers; A sees it, after A's own message;
+//   5. a screenshot of page A goes to SCREENSHOT.png.
+// Uses Debian's /usr/bin/chromium; playwright-core downloads nothing.
+
+import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
+
+const [httpUrl, wsUrl, screenshot] = process.argv.slice(2);
+const STEP_MS = 15000;
+
+const watchdog = setTimeout(() => {
+    console.log('FAIL: the whole run took over 50 s');
+    process.exit(1);
+}, 50000);
+
+let browser;
+let failed = false;
+
+function ok(what) {
+    console.log(`ok: ${what}`);
+}
+
+async function messages(page) {
+    return page.$$eval('#messages .msg', (els) =>
+        els.map((el) => ({
+            name: el.querySelector('.name')?.textContent.trim() ?? null,
+            text: el.querySelector('.text')?.textContent.trim() ?? null,
+        })));
+}
+
+async function waitForMessage(page, label, name, text) {
+    try {
+        await page.waitForFunction(
+            ([n, t]) => [...document.querySelectorAll('#messages .msg')].some(
+                (el) => el.querySelector('.name')?.textContent.trim() === n &&
+                    el.querySelector('.text')?.textContent.trim() === t),
+            [name, text],
+            { timeout: STEP_MS },
+        );
+    } catch {
+        throw new Error(`page ${label} shows no .msg with .name "${name}" and .text "${text}" ` +
+            `within ${STEP_MS} ms; its messages: ${JSON.stringify(await messages(page))}`);
+    }
+    ok(`page ${label} shows ${name}: ${text}`);
+}
+
+async function send(page, label, name, text) {
+    await page.fill('#name', name);
+    await page.fill('#message', text);
+    await page.click('#send');
+    ok(`page ${label}: typed "${name}" / "${text}" and clicked #send`);
+}
+
+try {
+    browser = await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        timeout: 30000,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const pageErrors = [];
+    const open = async (label) => {
+        const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+        const page = await context.newPage();
+        page.setDefaultTimeout(STEP_MS);
+        page.on('pageerror', (e) => pageErrors.push(`page ${label}: ${e.message}`));
+        const response = await page.goto(httpUrl, { timeout: STEP_MS });
+        if (!response || response.status() !== 200) {
+            throw new Error(`page ${label}: GET ${httpUrl} answered ${response?.status()}`);
+        }
+        const type = response.headers()['content-type'] ?? '';
+        if (!type.startsWith('text/html')) throw new Error(`page ${label}: Content-Type "${type}"`);
+        ok(`page ${label} loaded ${httpUrl} (200, ${type})`);
+        return page;
+    };
+    const a = await open('A');
+    const b = await open('B');
+    for (const [label, page] of [['A', a], ['B', b]]) {
+        try {
+            await page.waitForFunction(
+                () => document.querySelector('#status')?.textContent.trim() === 'connected',
+                null, { timeout: STEP_MS });
+        } catch {
+            const status = await page.$eval('#status', (el) => el.textContent).catch(() => '<no #status>');
+            throw new Error(`page ${label}: #status is "${status}", not "connected", after ${STEP_MS} ms`);
+        }
+        ok(`page ${label}: #status reads "connected"`);
+    }
+
+    const wire = [];
+    const tap = new WebSocket(wsUrl);
+    tap.on('message', (data, isBinary) => wire.push({ data: data.toString(), isBinary }));
+    await new Promise((resolve, reject) => {
+        tap.once('open', resolve);
+        tap.once('error', reject);
+    });
+    ok(`a ws client listens on ${wsUrl}`);
+
+    await send(a, 'A', 'Alice', 'Hello from A ✓');
+    await waitForMessage(b, 'B', 'Alice', 'Hello from A ✓');
+    await waitForMessage(a, 'A', 'Alice', 'Hello from A ✓');
+
+    const deadline = Date.now() + STEP_MS;
+    while (!wire.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (!wire.length) throw new Error('the ws client got nothing on the wire');
+    const first = wire[0];
+    let msg;
+    try {
+        msg = JSON.parse(first.data);
+    } catch {
+        throw new Error(`the wire carried non-JSON: ${first.data}`);
+    }
+    if (first.isBinary || msg.type !== 'chat' || msg.name !== 'Alice' ||
+        msg.text !== 'Hello from A ✓' || typeof msg.ts !== 'number') {
+        throw new Error(`the wire carried ${first.isBinary ? 'binary ' : ''}${first.data}; expected ` +
+            'text {"type":"chat","name":"Alice","text":"Hello from A ✓","ts":<number>}');
+    }
+    ok(`the wire carried ${first.data}`);
+    tap.close();
+
+    await send(b, 'B', 'Bob', 'Hi Alice, B here');
+    await waitForMessage(a, 'A', 'Bob', 'Hi Alice, B here');
+    const onA = await messages(a);
+    const iAlice = onA.findIndex((m) => m.name === 'Alice');
+    const iBob = onA.findIndex((m) => m.name === 'Bob');
+    if (iAlice < 0 || iBob < iAlice) throw new Error(`page A's messages out of order: ${JSON.stringify(onA)}`);
+    const copies = onA.filter((m) => m.name === 'Alice' && m.text === 'Hello from A ✓').length;
+    if (copies !== 1) throw new Error(`page A shows its own message ${copies} times: ${JSON.stringify(onA)}`);
+    ok(`page A lists Alice's message once, before Bob's: ${JSON.stringify(onA)}`);
+
+    // A third message makes the screenshot show a conversation.
+    await send(a, 'A', 'Alice', 'Great, the chat works.');
+    await waitForMessage(b, 'B', 'Alice', 'Great, the chat works.');
+    await waitForMessage(a, 'A', 'Alice', 'Great, the chat works.');
+
+    await a.screenshot({ path: screenshot, fullPage: true });
+    ok(`screenshot of page A saved to ${screenshot}`);
+    if (pageErrors.length) throw new Error(`JavaScript errors on the page: ${pageErrors.join('; ')}`);
+    ok('no JavaScript errors on either page');
+} catch (e) {
+    failed = true;
+    console.log(`FAIL: ${e.message}`);
+} finally {
+    if (browser) await browser.close().catch(() => {});
+    clearTimeout(watchdog);
+}
+process.exit(failed ? 1 : 0);
