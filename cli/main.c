@@ -3,6 +3,7 @@
  * main() dispatches to a subcommand (serve.c, connect.c); this file also holds
  * the helpers they share (cli.h): logging, option values, buffers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,15 +20,32 @@ static const char usage[] =
     "WebSocket Kit: a fast, strict WebSocket toolkit.\n"
     "\n"
     "commands:\n"
-    "  serve            run a WebSocket server (chat page, broadcast, echo, static files)\n"
-    "  connect URL      connect to a WebSocket server: interactive, or piping stdin/stdout\n"
+    "  serve            run a WebSocket server: chat page, broadcast, echo, files\n"
+    "  connect URL      a WebSocket client: interactive, or piping stdin and stdout\n"
     "  help             show this help\n"
     "  version          print the version\n"
     "\n"
     "Run 'wsk <command> --help' for a command's options.\n";
 
+/* A program started with stdin, stdout or stderr closed would get its first
+ * sockets as fds 0-2, and then read keys from a socket or log into one. Fill
+ * the gaps with /dev/null first. */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (null_fd >= 0 && null_fd != fd) {
+                dup2(null_fd, fd);
+                close(null_fd);
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    open_std_fds();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, stdout);

@@ -33,35 +33,39 @@ static const char serve_usage[] =
     "http://127.0.0.1:8080/: open it in two browser tabs.\n"
     "\n"
     "options:\n"
-    "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080). HOST may be a\n"
-    "                         name, an IPv4 address or an IPv6 address in brackets\n"
-    "                         ([::1]:8080); 0.0.0.0 or [::] listens on every interface.\n"
-    "                         Port 0 picks a free port. A bare PORT means 127.0.0.1:PORT.\n"
+    "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080). HOST may be\n"
+    "                         a name, an IPv4 address or an IPv6 address in\n"
+    "                         brackets ([::1]:8080); 0.0.0.0 or [::] listens on\n"
+    "                         every interface. Port 0 picks a free port. A bare\n"
+    "                         PORT means 127.0.0.1:PORT.\n"
     "  --broadcast            send each message to every client, the sender included\n"
     "                         (the default)\n"
     "  --echo                 send each message back to its sender only\n"
-    "  --static DIR           serve the files in DIR over HTTP instead of the built-in\n"
-    "                         chat page (default: the chat page at /)\n"
+    "  --static DIR           serve the files in DIR over HTTP instead of the\n"
+    "                         built-in chat page (default: the chat page at /)\n"
     "  --path PATH            accept WebSocket upgrades only on PATH, e.g. /ws\n"
     "                         (default: any path)\n"
     "  --origin ORIGIN        accept upgrades only from pages of ORIGIN, e.g.\n"
-    "                         https://example.com; repeat for more; others get HTTP 403\n"
-    "                         (default: any origin)\n"
+    "                         https://example.com; repeat for more; other origins\n"
+    "                         get HTTP 403 (default: any origin)\n"
     "  --subprotocol P        offer subprotocol P; repeat for more, in order of\n"
     "                         preference (default: none)\n"
-    "  --backend NAME         event loop backend: epoll, poll or select (default epoll)\n"
+    "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
     "  --max-message BYTES    largest message accepted; bigger ones close the\n"
     "                         connection with 1009 (default 16M)\n"
-    "  --max-queue BYTES      send queue cap per connection; a client that falls this\n"
-    "                         far behind is closed with 1008 (default 1M)\n"
+    "  --max-queue BYTES      send queue cap per connection (default 1M): past it a\n"
+    "                         broadcast receiver is closed with 1008, and an echo\n"
+    "                         client is not read from until it reads its echoes\n"
     "  --max-connections N    most connections open at once; more get HTTP 503\n"
     "                         (default 100000)\n"
-    "  --ping-interval SECONDS  ping each client this often, closing it when no pong\n"
+    "  --ping-interval SECONDS\n"
+    "                         ping each client this often, closing it when no pong\n"
     "                         comes back (default 20; 0 disables pings)\n"
-    "  --handshake-timeout SECONDS  time a client has to finish the opening handshake\n"
+    "  --handshake-timeout SECONDS\n"
+    "                         time a client has to finish the opening handshake\n"
     "                         (default 10)\n"
-    "  -v, --verbose          log each connection opening and closing on stderr (peer,\n"
-    "                         path, close code); twice: library debug messages too\n"
+    "  -v, --verbose          log each connection opening and closing on stderr\n"
+    "                         (peer, path, close code); twice: library debug too\n"
     "  -q, --quiet            print only errors (the listening line still goes to\n"
     "                         stdout: scripts read the port from it)\n"
     "  -h, --help             show this help\n"
@@ -69,10 +73,11 @@ static const char serve_usage[] =
     "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
     "fraction: 0.5.\n"
     "\n"
-    "The first line on stdout is\n"
-    "  wsk serve: listening on http://HOST:PORT/ (WebSocket ws://HOST:PORT/PATH, MODE)\n"
-    "with the port actually bound. SIGINT (Ctrl-C) or SIGTERM closes every connection\n"
-    "with 1001 and exits 0; a second one exits at once.\n";
+    "The first line on stdout is, with the port actually bound,\n"
+    "wsk serve: listening on http://HOST:PORT/ (WebSocket ws://HOST:PORT/PATH, MODE)\n"
+    "\n"
+    "SIGINT (Ctrl-C) or SIGTERM closes every connection with 1001 and exits 0; a\n"
+    "second one exits at once.\n";
 
 enum serve_mode {
     SERVE_BROADCAST,
@@ -299,30 +304,16 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
     wsk_conn_set_data(conn, info);
 }
 
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-/* A client that keeps sending while not reading its echoes would make its
- * send queue grow without end: only broadcasts get the library's overflow
- * policy. Allow the cap plus one whole message (a big message is legitimate)
- * plus one more cap of slack for a burst, then close. */
+/* Echo the message. When the peer does not read its echoes, the send queue
+ * passes its cap and the library stops reading from that peer until it
+ * catches up (WSK_EBACKPRESSURE says so): TCP pushes back on the sender and
+ * memory stays bounded, so there is nothing more to do here. */
 static void echo(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg)
 {
+    (void)s;
     int rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
-
-    if (rv == WSK_EBACKPRESSURE) {
-        uint64_t hard_cap =
-            sat_add(sat_add(s->opt.max_queue, s->opt.max_queue), s->opt.max_message);
-        if (wsk_conn_send_queue(conn) > hard_cap) {
-            cli_verbose("%s: send queue over %llu bytes, closing", wsk_conn_peer(conn),
-                        (unsigned long long)hard_cap);
-            wsk_conn_close(conn, WSK_CLOSE_POLICY, "send queue full");
-        }
-    } else if (rv < 0 && rv != WSK_ESTATE) {
+    if (rv < 0 && rv != WSK_EBACKPRESSURE && rv != WSK_ESTATE)
         cli_log(CLI_NORMAL, "%s: cannot echo: %s", wsk_conn_peer(conn), wsk_strerror(rv));
-    }
 }
 
 static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, void *user_data)

@@ -50,10 +50,11 @@ WSK_API void wsk_utf8_init(struct wsk_utf8 *u);
 WSK_API int wsk_utf8_feed(struct wsk_utf8 *u, const uint8_t *s, size_t len);
 
 /* True when the bytes fed so far end on a character boundary, that is, the
- * text may end here. */
+ * text may end here; false after an error. */
 WSK_API bool wsk_utf8_is_complete(const struct wsk_utf8 *u);
 
-/* Validates one whole text. */
+/* Validates one whole text. s may be NULL when len is 0 (likewise for
+ * wsk_utf8_feed()). */
 WSK_API bool wsk_utf8_valid(const uint8_t *s, size_t len);
 
 /* ------------------------------------------------------------------------ */

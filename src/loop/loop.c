@@ -91,6 +91,9 @@ struct wsk_loop {
     sigset_t signal_mask;   /* signals routed to signal_fd */
     sigset_t blocked_by_us; /* the ones among them that were not blocked before */
     struct signal_handler signals[NSIG];
+
+    uint8_t *scratch; /* see wsk__loop_scratch() */
+    size_t scratch_len;
 };
 
 static void update_time(struct wsk_loop *loop)
@@ -229,7 +232,20 @@ void wsk_loop_free(struct wsk_loop *loop)
      * them. */
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->heap);
+    free(loop->scratch);
     free(loop);
+}
+
+uint8_t *wsk__loop_scratch(struct wsk_loop *loop, size_t *len)
+{
+    if (!loop->scratch) {
+        loop->scratch = malloc(WSK__LOOP_SCRATCH);
+        if (!loop->scratch)
+            return NULL;
+        loop->scratch_len = WSK__LOOP_SCRATCH;
+    }
+    *len = loop->scratch_len;
+    return loop->scratch;
 }
 
 uint64_t wsk_loop_now(const struct wsk_loop *loop)

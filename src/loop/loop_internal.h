@@ -46,6 +46,14 @@ extern const struct wsk__backend wsk__backend_epoll;
 extern const struct wsk__backend wsk__backend_poll;
 extern const struct wsk__backend wsk__backend_select;
 
+/* For the layers above: one receive buffer per loop, allocated on first use
+ * and freed with the loop. Every connection on the loop reads into it and
+ * hands its contents out before returning to the loop, so idle connections
+ * hold no receive buffer. Not for keeping data across callbacks. Returns NULL
+ * when out of memory. */
+#define WSK__LOOP_SCRATCH (256u * 1024)
+uint8_t *wsk__loop_scratch(struct wsk_loop *loop, size_t *len);
+
 /* For tests: checks the timer heap (order and every heap_index). Returns 0
  * when it is consistent, -1 otherwise. O(n). */
 int wsk__loop_check_timers(const struct wsk_loop *loop);

@@ -13,6 +13,7 @@
  * and keeps every access well defined for any alignment.
  */
 #include "wsk/proto.h"
+#include "proto/mask_internal.h"
 
 #include <string.h>
 
@@ -24,18 +25,6 @@
 #define MASK_ALIGN_MIN 256
 
 typedef uint32_t mask_v16 __attribute__((vector_size(16)));
-
-/* Tests reach the individual code paths through this entry point, so the
- * portable vector path is covered on machines that have AVX2 as well. */
-void wsk__mask_copy_isa(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
-                        uint64_t offset, int isa);
-
-enum mask_isa {
-    MASK_ISA_SCALAR = 0, /* 8-byte words only */
-    MASK_ISA_VEC16 = 1,  /* 16-byte vectors */
-    MASK_ISA_AVX2 = 2,   /* 32-byte vectors, when the CPU has them */
-    MASK_ISA_BEST = 3,
-};
 
 /* The key as a 32-bit word in memory order, rotated so that its first byte
  * masks payload position pos. */

@@ -38,16 +38,42 @@ struct wsk__client_hs {
 
 /* Resolution runs on a detached thread; the result comes back to the loop
  * through wsk_loop_post(). If the connection ends first, the job is
- * orphaned and frees itself when it comes back. */
+ * orphaned: the thread then posts nothing (the loop may be gone by then) and
+ * the last of the two owners frees it. */
 struct dns_job {
     struct wsk_post post;
+    pthread_mutex_t lock;  /* guards conn, loop and refs */
     struct wsk_conn *conn; /* NULL once orphaned */
+    struct wsk_loop *loop; /* NULL once orphaned */
+    int refs;              /* the thread's and the connection's */
     char host[256];
     char port[8];
     struct addrinfo *res;
     int gai_error;
-    struct wsk_loop *loop;
 };
+
+static void job_unref(struct dns_job *job)
+{
+    pthread_mutex_lock(&job->lock);
+    int refs = --job->refs;
+    pthread_mutex_unlock(&job->lock);
+    if (refs == 0) {
+        if (job->res)
+            freeaddrinfo(job->res);
+        pthread_mutex_destroy(&job->lock);
+        free(job);
+    }
+}
+
+/* The connection no longer wants the answer. */
+static void job_orphan(struct dns_job *job)
+{
+    pthread_mutex_lock(&job->lock);
+    job->conn = NULL;
+    job->loop = NULL;
+    pthread_mutex_unlock(&job->lock);
+    job_unref(job);
+}
 
 struct client {
     struct wsk__ctx ctx;
@@ -72,7 +98,7 @@ static void hs_free(struct wsk__client_hs *hs)
     if (hs->addrs)
         freeaddrinfo(hs->addrs);
     if (hs->job)
-        hs->job->conn = NULL;
+        job_orphan(hs->job);
     free(hs);
 }
 
@@ -93,7 +119,6 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
         ctx->pool = s->next;
         free(s);
     }
-    free(ctx->rbuf);
     free(cl);
 }
 
@@ -322,21 +347,26 @@ static void dns_done(struct wsk_loop *loop, struct wsk_post *p)
     struct dns_job *job = p->data;
     struct wsk_conn *c = job->conn;
     if (!c) {
-        if (job->res)
-            freeaddrinfo(job->res);
-        free(job);
+        /* Orphaned after the thread posted: the thread's reference is ours. */
+        job_unref(job);
         return;
     }
-    c->hs->job = NULL;
-    if (job->gai_error || !job->res) {
-        wsk__log(c->ctx, 2, "cannot resolve %s: %s", job->host, gai_strerror(job->gai_error));
-        free(job);
+    struct wsk__client_hs *hs = c->hs;
+    hs->job = NULL;
+    struct addrinfo *res = job->res;
+    job->res = NULL;
+    int gai_error = job->gai_error;
+    job_unref(job); /* the connection's */
+    job_unref(job); /* the thread's, handed over with the post */
+    if (gai_error || !res) {
+        wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, gai_strerror(gai_error));
+        if (res)
+            freeaddrinfo(res);
         fail(c, WSK_EDNS);
         return;
     }
-    c->hs->addrs = job->res;
-    c->hs->next_addr = job->res;
-    free(job);
+    hs->addrs = res;
+    hs->next_addr = res;
     try_connect(c);
 }
 
@@ -347,8 +377,17 @@ static void *dns_thread(void *arg)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
-    job->gai_error = getaddrinfo(job->host, job->port, &hints, &job->res);
-    wsk_loop_post(job->loop, &job->post);
+    struct addrinfo *res = NULL;
+    int err = getaddrinfo(job->host, job->port, &hints, &res);
+    pthread_mutex_lock(&job->lock);
+    job->res = res;
+    job->gai_error = err;
+    bool posted = job->loop != NULL;
+    if (posted)
+        wsk_loop_post(job->loop, &job->post); /* our reference travels with it */
+    pthread_mutex_unlock(&job->lock);
+    if (!posted)
+        job_unref(job);
     return NULL;
 }
 
@@ -371,6 +410,8 @@ static int resolve(struct wsk_conn *c)
         return -ENOMEM;
     job->conn = c;
     job->loop = c->ctx->loop;
+    job->refs = 2;
+    pthread_mutex_init(&job->lock, NULL);
     job->post.cb = dns_done;
     job->post.data = job;
     snprintf(job->host, sizeof job->host, "%s", hs->host);
@@ -383,6 +424,7 @@ static int resolve(struct wsk_conn *c)
     int rv = pthread_create(&tid, &attr, dns_thread, job);
     pthread_attr_destroy(&attr);
     if (rv != 0) {
+        pthread_mutex_destroy(&job->lock);
         free(job);
         return -rv;
     }
@@ -431,7 +473,6 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
     struct wsk_conn *c = rv == 0 ? wsk__conn_new(&cl->ctx, -1, WSK__CONNECTING) : NULL;
     if (!c) {
         hs_free(hs);
-        free(cl->ctx.rbuf);
         free(cl);
         return rv < 0 ? rv : -ENOMEM;
     }

@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "loop/loop_internal.h"
 #include "ws/ws_internal.h"
 
 #define RBUF_SIZE        (256u * 1024)
@@ -161,8 +162,7 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
         ctx->sweep_ms = 1000;
     if (ctx->sweep_ms < 10)
         ctx->sweep_ms = 10;
-    ctx->rbuf_cap = RBUF_SIZE;
-    ctx->rbuf = malloc(ctx->rbuf_cap);
+    ctx->rbuf = wsk__loop_scratch(loop, &ctx->rbuf_cap);
     if (!ctx->rbuf)
         return -ENOMEM;
     wsk_defer_init(&ctx->flush_defer, flush_all_cb, ctx);
@@ -199,8 +199,7 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
         ctx->pool = s->next;
         free(s);
     }
-    free(ctx->rbuf);
-    ctx->rbuf = NULL;
+    ctx->rbuf = NULL; /* the loop's */
 }
 
 /* ---- shared frames ---------------------------------------------------- */
@@ -306,11 +305,9 @@ static void conn_dead(struct wsk_conn *c)
     struct wsk__ctx *ctx = c->ctx;
     bool was_open = c->flags & WSK__F_OPENED;
     c->state = WSK__DEAD;
-    if (c->io.fd >= 0) {
+    /* The socket is closed after on_close, so wsk_conn_peer() still works there. */
+    if (c->io.fd >= 0)
         wsk_io_stop(ctx->loop, &c->io);
-        close(c->io.fd);
-        c->io.fd = -1;
-    }
     free_queue(c);
     free(c->msg);
     c->msg = NULL;
@@ -351,6 +348,10 @@ static void conn_dead(struct wsk_conn *c)
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
+    if (c->io.fd >= 0) {
+        close(c->io.fd);
+        c->io.fd = -1;
+    }
     c->next = ctx->dead_list;
     ctx->dead_list = c;
     if (!ctx->in_teardown)
@@ -620,9 +621,20 @@ static int queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *pa
     return 0;
 }
 
+void wsk__conn_flush_now(struct wsk_conn *c)
+{
+    if (c->state != WSK__DEAD && c->io.fd >= 0 && c->state != WSK__CONNECTING)
+        conn_flush(c);
+}
+
 /* Applies the queue limit after a send made by the connection's user. */
 static int check_queue(struct wsk_conn *c)
 {
+    if (c->out_bytes <= c->ctx->lim.max_send_queue)
+        return 0;
+    /* Coalescing is for small frames: before calling the queue full, give
+     * the socket what it will take now. */
+    wsk__conn_flush_now(c);
     if (c->out_bytes <= c->ctx->lim.max_send_queue)
         return 0;
     c->flags |= WSK__F_WANT_DRAIN;

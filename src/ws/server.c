@@ -503,6 +503,10 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
         next = c->next;
         if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
             continue;
+        if (c->out_bytes + sh->len > ctx->lim.max_send_queue)
+            wsk__conn_flush_now(c); /* the socket may take it now */
+        if (c->state != WSK__OPEN)
+            continue;
         if (c->out_bytes + sh->len > ctx->lim.max_send_queue) {
             if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
                 continue;

@@ -133,6 +133,8 @@ int wsk__conn_queue(struct wsk_conn *conn, const void *data, size_t len);
 int wsk__conn_queue_shared(struct wsk_conn *conn, struct wsk__shared *sh);
 /* Arranges for the queue to be written at the end of this loop iteration. */
 void wsk__conn_want_flush(struct wsk_conn *conn);
+/* Writes what the socket takes now instead of at the end of the iteration. */
+void wsk__conn_flush_now(struct wsk_conn *conn);
 /* Ends the connection at once: no close frame, on_close with error. */
 void wsk__conn_abort(struct wsk_conn *conn, int error);
 /* After the last queued byte: shut down writing and wait briefly for EOF. */

@@ -24,7 +24,7 @@ RSS_LIMIT_MIB=40
 if is_sanitized; then
     # ASan's quarantine keeps freed memory; bound it and allow for its shadow.
     export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8
-    RSS_LIMIT_MIB=120
+    RSS_LIMIT_MIB=48
     echo "(sanitizer build: memory limit ${RSS_LIMIT_MIB} MiB, ASAN_OPTIONS=$ASAN_OPTIONS)"
 fi
 if start_server --max-message 1048576; then

@@ -1,16 +1,13 @@
 /* Tests for RFC 6455 masking (src/proto/mask.c): every length up to a few
  * vectors, every key offset, every alignment of source and destination, each
  * code path, and buffers that end at an unreadable page. */
+#include "proto/mask_internal.h"
 #include "wsk/proto.h"
 #include "wsk_test.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Internal entry point of mask.c that picks one code path (0: 8-byte words,
- * 1: 16-byte vectors, 2: AVX2 when the CPU has it, 3: best). */
-void wsk__mask_copy_isa(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
-                        uint64_t offset, int isa);
 
 #define MAX_LEN 300
 #define SLACK   64 /* guard bytes on each side of every buffer */

@@ -225,7 +225,7 @@ static void check_input(const uint8_t *s, size_t len, long want_fail, bool want_
 
     /* Random pieces: the failure shows up in the piece holding the byte. */
     for (int round = 0; round < 3; round++) {
-        size_t cuts[16], n = 0, at = 0;
+        size_t cuts[16] = {0}, n = 0, at = 0;
         while (n < 16 && at < len) {
             at += 1 + (size_t)(wsk_test_rand(&seed) % (len - at < 40 ? len - at : 40));
             if (at < len)
