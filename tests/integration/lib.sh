@@ -132,12 +132,27 @@ start_listener()
     # Opening for read and write never blocks, even if the program dies before
     # it opens its end.
     exec {fd}<>"$fifo"
-    if ! read -r -t "$READY_TIMEOUT" -u "$fd" line; then
-        exec {fd}<&-
-        echo "no listening line from '$*' within ${READY_TIMEOUT}s; stderr:"
-        sed 's/^/    /' "$LISTENER_ERR" | head -20
-        return 1
-    fi
+    # Read in short slices so that a program that exits at once (a rejected
+    # option, say) fails the start now rather than after the whole timeout. A
+    # timed-out read keeps what it got of the line in $part.
+    local part acc= deadline=$((SECONDS + READY_TIMEOUT))
+    while ! IFS= read -r -t 0.2 -u "$fd" part; do
+        acc+=$part
+        if ! kill -0 "$LISTENER_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            exec {fd}<&-
+            if kill -0 "$LISTENER_PID" 2>/dev/null; then
+                echo "no listening line from '$*' within ${READY_TIMEOUT}s; stderr:"
+            else
+                wait "$LISTENER_PID"
+                echo "'$*' exited with status $? before its listening line; stderr:"
+                untrack_pid "$LISTENER_PID"
+            fi
+            [[ -n $acc ]] && echo "    (stdout so far: '$acc')"
+            sed 's/^/    /' "$LISTENER_ERR" | head -20
+            return 1
+        fi
+    done
+    line=$acc$part
     LISTENER_LINE=$line
     # Keep draining stdout so that a chatty server never blocks on a full pipe.
     cat <&"$fd" >"$LISTENER_OUT" &
@@ -209,8 +224,8 @@ wait_pid()
 }
 
 # stop_pid PID [SECONDS]: SIGTERM, wait up to SECONDS (default 5), then
-# SIGKILL. Sets STOP_STATUS to the exit status and STOP_SECONDS to how long
-# it took (in milliseconds in STOP_MS). Returns 1 if SIGKILL was needed.
+# SIGKILL. Sets STOP_STATUS to the exit status and STOP_MS to how long it took
+# in milliseconds. Returns 1 if SIGKILL was needed.
 stop_pid()
 {
     local pid=$1 limit=${2:-5} rv=0 t0

@@ -6,10 +6,11 @@ usage:
       CLIENTS connections open at once (handshakes at most 100 in flight); when
       all are open each sends MESSAGES messages and must receive exactly its
       own echoes, in order, and nothing else. Needs `wsk serve --echo`.
-  py_limits.py slow-reader URL SERVER_PID COUNT SIZE RSS_LIMIT_MIB
+  py_limits.py slow-reader URL SERVER_PID COUNT SIZE RSS_LIMIT_MIB [WINDOW]
       Broadcast mode. A raw client upgrades and then never reads; a sender
-      sends COUNT binary messages of SIZE bytes, at most 2 ahead of what it and
-      a reader client have received; both must get all COUNT promptly. Prints what became of the slow client and the server's
+      sends COUNT binary messages of SIZE bytes, at most WINDOW (default 2;
+      0 for no limit) ahead of what it and a reader client have received; both
+      must get all COUNT promptly. Prints what became of the slow client and the server's
       VmRSS/VmHWM, failing if VmRSS or the growth of VmHWM exceeds the limit.
   py_limits.py hold URL N
       Opens N connections, prints "ready" when all are open, then waits (up to
@@ -99,7 +100,7 @@ def proc_status(pid):
     return out
 
 
-async def slow_reader(url, pid, count, size, rss_limit):
+async def slow_reader(url, pid, count, size, rss_limit, window):
     before = proc_status(pid)
     print(f"server before: VmRSS {before['VmRSS']:.1f} MiB, VmHWM {before['VmHWM']:.1f} MiB")
     # Its kernel buffers take a few hundred KiB; the rest must queue in the
@@ -126,9 +127,10 @@ async def slow_reader(url, pid, count, size, rss_limit):
 
         # The sender keeps at most WINDOW broadcasts ahead of what both
         # well-behaved clients have read, so neither ever lags by more than
-        # WINDOW * SIZE bytes (well under the default 1 MiB --max-queue),
-        # while the slow client falls behind without bound.
-        window = 2
+        # WINDOW * SIZE bytes (with 2, well under the default 1 MiB
+        # --max-queue), while the slow client falls behind without bound.
+        # WINDOW 0 sends as fast as the server takes it: a burst.
+        window = window or count
         t0 = time.monotonic()
         tasks = [asyncio.create_task(drain("reader", reader)),
                  asyncio.create_task(drain("sender", sender))]
@@ -259,7 +261,8 @@ async def main(argv):
             await asyncio.wait_for(many(args[0], int(args[1]), int(args[2])), 120)
         elif cmd == "slow-reader":
             await asyncio.wait_for(
-                slow_reader(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4])), 90)
+                slow_reader(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]),
+                            int(args[5]) if len(args) > 5 else 2), 90)
         elif cmd == "hold":
             await hold(args[0], int(args[1]))
         elif cmd == "max-conn":
