@@ -25,22 +25,26 @@
  *      deflate: (1 << (window_bits + 2)) + (1 << (mem_level + 9)) + ~6 KiB
  *      inflate: (1 << window_bits) + ~7 KiB
  *
- * Measured with zlib 1.2.13 on x86-64 (wsk_deflate_memory(), zlib's own
- * allocations, the 16-byte headers this library adds to each included):
+ * Measured with zlib 1.2.13 on x86-64 by wsk_deflate_memory() (zlib's
+ * allocations plus 16 bytes of bookkeeping on each), same for either role:
  *
- *      window 15, mem_level 5 (the defaults), context takeover:
- *          after the first compress          149,712 bytes   (deflate stream)
- *          after the first decompress         39,744 bytes   (inflate stream)
- *          both, idle between messages       189,456 bytes
- *      window 15, mem_level 8 (zlib's default; ws uses it): deflate 264,400 bytes
- *      window 12, mem_level 5 (python websockets' server):  deflate  39,120, inflate 11,072
- *      no context takeover in both directions:             0 bytes between messages,
- *          the numbers above only while a message is being processed
+ *      window bits 15, mem_level 5 (the defaults):
+ *          deflate stream, from the first compress on        153,568 bytes
+ *          inflate stream, from the first decompress on       39,992 bytes
+ *          idle between messages, both directions used       193,560 bytes
+ *      window bits 15, mem_level 8 (zlib's and ws's default): deflate 268,256
+ *      window bits 12, mem_level 5 (python websockets' server):
+ *          deflate 38,880, inflate 11,320, idle 50,200
+ *      no context takeover either way: 0 between messages; the figures above
+ *          only while a message is being compressed or decompressed
  *
  * mem_level 5 compresses typical JSON messages within 0.5% of mem_level 8 and
  * saves 112 KiB per connection, so it is the default (python websockets
- * chose it too). Add the fixed state, about 300 bytes, and 16 KiB of stack
- * during each call (the output chunk lives on the stack, not in the state).
+ * chose it too). The window dominates the rest: a server with many idle
+ * connections should lower server_max_window_bits and
+ * client_max_window_bits (12 gives 50 KiB) or ask for no context takeover.
+ * Add 264 bytes for the state itself, and 16 KiB of stack during each call
+ * (the output chunk lives on the stack, so that it costs nothing when idle).
  *
  * Close codes: fail the connection with 1007 on WSK_EDEFLATE and 1009 on
  * WSK_ETOOBIG.
@@ -58,7 +62,7 @@ extern "C" {
 
 /* Enough for any header value wsk_deflate_negotiate() or wsk_deflate_offer()
  * writes, its terminating NUL included. */
-#define WSK_DEFLATE_HEADER_MAX 128
+#define WSK_DEFLATE_HEADER_MAX 160
 
 /* The sink receives output in pieces of at most this many bytes. */
 #define WSK_DEFLATE_CHUNK 16384
@@ -240,8 +244,9 @@ WSK_API int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_
                                  wsk_deflate_sink_cb sink, void *ctx);
 
 /* Bytes of heap the zlib streams hold now, counted exactly through zlib's
- * allocation hooks; 0 when neither stream exists. The fixed state (about 300
- * bytes) is not included. 0 for NULL. */
+ * allocation hooks (16 bytes of bookkeeping per allocation included); 0 when
+ * neither stream exists, as between messages with no context takeover. The
+ * state itself (264 bytes on x86-64) is not included. 0 for NULL. */
 WSK_API size_t wsk_deflate_memory(const struct wsk_deflate *d);
 
 #ifdef __cplusplus

@@ -48,7 +48,10 @@ struct wsk_close_event {
     int error;       /* 0 after a clean close handshake, else why the connection ended:
                         -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, -ETIMEDOUT, WSK_EPROTO... */
     int http_status; /* client: the status of a rejected handshake, else 0 */
-    bool was_open;   /* on_open had been called */
+    /* More about error when known, e.g. TLS "certificate verify failed: ..."
+     * or "hostname mismatch: ..."; "" otherwise. */
+    const char *detail;
+    bool was_open; /* on_open had been called */
 };
 
 /* Handlers. Any may be NULL. user_data is the config's. */
@@ -102,6 +105,12 @@ struct wsk_server_config {
     size_t num_origins;
     const char *ws_path;    /* only upgrades on this path; NULL: any path */
     const char *static_dir; /* serve GET/HEAD files from here; NULL: none */
+    /* TLS: with both set, every connection is https:// / wss://. PEM files:
+     * the certificate chain (server certificate first) and an unencrypted
+     * key. A file that cannot be used fails wsk_server_new() with WSK_ETLS and
+     * the reason goes to the log callback. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
     /* A built-in document served for GET / (and /index.html) when no file
      * matches; borrowed, must outlive the server. */
     const uint8_t *index_page;
@@ -134,6 +143,13 @@ WSK_API int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode,
  * server holds nothing on the loop and wsk_loop_run() can return. */
 WSK_API void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason);
 
+/* Reads the TLS certificate and key files again (after they were renewed,
+ * e.g. on SIGHUP). New connections use the new ones; open connections keep
+ * the old until they end. On failure the old ones stay in use, the reason
+ * goes to the log callback, and WSK_ETLS is returned; -EINVAL when the
+ * server has no TLS. */
+WSK_API int wsk_server_reload_tls(struct wsk_server *srv);
+
 /* Number of open WebSocket connections. */
 WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
 
@@ -154,13 +170,18 @@ struct wsk_client_config {
     const char *const *headers; /* extra request headers, each "Name: value" */
     size_t num_headers;
     const char *origin;          /* NULL: no Origin header */
-    uint32_t connect_timeout_ms; /* DNS + TCP + handshake; default 10000 */
+    uint32_t connect_timeout_ms; /* DNS + TCP + TLS + handshake; default 10000 */
+    /* wss://: the server's certificate is verified against the system's CA
+     * store, or only against ca_file (PEM) when set, and must be valid for the
+     * URL's host. insecure skips all verification (tests only). */
+    const char *ca_file;
+    bool insecure;
 };
 
 WSK_API void wsk_client_config_init(struct wsk_client_config *cfg);
 
-/* Starts connecting to url (ws://host[:port][/path][?query]; host may be a
- * name, IPv4 or [IPv6]). Returns 0 and *out, a connection that reports
+/* Starts connecting to url (ws:// or wss://host[:port][/path][?query]; host
+ * may be a name, IPv4 or [IPv6]). Returns 0 and *out, a connection that reports
  * on_open or on_close later; or WSK_EURL / -ENOMEM at once. Name resolution
  * runs on a helper thread so the loop never blocks. */
 WSK_API int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,

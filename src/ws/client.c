@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "loop/sock.h"
+#include "transport/tls.h"
 #include "ws/ws_internal.h"
 
 struct dns_job;
@@ -33,6 +34,7 @@ struct wsk__client_hs {
     struct addrinfo *next_addr;
     struct dns_job *job;
     int last_error;
+    bool is_tls;
     bool in_connect_call; /* inside wsk_client_connect(): report failures later */
 };
 
@@ -114,6 +116,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     ctx->in_teardown = true;
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
+    wsk__tls_ctx_unref(ctx->tls_ctx);
     while (ctx->pool) {
         struct wsk__oseg *s = ctx->pool;
         ctx->pool = s->next;
@@ -131,7 +134,9 @@ static int parse_url(const char *url, struct wsk__client_hs *hs)
         p = url + 5;
         default_port = 80;
     } else if (!strncasecmp(url, "wss://", 6)) {
-        return WSK_EURL; /* TLS comes with the transport layer */
+        p = url + 6;
+        default_port = 443;
+        hs->is_tls = true;
     } else {
         return WSK_EURL;
     }
@@ -289,7 +294,20 @@ void wsk__client_on_writable(struct wsk_conn *c)
     }
     c->state = WSK__HANDSHAKE;
     wsk_http_parser_init(&hs->parser, 0);
+    if (hs->is_tls) {
+        rv = wsk__conn_start_tls(c, false, hs->host);
+        if (rv < 0)
+            fail(c, rv);
+        return; /* the request goes once TLS is up: wsk__client_on_tls_done() */
+    }
     rv = wsk__conn_queue(c, hs->request, hs->request_len);
+    if (rv < 0)
+        fail(c, rv);
+}
+
+void wsk__client_on_tls_done(struct wsk_conn *c)
+{
+    int rv = wsk__conn_queue(c, c->hs->request, c->hs->request_len);
     if (rv < 0)
         fail(c, rv);
 }
@@ -470,9 +488,17 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
     /* One deadline covers DNS, connect and handshake. */
     lim.handshake_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
     rv = wsk__ctx_init(&cl->ctx, loop, &cfg->handlers, cfg->user_data, cfg->log, &lim);
+    if (rv == 0 && hs->is_tls) {
+        char err[512];
+        rv =
+            wsk__tls_client_ctx_new(&cl->ctx.tls_ctx, cfg->ca_file, cfg->insecure, err, sizeof err);
+        if (rv < 0)
+            wsk__log(&cl->ctx, 0, "%s", err);
+    }
     struct wsk_conn *c = rv == 0 ? wsk__conn_new(&cl->ctx, -1, WSK__CONNECTING) : NULL;
     if (!c) {
         hs_free(hs);
+        wsk__tls_ctx_unref(cl->ctx.tls_ctx);
         free(cl);
         return rv < 0 ? rv : -ENOMEM;
     }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "loop/loop_internal.h"
+#include "transport/tls.h"
 #include "ws/ws_internal.h"
 
 #define RBUF_SIZE        (256u * 1024)
@@ -46,6 +47,8 @@
 static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
 static void conn_flush(struct wsk_conn *c);
 static void conn_dead(struct wsk_conn *c);
+static void set_events(struct wsk_conn *c);
+static void conn_flush(struct wsk_conn *c);
 
 /* ---- context ------------------------------------------------------------ */
 
@@ -61,6 +64,8 @@ void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     ctx->log(level, msg, ctx->log_data);
 }
 
+static void conn_read(struct wsk_conn *c);
+
 static void flush_all_cb(struct wsk_loop *loop, struct wsk_defer *d)
 {
     (void)loop;
@@ -74,8 +79,17 @@ static void flush_all_cb(struct wsk_loop *loop, struct wsk_defer *d)
         list = c->flush_next;
         c->flush_next = NULL;
         c->flags &= ~WSK__F_FLUSH_LIST;
-        if (c->state != WSK__DEAD)
-            conn_flush(c);
+        if (c->state == WSK__DEAD)
+            continue;
+        if (c->flags & WSK__F_READ_AGAIN) {
+            c->flags &= ~WSK__F_READ_AGAIN;
+            c->flags |= WSK__F_IN_READ;
+            conn_read(c);
+            c->flags &= ~WSK__F_IN_READ;
+            if (c->state == WSK__DEAD)
+                continue;
+        }
+        conn_flush(c);
     }
 }
 
@@ -264,6 +278,9 @@ static void unlink_conn(struct wsk_conn *c)
         c->next->prev = c->prev;
     c->prev = NULL;
     ctx->num_conns--;
+    /* An idle sweep timer would keep wsk_loop_run() alive for nothing. */
+    if (!ctx->conns)
+        wsk_timer_stop(ctx->loop, &ctx->sweep);
 }
 
 static void set_events(struct wsk_conn *c)
@@ -273,8 +290,12 @@ static void set_events(struct wsk_conn *c)
     unsigned ev = 0;
     if (!(c->flags & WSK__F_PAUSED) && c->state != WSK__HTTP_REPLY)
         ev |= WSK_IO_READ;
-    if (c->out_bytes || c->state == WSK__CONNECTING)
+    if (c->flags & (WSK__F_TLS_WR | WSK__F_TLS_HS))
+        ev |= WSK_IO_READ;
+    if (c->out_bytes || (c->flags & WSK__F_TLS_RW))
         ev |= WSK_IO_WRITE;
+    if ((c->flags & WSK__F_TLS_HS) && !(c->flags & WSK__F_TLS_RW))
+        ev = WSK_IO_READ; /* the handshake first: queued bytes wait for it */
     if (c->state == WSK__CONNECTING)
         ev = WSK_IO_WRITE;
     if (ev != c->io.events) {
@@ -335,7 +356,10 @@ static void conn_dead(struct wsk_conn *c)
         ev.error = c->error;
         ev.was_open = was_open;
         ev.http_status = c->http_status;
-        if ((c->flags & WSK__F_GOT_CLOSE) && c->in_len) {
+        ev.detail = "";
+        if (c->flags & WSK__F_DETAIL) {
+            ev.detail = (const char *)c->in;
+        } else if ((c->flags & WSK__F_GOT_CLOSE) && c->in_len) {
             ev.reason.ptr = (const char *)c->in;
             ev.reason.len = c->in_len;
         }
@@ -348,6 +372,8 @@ static void conn_dead(struct wsk_conn *c)
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
+    wsk__tls_free(c->tls);
+    c->tls = NULL;
     if (c->io.fd >= 0) {
         close(c->io.fd);
         c->io.fd = -1;
@@ -376,6 +402,8 @@ void wsk__conn_finish(struct wsk_conn *c)
         wsk__conn_want_flush(c);
         return;
     }
+    if (c->tls)
+        wsk__tls_shutdown(c->tls);
     shutdown(c->io.fd, SHUT_WR);
     c->flags |= WSK__F_SHUT_WR;
     c->state = WSK__LINGER;
@@ -415,6 +443,51 @@ void wsk__conn_in_drop(struct wsk_conn *c, size_t n)
     }
     memmove(c->in, c->in + n, c->in_len - n);
     c->in_len -= (uint32_t)n;
+}
+
+/* ---- transport ---------------------------------------------------------- */
+
+void wsk__conn_set_detail(struct wsk_conn *c, const char *detail)
+{
+    if ((c->flags & (WSK__F_DETAIL | WSK__F_GOT_CLOSE)) || !detail || !*detail)
+        return;
+    wsk__conn_in_drop(c, c->in_len);
+    if (wsk__conn_in_append(c, (const uint8_t *)detail, strlen(detail) + 1) == 0)
+        c->flags |= WSK__F_DETAIL;
+}
+
+/* After a TLS failure, keep OpenSSL's reason for on_close. */
+static void tls_detail(struct wsk_conn *c)
+{
+    if (c->tls)
+        wsk__conn_set_detail(c, wsk__tls_error(c->tls));
+}
+
+int wsk__conn_start_tls(struct wsk_conn *c, bool is_server, const char *server_name)
+{
+    int rv = wsk__tls_new(&c->tls, c->ctx->tls_ctx, c->io.fd, is_server, server_name);
+    if (rv < 0)
+        return rv;
+    c->flags |= WSK__F_TLS_HS;
+    set_events(c);
+    return 0;
+}
+
+/* Comes back to read on this iteration's flush round. */
+static void read_again(struct wsk_conn *c)
+{
+    c->flags |= WSK__F_READ_AGAIN;
+    if (c->flags & WSK__F_IN_READ) {
+        /* want_flush() skips connections in their own read: add directly. */
+        if (!(c->flags & WSK__F_FLUSH_LIST)) {
+            c->flags |= WSK__F_FLUSH_LIST;
+            c->flush_next = c->ctx->flush_list;
+            c->ctx->flush_list = c;
+            wsk_defer_start(c->ctx->loop, &c->ctx->flush_defer);
+        }
+        return;
+    }
+    wsk__conn_want_flush(c);
 }
 
 /* ---- send queue ---------------------------------------------------------- */
@@ -504,14 +577,52 @@ void wsk__conn_want_flush(struct wsk_conn *c)
     wsk_defer_start(ctx->loop, &ctx->flush_defer);
 }
 
-/* writev() that never raises SIGPIPE: a peer that went away is an error
- * return, not the death of the process. */
-static ssize_t send_iov(int fd, struct iovec *iov, int n)
+/* The transport: plain TCP or TLS behind two calls. Both return a count,
+ * 0 for end of stream (receive only), -EAGAIN when the socket is not ready,
+ * or a negative error. TLS may need the other direction's readiness: the
+ * flags say so and set_events() watches for it. */
+static ssize_t conn_send(struct wsk_conn *c, struct iovec *iov, int n)
 {
+    if (c->tls) {
+        ssize_t w = wsk__tls_writev(c->tls, iov, n);
+        if (w == WSK__TLS_WANT_READ) {
+            c->flags |= WSK__F_TLS_WR;
+            return -EAGAIN;
+        }
+        c->flags &= ~WSK__F_TLS_WR;
+        return w == WSK__TLS_WANT_WRITE ? -EAGAIN : w;
+    }
+    /* sendmsg() rather than writev() so a vanished peer is -EPIPE, not SIGPIPE. */
     struct msghdr mh = {0};
     mh.msg_iov = iov;
     mh.msg_iovlen = (size_t)n;
-    return sendmsg(fd, &mh, MSG_NOSIGNAL);
+    for (;;) {
+        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+static ssize_t conn_recv(struct wsk_conn *c, uint8_t *buf, size_t len)
+{
+    if (c->tls) {
+        ssize_t n = wsk__tls_read(c->tls, buf, len);
+        if (n == WSK__TLS_WANT_WRITE) {
+            c->flags |= WSK__F_TLS_RW;
+            return -EAGAIN;
+        }
+        c->flags &= ~WSK__F_TLS_RW;
+        return n == WSK__TLS_WANT_READ ? -EAGAIN : n;
+    }
+    for (;;) {
+        ssize_t n = read(c->io.fd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
 }
 
 /* Writes as much of the queue as the socket takes. */
@@ -527,13 +638,12 @@ static void conn_flush(struct wsk_conn *c)
             iov[n].iov_len = s->len - s->off;
             n++;
         }
-        ssize_t w = send_iov(c->io.fd, iov, n);
+        ssize_t w = conn_send(c, iov, n);
+        if (w == -EAGAIN || w == 0)
+            break;
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                break;
-            wsk__conn_abort(c, -errno);
+            tls_detail(c);
+            wsk__conn_abort(c, (int)w);
             return;
         }
         size_t left = (size_t)w;
@@ -590,11 +700,13 @@ static int queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *pa
     uint8_t hdr[WSK_FRAME_HEADER_MAX];
     size_t hlen = wsk_frame_header_encode(hdr, first_byte, len, mask);
     size_t skip = 0;
-    if (!mask && len >= DIRECT_WRITE_MIN && !c->out_bytes && c->io.fd >= 0) {
+    if (!mask && len >= DIRECT_WRITE_MIN && !c->out_bytes && c->io.fd >= 0 &&
+        !(c->flags & WSK__F_TLS_HS) && c->state != WSK__CONNECTING) {
         struct iovec iov[2] = {{hdr, hlen}, {(void *)(uintptr_t)payload, len}};
-        ssize_t w = send_iov(c->io.fd, iov, 2);
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            wsk__conn_abort(c, -errno);
+        ssize_t w = conn_send(c, iov, 2);
+        if (w < 0 && w != -EAGAIN) {
+            tls_detail(c);
+            wsk__conn_abort(c, (int)w);
             return WSK_ECLOSED;
         }
         if (w > 0)
@@ -963,16 +1075,18 @@ static void feed(struct wsk_conn *c, uint8_t *data, size_t n)
     }
 }
 
+static void read_again(struct wsk_conn *c);
+
 static void conn_read(struct wsk_conn *c)
 {
     struct wsk__ctx *ctx = c->ctx;
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = read(c->io.fd, ctx->rbuf, ctx->rbuf_cap);
+        ssize_t n = conn_recv(c, ctx->rbuf, ctx->rbuf_cap);
+        if (n == -EAGAIN)
+            return;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                wsk__conn_abort(c, -errno);
+            tls_detail(c);
+            wsk__conn_abort(c, (int)n);
             return;
         }
         if (n == 0) {
@@ -980,10 +1094,52 @@ static void conn_read(struct wsk_conn *c)
             return;
         }
         feed(c, ctx->rbuf, (size_t)n);
-        /* A short read means the socket is drained: save the EAGAIN call. */
-        if ((size_t)n < ctx->rbuf_cap || c->state == WSK__DEAD || (c->flags & WSK__F_PAUSED))
+        if (c->state == WSK__DEAD || (c->flags & WSK__F_PAUSED))
+            return;
+        /* A short read means the socket is drained: save the EAGAIN call.
+         * TLS hands out one record at a time, so ask it instead. */
+        if (c->tls ? !wsk__tls_pending(c->tls) : (size_t)n < ctx->rbuf_cap)
             return;
     }
+    /* Fairness cap reached. Plain sockets stay readable for the next
+     * iteration; bytes TLS already decrypted would not show, so come back. */
+    if (c->tls && wsk__tls_pending(c->tls))
+        read_again(c);
+}
+
+/* The TLS handshake, stepped by readiness. */
+static void tls_handshake_step(struct wsk_conn *c)
+{
+    int rv = wsk__tls_handshake(c->tls);
+    c->flags &= ~(WSK__F_TLS_WR | WSK__F_TLS_RW);
+    if (rv == WSK__TLS_WANT_READ) {
+        set_events(c);
+        return;
+    }
+    if (rv == WSK__TLS_WANT_WRITE) {
+        c->flags |= WSK__F_TLS_RW; /* "wants writable" */
+        set_events(c);
+        return;
+    }
+    if (rv < 0) {
+        tls_detail(c);
+        wsk__log(c->ctx, 2, "%s: TLS handshake failed: %s", wsk_conn_peer(c),
+                 wsk__tls_error(c->tls));
+        wsk__conn_abort(c, rv);
+        return;
+    }
+    c->flags &= ~WSK__F_TLS_HS;
+    if (c->flags & WSK__F_CLIENT)
+        wsk__client_on_tls_done(c);
+    if (c->state == WSK__DEAD)
+        return;
+    /* The peer may have sent its request with the last handshake flight. */
+    if (wsk__tls_pending(c->tls))
+        read_again(c);
+    if (c->out_bytes)
+        conn_flush(c);
+    else
+        set_events(c);
 }
 
 static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
@@ -993,9 +1149,14 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
     c->busy++;
     if (c->state == WSK__CONNECTING) {
         wsk__client_on_writable(c);
+    } else if (c->flags & WSK__F_TLS_HS) {
+        tls_handshake_step(c);
     } else {
-        if (events & WSK_IO_WRITE)
+        /* TLS may read when writable or write when readable. */
+        if ((events & WSK_IO_WRITE) || ((events & WSK_IO_READ) && (c->flags & WSK__F_TLS_WR)))
             conn_flush(c);
+        if ((c->flags & WSK__F_TLS_RW) && (events & WSK_IO_WRITE))
+            events |= WSK_IO_READ;
         if ((events & WSK_IO_READ) && c->state != WSK__DEAD && !(c->flags & WSK__F_PAUSED)) {
             c->flags |= WSK__F_IN_READ;
             conn_read(c);

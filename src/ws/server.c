@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "loop/sock.h"
+#include "transport/tls.h"
 #include "ws/static.h"
 #include "ws/ws_internal.h"
 
@@ -29,6 +30,7 @@ struct wsk_server {
     char **subprotocols;
     char **origins;
     char *ws_path;
+    char *tls_cert, *tls_key;
     struct wsk__static_root root;
     bool has_root;
     struct listener listeners[MAX_LISTENERS];
@@ -81,6 +83,30 @@ static void free_strings(char **list, size_t n)
 
 static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t);
 
+static int load_tls(struct wsk_server *srv, struct wsk__tls_ctx **out)
+{
+    char err[512];
+    int rv = wsk__tls_server_ctx_new(out, srv->tls_cert, srv->tls_key, err, sizeof err);
+    if (rv < 0)
+        wsk__log(&srv->ctx, 0, "%s", err);
+    return rv;
+}
+
+int wsk_server_reload_tls(struct wsk_server *srv)
+{
+    if (!srv->ctx.tls_ctx)
+        return -EINVAL;
+    struct wsk__tls_ctx *fresh;
+    int rv = load_tls(srv, &fresh);
+    if (rv < 0)
+        return rv;
+    /* Open connections hold references to the old context. */
+    wsk__tls_ctx_unref(srv->ctx.tls_ctx);
+    srv->ctx.tls_ctx = fresh;
+    wsk__log(&srv->ctx, 2, "TLS certificate and key reloaded");
+    return 0;
+}
+
 int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
                    const struct wsk_server_config *cfg)
 {
@@ -107,6 +133,16 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
         rv = -ENOMEM;
     srv->cfg.ws_path = srv->ws_path;
     srv->cfg.static_dir = NULL;
+    if (rv == 0 && (cfg->tls_cert_file || cfg->tls_key_file)) {
+        srv->tls_cert = cfg->tls_cert_file ? strdup(cfg->tls_cert_file) : NULL;
+        srv->tls_key = cfg->tls_key_file ? strdup(cfg->tls_key_file) : NULL;
+        if (!srv->tls_cert || !srv->tls_key)
+            rv = (cfg->tls_cert_file && cfg->tls_key_file) ? -ENOMEM : -EINVAL;
+        else
+            rv = load_tls(srv, &srv->ctx.tls_ctx);
+    }
+    srv->cfg.tls_cert_file = srv->tls_cert;
+    srv->cfg.tls_key_file = srv->tls_key;
     if (rv == 0 && cfg->static_dir) {
         rv = wsk__static_root_open(&srv->root, cfg->static_dir);
         srv->has_root = rv == 0;
@@ -145,6 +181,9 @@ void wsk_server_free(struct wsk_server *srv)
     free_strings(srv->subprotocols, srv->cfg.num_subprotocols);
     free_strings(srv->origins, srv->cfg.num_origins);
     free(srv->ws_path);
+    free(srv->tls_cert);
+    free(srv->tls_key);
+    wsk__tls_ctx_unref(srv->ctx.tls_ctx);
     free(srv->shutdown_reason);
     free(srv);
 }
@@ -180,6 +219,11 @@ static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned event
             close(fd);
             wsk__log(&srv->ctx, 1, "accept: out of memory or watcher error");
             return;
+        }
+        if (srv->ctx.tls_ctx) {
+            rv = wsk__conn_start_tls(c, true, NULL);
+            if (rv < 0)
+                wsk__conn_abort(c, rv);
         }
     }
 }

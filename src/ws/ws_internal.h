@@ -16,6 +16,8 @@
 
 struct wsk__http;
 struct wsk__client_hs;
+struct wsk__tls;
+struct wsk__tls_ctx;
 
 /* A piece of the send queue: bytes of its own, or a reference to a frame
  * shared by every receiver of a broadcast. */
@@ -58,6 +60,11 @@ enum {
     WSK__F_CLOSE_CALLED = 1u << 10,
     WSK__F_HTTP_CLOSE = 1u << 11, /* close after the HTTP response */
     WSK__F_SHUT_WR = 1u << 12,
+    WSK__F_TLS_HS = 1u << 13,     /* TLS handshake under way */
+    WSK__F_TLS_RW = 1u << 14,     /* a TLS read waits for the socket to be writable */
+    WSK__F_TLS_WR = 1u << 15,     /* a TLS write (or the handshake) waits for readable */
+    WSK__F_READ_AGAIN = 1u << 16, /* TLS holds decrypted bytes: read without readiness */
+    WSK__F_DETAIL = 1u << 17,     /* c->in holds a NUL-terminated detail for on_close */
 };
 
 struct wsk__ctx;
@@ -75,7 +82,8 @@ struct wsk_conn {
     size_t msg_len, msg_cap;
     struct wsk__oseg *out_head, *out_tail;
     size_t out_bytes;
-    uint64_t deadline; /* loop time (ms) of the next timeout check, 0: none */
+    struct wsk__tls *tls; /* NULL for plain TCP */
+    uint64_t deadline;    /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
         struct wsk__client_hs *hs; /* client: connecting and the handshake */
@@ -107,7 +115,8 @@ struct wsk__ctx {
     struct wsk_defer reap_defer;
     struct wsk_timer sweep;
     uint32_t sweep_ms;
-    struct wsk__oseg *pool; /* spare send segments */
+    struct wsk__tls_ctx *tls_ctx; /* server: for new connections; client: its own */
+    struct wsk__oseg *pool;       /* spare send segments */
     size_t pool_len;
     bool is_shutting_down;
     bool in_teardown;
@@ -135,6 +144,11 @@ int wsk__conn_queue_shared(struct wsk_conn *conn, struct wsk__shared *sh);
 void wsk__conn_want_flush(struct wsk_conn *conn);
 /* Writes what the socket takes now instead of at the end of the iteration. */
 void wsk__conn_flush_now(struct wsk_conn *conn);
+/* Starts TLS on a connected socket (server side, or client after connect).
+ * server_name: client only. Returns 0 or a negative error. */
+int wsk__conn_start_tls(struct wsk_conn *conn, bool is_server, const char *server_name);
+/* Keeps a human-readable detail of the error for on_close. */
+void wsk__conn_set_detail(struct wsk_conn *conn, const char *detail);
 /* Ends the connection at once: no close frame, on_close with error. */
 void wsk__conn_abort(struct wsk_conn *conn, int error);
 /* After the last queued byte: shut down writing and wait briefly for EOF. */
@@ -151,6 +165,8 @@ void wsk__server_on_reply_drained(struct wsk_conn *conn);
 void wsk__server_conn_gone(struct wsk_conn *conn);
 /* Client: connect finished or response head bytes arrived. */
 void wsk__client_on_writable(struct wsk_conn *conn);
+/* Client: the TLS handshake completed. */
+void wsk__client_on_tls_done(struct wsk_conn *conn);
 void wsk__client_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len);
 void wsk__client_conn_gone(struct wsk_conn *conn);
 /* Client: the context is empty and may be freed (called from its reap). */

@@ -18,6 +18,18 @@ if start_server --echo --max-message 1048576; then
     stop_server
 fi
 
+echo "== IPv6 loopback"
+if "$PY" -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    if start_server --listen '[::1]:0' --echo; then
+        check "the listening line has [::1]" grep -qF "ws://[::1]:$PORT/" <<<"$SERVER_LINE"
+        check "wsk connect ws://[::1]:PORT/ round trip" connect_expect 'six\n' 'six\n' "ws://[::1]:$PORT/"
+        check "python client over ::1" "$PY" "$PEERS/py_client.py" "ws://[::1]:$PORT/" text
+        stop_server
+    fi
+else
+    echo "(no ::1 on this machine: IPv6 checks skipped)"
+fi
+
 echo "== wsk serve --path /chat --origin http://good.example"
 if start_server --echo --path /chat --origin http://good.example; then
     check "the listening line names the path" grep -q "ws://127.0.0.1:$PORT/chat" <<<"$SERVER_LINE"

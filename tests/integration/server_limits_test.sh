@@ -27,13 +27,21 @@ if is_sanitized; then
     RSS_LIMIT_MIB=48
     echo "(sanitizer build: memory limit ${RSS_LIMIT_MIB} MiB, ASAN_OPTIONS=$ASAN_OPTIONS)"
 fi
-if start_server --max-message 1048576; then
-    CHECK_VERBOSE=1 check "others get 200 x 256 KiB broadcasts promptly; slow one closed or capped; memory < $RSS_LIMIT_MIB MiB" \
-        "$PY" "$PEERS/py_limits.py" slow-reader "$WS_URL" "$SERVER_PID" 200 262144 "$RSS_LIMIT_MIB"
-    server_alive "server still running after the slow reader"
+# slow_reader WINDOW WHAT: one server, one client that never reads, and two
+# that do; the sender keeps at most WINDOW broadcasts in flight (0: no limit).
+slow_reader()
+{
+    start_server --max-message 1048576 || return
+    CHECK_VERBOSE=1 check "$2: others get all 200 x 256 KiB broadcasts; slow one closed (1008) or capped; memory < $RSS_LIMIT_MIB MiB" \
+        "$PY" "$PEERS/py_limits.py" slow-reader "$WS_URL" "$SERVER_PID" 200 262144 "$RSS_LIMIT_MIB" "$1"
+    server_alive "$2: server still running after the slow reader"
     stop_server
-    check "server exits 0 on SIGTERM" test "$STOP_STATUS" -eq 0
-fi
+    check "$2: server exits 0 on SIGTERM" test "$STOP_STATUS" -eq 0
+}
+slow_reader 2 "paced sender (2 in flight)"
+# A burst: the sender writes as fast as the server reads. Clients that keep
+# reading must still not be taken for slow ones.
+slow_reader 0 "bursting sender"
 
 # shutdown_with SIGNAL CLIENTS: connected clients see 1001, the server exits 0
 # within 5 s.

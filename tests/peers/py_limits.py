@@ -34,6 +34,8 @@ import urllib.parse
 
 import websockets
 
+# raw_client is a sibling; leave no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import raw_client  # noqa: E402
 
@@ -145,7 +147,13 @@ async def slow_reader(url, pid, count, size, rss_limit, window):
         try:
             for i in range(count):
                 await asyncio.wait_for(caught_up(i - window + 1), 30)
-                await sender.send(payload)
+                try:
+                    await sender.send(payload)
+                except websockets.ConnectionClosed:
+                    await asyncio.sleep(0)  # let the drain tasks record why
+                    raise Failure("; ".join(lost) or
+                                  f"the server closed the sender with code {sender.close_code} "
+                                  f"while it sent broadcast {i + 1}/{count}")
             await asyncio.wait_for(caught_up(count), 30)
         except asyncio.TimeoutError:
             raise Failure(f"stuck: after 30s without progress the reader has {got['reader']}/{count} "
@@ -255,6 +263,8 @@ def status_line(url):
 
 
 async def main(argv):
+    if not argv:
+        sys.exit(__doc__)
     cmd, args = argv[0], argv[1:]
     try:
         if cmd == "many":

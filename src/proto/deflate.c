@@ -1,0 +1,765 @@
+/* permessage-deflate (RFC 7692): negotiation and the per-message transform.
+ *
+ * Negotiation reads Sec-WebSocket-Extensions values (RFC 6455 section 9.1),
+ * whitespace allowed around every separator:
+ *
+ *      extension-list = 1#extension              ; empty elements skipped
+ *      extension      = token *( ";" param )
+ *      param          = token [ "=" ( token / quoted-string ) ]
+ *                       ; a quoted value must unescape to a token
+ *
+ * ext_next() walks one element with a cursor, through these states:
+ *
+ *      NAME --";"--> PARAM --"="--> VALUE
+ *        |             ^              |
+ *        |             +-----";"------+
+ *        +--- "," or end, from NAME, PARAM or VALUE: element done
+ *
+ * A syntax error anywhere fails the whole header (WSK_EHEXT); a well-formed
+ * permessage-deflate element with parameters that section 7.1 forbids is an
+ * offer the server declines, or a response the client rejects.
+ *
+ * Transform (section 7.2): a message is compressed with one deflate call
+ * ending in Z_SYNC_FLUSH, whose output always ends with the empty stored
+ * block 00 00 FF FF; the sink gets everything but those four bytes. The
+ * receiver inflates the pieces as they come and the four bytes at the end.
+ *
+ * zlib allocates through z_alloc()/z_free(), which count every byte, so
+ * wsk_deflate_memory() is exact. Output goes through a chunk on the stack so
+ * that an idle state owns nothing but what zlib holds.
+ */
+#define ZLIB_CONST
+#include "wsk/deflate.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#define DEFAULT_BITS 15
+#define MIN_BITS     8
+#define MAX_BITS     15
+
+static const char ext_name[] = "permessage-deflate";
+static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
+
+/* ------------------------------------------------------------------------ */
+/* Header lexing                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* tchar, RFC 9110 section 5.6.2. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Extension and parameter names compare without case, in ASCII only. */
+static bool slice_is(struct wsk_slice s, const char *z)
+{
+    size_t n = strlen(z);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower((unsigned char)s.ptr[i]) != (unsigned char)z[i])
+            return false;
+    return true;
+}
+
+struct lexer {
+    const char *p;
+    const char *end;
+};
+
+static void skip_ows(struct lexer *lx)
+{
+    while (lx->p < lx->end && is_ows(*lx->p))
+        lx->p++;
+}
+
+static bool lex_token(struct lexer *lx, struct wsk_slice *tok)
+{
+    const char *s = lx->p;
+    while (lx->p < lx->end && is_tchar((unsigned char)*lx->p))
+        lx->p++;
+    *tok = (struct wsk_slice){s, (size_t)(lx->p - s)};
+    return tok->len > 0;
+}
+
+/* A window bits value is the only kind of value permessage-deflate knows;
+ * any other value parses but reads as BITS_INVALID. */
+#define BITS_INVALID 0
+
+/* Adds the digit c to the decimal number *v built so far, or marks it
+ * invalid for a non-digit or a leading zero. Numbers above 99 stay invalid
+ * without overflowing. */
+static void bits_digit(int *v, bool *is_first, unsigned char c)
+{
+    if (*v < 0)
+        return;
+    if (c < '0' || c > '9' || (*is_first && c == '0') || *v > 9)
+        *v = -1;
+    else
+        *v = *v * 10 + (c - '0');
+    *is_first = false;
+}
+
+/* Reads a parameter value (token or quoted-string) at lx. Returns false on a
+ * syntax error; else sets *bits to the value when it is a window bits value
+ * 8..15 in decimal without leading zeros, otherwise to BITS_INVALID. */
+static bool lex_value(struct lexer *lx, uint8_t *bits)
+{
+    int v = 0;
+    bool is_first = true;
+    size_t n = 0;
+    if (lx->p < lx->end && *lx->p == '"') {
+        lx->p++;
+        for (;;) {
+            if (lx->p >= lx->end)
+                return false; /* unterminated */
+            unsigned char c = (unsigned char)*lx->p++;
+            if (c == '"')
+                break;
+            if (c == '\\') {
+                if (lx->p >= lx->end)
+                    return false;
+                c = (unsigned char)*lx->p++;
+            }
+            if (!is_tchar(c))
+                return false; /* unescaped, the value must be a token */
+            bits_digit(&v, &is_first, c);
+            n++;
+        }
+        if (n == 0)
+            return false;
+    } else {
+        struct wsk_slice tok;
+        if (!lex_token(lx, &tok))
+            return false;
+        for (size_t i = 0; i < tok.len; i++)
+            bits_digit(&v, &is_first, (unsigned char)tok.ptr[i]);
+    }
+    *bits = (v >= MIN_BITS && v <= MAX_BITS) ? (uint8_t)v : BITS_INVALID;
+    return true;
+}
+
+/* One permessage-deflate element, offer or response, as parsed. */
+struct pmd_ext {
+    bool is_valid; /* no unknown or repeated parameter, no bad value */
+    bool snct;     /* server_no_context_takeover */
+    bool cnct;     /* client_no_context_takeover */
+    bool has_cmwb; /* client_max_window_bits present */
+    uint8_t smwb;  /* server_max_window_bits, 0 when absent */
+    uint8_t cmwb;  /* client_max_window_bits value, 0 when absent or bare */
+    uint8_t seen;  /* PARAM_* bits */
+};
+
+enum {
+    PARAM_SNCT = 1,
+    PARAM_CNCT = 2,
+    PARAM_SMWB = 4,
+    PARAM_CMWB = 8,
+};
+
+/* Applies one parameter to e (RFC 7692 section 7.1). A response must give
+ * client_max_window_bits a value; an offer may leave it bare. */
+static void pmd_param(struct pmd_ext *e, struct wsk_slice name, bool has_value, uint8_t bits,
+                      bool is_response)
+{
+    uint8_t which;
+    bool is_ok;
+    if (slice_is(name, "server_no_context_takeover")) {
+        which = PARAM_SNCT;
+        is_ok = !has_value;
+        e->snct = true;
+    } else if (slice_is(name, "client_no_context_takeover")) {
+        which = PARAM_CNCT;
+        is_ok = !has_value;
+        e->cnct = true;
+    } else if (slice_is(name, "server_max_window_bits")) {
+        which = PARAM_SMWB;
+        is_ok = has_value && bits != BITS_INVALID;
+        e->smwb = bits;
+    } else if (slice_is(name, "client_max_window_bits")) {
+        which = PARAM_CMWB;
+        is_ok = has_value ? bits != BITS_INVALID : !is_response;
+        e->has_cmwb = true;
+        e->cmwb = has_value ? bits : 0;
+    } else {
+        e->is_valid = false;
+        return;
+    }
+    if (!is_ok || (e->seen & which))
+        e->is_valid = false;
+    e->seen |= which;
+}
+
+/* Parses the next element of the list at lx. Returns 1 with *name set (and
+ * *e filled when the name is permessage-deflate), 0 at the end of the list,
+ * or WSK_EHEXT on a syntax error. */
+static int ext_next(struct lexer *lx, struct wsk_slice *name, struct pmd_ext *e, bool is_response)
+{
+    while (lx->p < lx->end && (is_ows(*lx->p) || *lx->p == ','))
+        lx->p++;
+    if (lx->p == lx->end)
+        return 0;
+    if (!lex_token(lx, name))
+        return WSK_EHEXT;
+    bool is_pmd = slice_is(*name, ext_name);
+    memset(e, 0, sizeof *e);
+    e->is_valid = true;
+    for (;;) {
+        skip_ows(lx);
+        if (lx->p == lx->end)
+            return 1;
+        if (*lx->p == ',') {
+            lx->p++;
+            return 1;
+        }
+        if (*lx->p != ';')
+            return WSK_EHEXT;
+        lx->p++;
+        skip_ows(lx);
+        struct wsk_slice param;
+        if (!lex_token(lx, &param))
+            return WSK_EHEXT;
+        skip_ows(lx);
+        bool has_value = false;
+        uint8_t bits = BITS_INVALID;
+        if (lx->p < lx->end && *lx->p == '=') {
+            lx->p++;
+            skip_ows(lx);
+            if (!lex_value(lx, &bits))
+                return WSK_EHEXT;
+            has_value = true;
+        }
+        if (is_pmd)
+            pmd_param(e, param, has_value, bits, is_response);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Negotiation                                                               */
+/* ------------------------------------------------------------------------ */
+
+void wsk_deflate_config_init(struct wsk_deflate_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->server_max_window_bits = DEFAULT_BITS;
+    cfg->client_max_window_bits = DEFAULT_BITS;
+    cfg->mem_level = WSK_DEFLATE_DEFAULT_MEM_LEVEL;
+    cfg->min_compress_size = WSK_DEFLATE_DEFAULT_MIN_SIZE;
+}
+
+static bool bits_ok(uint8_t bits)
+{
+    return bits == 0 || (bits >= MIN_BITS && bits <= MAX_BITS);
+}
+
+static uint8_t bits_or_default(uint8_t bits)
+{
+    return bits ? bits : DEFAULT_BITS;
+}
+
+static bool config_ok(const struct wsk_deflate_config *cfg)
+{
+    return bits_ok(cfg->server_max_window_bits) && bits_ok(cfg->client_max_window_bits) &&
+           cfg->mem_level <= 9;
+}
+
+static uint8_t min_bits(uint8_t a, uint8_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Decides whether the server takes offer e; fills *p when it does. */
+static bool server_takes(const struct pmd_ext *e, const struct wsk_deflate_config *cfg,
+                         struct wsk_deflate_params *p)
+{
+    if (!e->is_valid)
+        return false;
+    uint8_t our_s = bits_or_default(cfg->server_max_window_bits);
+    uint8_t our_c = bits_or_default(cfg->client_max_window_bits);
+    /* Without client_max_window_bits the client may use a 15-bit window,
+     * more than the configured bound on our inflate stream. */
+    if (our_c < DEFAULT_BITS && !e->has_cmwb)
+        return false;
+    memset(p, 0, sizeof *p);
+    p->server_no_context_takeover = cfg->server_no_context_takeover || e->snct;
+    p->client_no_context_takeover = cfg->client_no_context_takeover || e->cnct;
+    p->server_max_window_bits = e->smwb ? min_bits(e->smwb, our_s) : our_s;
+    p->client_max_window_bits =
+        e->has_cmwb ? min_bits(e->cmwb ? e->cmwb : DEFAULT_BITS, our_c) : DEFAULT_BITS;
+    p->mem_level = cfg->mem_level;
+    return true;
+}
+
+struct out_buf {
+    char *ptr;
+    size_t cap;
+    size_t len; /* bytes wanted so far, may exceed cap */
+};
+
+static void out_str(struct out_buf *o, const char *s)
+{
+    size_t n = strlen(s);
+    if (o->len <= o->cap && n <= o->cap - o->len)
+        memcpy(o->ptr + o->len, s, n);
+    o->len += n;
+}
+
+static void out_bits(struct out_buf *o, const char *name, uint8_t bits)
+{
+    char num[3] = {(char)('0' + bits / 10), (char)('0' + bits % 10), '\0'};
+    out_str(o, "; ");
+    out_str(o, name);
+    out_str(o, "=");
+    out_str(o, bits >= 10 ? num : num + 1);
+}
+
+/* NUL-terminates and returns the length, or WSK_ENOSPC. */
+static int out_finish(struct out_buf *o)
+{
+    if (o->len >= o->cap)
+        return WSK_ENOSPC;
+    o->ptr[o->len] = '\0';
+    return (int)o->len;
+}
+
+int wsk_deflate_negotiate(const struct wsk_http_header *headers, size_t num_headers,
+                          const struct wsk_deflate_config *cfg, struct wsk_deflate_params *params,
+                          char *out, size_t cap)
+{
+    if (!cfg || !cfg->enabled)
+        return 0;
+    if (!config_ok(cfg))
+        return -EINVAL;
+    struct wsk_deflate_params chosen;
+    struct pmd_ext offer = {0};
+    bool has_chosen = false;
+    /* Every line is parsed to the end, so that a malformed header fails the
+     * same way wherever the acceptable offer sits. */
+    for (size_t i = 0; i < num_headers; i++) {
+        if (!slice_is(headers[i].name, "sec-websocket-extensions"))
+            continue;
+        struct lexer lx = {headers[i].value.ptr, headers[i].value.ptr + headers[i].value.len};
+        for (;;) {
+            struct wsk_slice name;
+            struct pmd_ext e;
+            int rv = ext_next(&lx, &name, &e, false);
+            if (rv < 0)
+                return rv;
+            if (rv == 0)
+                break;
+            if (!has_chosen && slice_is(name, ext_name) && server_takes(&e, cfg, &chosen)) {
+                has_chosen = true;
+                offer = e;
+            }
+        }
+    }
+    if (!has_chosen)
+        return 0;
+    struct out_buf o = {out, cap, 0};
+    out_str(&o, ext_name);
+    if (chosen.server_no_context_takeover)
+        out_str(&o, "; server_no_context_takeover");
+    if (chosen.client_no_context_takeover)
+        out_str(&o, "; client_no_context_takeover");
+    /* A client that asked for server_max_window_bits needs it back, even
+     * at 15 (section 7.1.2.1); a client_max_window_bits value is echoed too,
+     * as ws does, though only a smaller one binds the client. */
+    if (offer.smwb || chosen.server_max_window_bits < DEFAULT_BITS)
+        out_bits(&o, "server_max_window_bits", chosen.server_max_window_bits);
+    if (offer.cmwb || chosen.client_max_window_bits < DEFAULT_BITS)
+        out_bits(&o, "client_max_window_bits", chosen.client_max_window_bits);
+    int n = out_finish(&o);
+    if (n > 0)
+        *params = chosen;
+    return n;
+}
+
+int wsk_deflate_offer(char *out, size_t cap, const struct wsk_deflate_config *cfg)
+{
+    if (!cfg || !cfg->enabled) {
+        if (cap > 0)
+            out[0] = '\0';
+        return 0;
+    }
+    if (!config_ok(cfg))
+        return -EINVAL;
+    struct out_buf o = {out, cap, 0};
+    out_str(&o, ext_name);
+    if (cfg->server_no_context_takeover)
+        out_str(&o, "; server_no_context_takeover");
+    if (cfg->client_no_context_takeover)
+        out_str(&o, "; client_no_context_takeover");
+    uint8_t s = bits_or_default(cfg->server_max_window_bits);
+    uint8_t c = bits_or_default(cfg->client_max_window_bits);
+    if (s < DEFAULT_BITS)
+        out_bits(&o, "server_max_window_bits", s);
+    if (c < DEFAULT_BITS)
+        out_bits(&o, "client_max_window_bits", c);
+    else
+        out_str(&o, "; client_max_window_bits");
+    return out_finish(&o);
+}
+
+int wsk_deflate_accept(const struct wsk_slice *value, const struct wsk_deflate_config *offered,
+                       struct wsk_deflate_params *params)
+{
+    if (offered && offered->enabled && !config_ok(offered))
+        return -EINVAL;
+    if (!value || value->len == 0)
+        return 0;
+    struct lexer lx = {value->ptr, value->ptr + value->len};
+    struct wsk_slice name;
+    struct pmd_ext e;
+    int rv = ext_next(&lx, &name, &e, true);
+    if (rv <= 0)
+        return rv; /* blank: declined; or malformed */
+    struct wsk_slice name2;
+    struct pmd_ext e2;
+    rv = ext_next(&lx, &name2, &e2, true);
+    if (rv != 0)
+        return WSK_EHEXT; /* malformed, or a second extension */
+    if (!offered || !offered->enabled || !slice_is(name, ext_name) || !e.is_valid)
+        return WSK_EHEXT;
+    uint8_t our_s = bits_or_default(offered->server_max_window_bits);
+    uint8_t our_c = bits_or_default(offered->client_max_window_bits);
+    /* Section 7.1.1.1 and 7.1.2.1: a server accepts these requests by
+     * repeating them, so a response without them refuses what we asked. */
+    if (offered->server_no_context_takeover && !e.snct)
+        return WSK_EHEXT;
+    if (our_s < DEFAULT_BITS && !e.smwb)
+        return WSK_EHEXT;
+    if (e.smwb > our_s || e.cmwb > our_c)
+        return WSK_EHEXT;
+    memset(params, 0, sizeof *params);
+    params->server_no_context_takeover = e.snct;
+    params->client_no_context_takeover = e.cnct || offered->client_no_context_takeover;
+    params->server_max_window_bits = e.smwb ? e.smwb : DEFAULT_BITS;
+    params->client_max_window_bits = e.cmwb ? e.cmwb : our_c;
+    params->mem_level = offered->mem_level;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The transform                                                             */
+/* ------------------------------------------------------------------------ */
+
+struct wsk_deflate {
+    z_stream inflater;   /* the peer's messages */
+    z_stream deflater;   /* ours */
+    size_t mem;          /* heap held through z_alloc(), headers included */
+    uint64_t msg_in;     /* compressed bytes of the current incoming message */
+    uint64_t msg_out;    /* bytes inflated from it so far */
+    int in_error;        /* sticky decompress error, 0 when none */
+    uint8_t in_bits;     /* window bits of the inflate stream */
+    uint8_t out_bits;    /* window bits of the deflate stream (9..15) */
+    uint8_t mem_level;   /* of the deflate stream */
+    bool in_takeover;    /* keep the inflate stream between messages */
+    bool out_takeover;   /* keep the deflate stream between messages */
+    bool has_inflater;   /* inflater is initialised */
+    bool has_deflater;   /* deflater is initialised */
+    bool in_stream_done; /* a final block ended the input seen so far */
+};
+
+/* Prefix of every allocation, so that z_free() knows the size it returns. */
+union alloc_head {
+    size_t size;
+    max_align_t align;
+};
+
+static void *z_alloc(void *opaque, unsigned items, unsigned size)
+{
+    struct wsk_deflate *d = opaque;
+    if (size && items > (SIZE_MAX - sizeof(union alloc_head)) / size)
+        return NULL;
+    size_t n = sizeof(union alloc_head) + (size_t)items * size;
+    union alloc_head *h = malloc(n);
+    if (!h)
+        return NULL;
+    h->size = n;
+    d->mem += n;
+    return h + 1;
+}
+
+static void z_free(void *opaque, void *ptr)
+{
+    struct wsk_deflate *d = opaque;
+    if (!ptr)
+        return;
+    union alloc_head *h = (union alloc_head *)ptr - 1;
+    d->mem -= h->size;
+    free(h);
+}
+
+static void stream_hooks(struct wsk_deflate *d, z_stream *z)
+{
+    memset(z, 0, sizeof *z);
+    z->zalloc = z_alloc;
+    z->zfree = z_free;
+    z->opaque = d;
+}
+
+int wsk_deflate_new(struct wsk_deflate **out, const struct wsk_deflate_params *params,
+                    enum wsk_role role)
+{
+    *out = NULL;
+    if (!bits_ok(params->server_max_window_bits) || !bits_ok(params->client_max_window_bits) ||
+        params->mem_level > 9 || (role != WSK_ROLE_SERVER && role != WSK_ROLE_CLIENT))
+        return -EINVAL;
+    struct wsk_deflate *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    uint8_t s = bits_or_default(params->server_max_window_bits);
+    uint8_t c = bits_or_default(params->client_max_window_bits);
+    bool is_server = role == WSK_ROLE_SERVER;
+    d->in_bits = is_server ? c : s;
+    /* zlib refuses 8 for raw deflate; 9 is safe (see the header). */
+    d->out_bits = is_server ? s : c;
+    if (d->out_bits < 9)
+        d->out_bits = 9;
+    d->in_takeover = !(is_server ? params->client_no_context_takeover
+                                 : params->server_no_context_takeover);
+    d->out_takeover = !(is_server ? params->server_no_context_takeover
+                                  : params->client_no_context_takeover);
+    d->mem_level = params->mem_level ? params->mem_level : WSK_DEFLATE_DEFAULT_MEM_LEVEL;
+    *out = d;
+    return 0;
+}
+
+static void inflater_end(struct wsk_deflate *d)
+{
+    if (d->has_inflater)
+        inflateEnd(&d->inflater);
+    d->has_inflater = false;
+}
+
+static void deflater_end(struct wsk_deflate *d)
+{
+    if (d->has_deflater)
+        deflateEnd(&d->deflater);
+    d->has_deflater = false;
+}
+
+void wsk_deflate_free(struct wsk_deflate *d)
+{
+    if (!d)
+        return;
+    inflater_end(d);
+    deflater_end(d);
+    free(d);
+}
+
+size_t wsk_deflate_memory(const struct wsk_deflate *d)
+{
+    return d ? d->mem : 0;
+}
+
+static int zlib_error(int zr)
+{
+    return zr == Z_MEM_ERROR ? -ENOMEM : WSK_EDEFLATE;
+}
+
+/* After a final block, the next bytes of the message start a new deflate
+ * stream that may still refer to the window, so the window is carried over
+ * into the reset stream. */
+static int inflater_restart(struct wsk_deflate *d)
+{
+    z_stream *z = &d->inflater;
+    unsigned dict_len = 0;
+    if (inflateGetDictionary(z, NULL, &dict_len) != Z_OK)
+        return WSK_EDEFLATE;
+    uint8_t *dict = NULL;
+    if (dict_len > 0) {
+        dict = z_alloc(d, dict_len, 1);
+        if (!dict)
+            return -ENOMEM;
+        inflateGetDictionary(z, dict, &dict_len);
+    }
+    int zr = inflateReset(z);
+    if (zr == Z_OK && dict_len > 0)
+        zr = inflateSetDictionary(z, dict, dict_len);
+    z_free(d, dict);
+    return zr == Z_OK ? 0 : zlib_error(zr);
+}
+
+/* Inflates in[0..len) into the sink, within max_output for the message. */
+static int inflate_input(struct wsk_deflate *d, const uint8_t *in, size_t len, uint64_t max_output,
+                         wsk_deflate_sink_cb sink, void *ctx)
+{
+    if (len == 0)
+        return 0;
+    if (!d->has_inflater) {
+        stream_hooks(d, &d->inflater);
+        int zr = inflateInit2(&d->inflater, -(int)d->in_bits);
+        if (zr != Z_OK)
+            return zlib_error(zr);
+        d->has_inflater = true;
+    }
+    z_stream *z = &d->inflater;
+    uint8_t buf[WSK_DEFLATE_CHUNK];
+    if (d->msg_out > max_output)
+        return WSK_ETOOBIG; /* max_output shrank between pieces */
+    d->msg_in += len;
+    d->in_stream_done = false;
+    while (len > 0) {
+        unsigned piece = len > UINT_MAX ? UINT_MAX : (unsigned)len;
+        z->next_in = in;
+        z->avail_in = piece;
+        in += piece;
+        len -= piece;
+        do {
+            /* One byte of room past the limit tells "exactly max_output"
+             * from "more", and bounds the work to about max_output. */
+            uint64_t room = max_output - d->msg_out;
+            unsigned cap = room >= sizeof buf ? (unsigned)sizeof buf : (unsigned)room + 1;
+            z->next_out = buf;
+            z->avail_out = cap;
+            int zr = inflate(z, Z_SYNC_FLUSH);
+            size_t n = cap - z->avail_out;
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                return zlib_error(zr);
+            if (n > room)
+                return WSK_ETOOBIG;
+            d->msg_out += n;
+            if (n > 0) {
+                int rv = sink(ctx, buf, n);
+                if (rv < 0)
+                    return rv;
+            }
+            if (zr == Z_STREAM_END) {
+                int rv = inflater_restart(d);
+                if (rv < 0)
+                    return rv;
+                d->in_stream_done = z->avail_in == 0 && len == 0;
+            } else if (zr == Z_BUF_ERROR && n == 0 && z->avail_in > 0) {
+                return WSK_EDEFLATE; /* no progress: cannot happen, but never spin */
+            }
+        } while (z->avail_in > 0 || z->avail_out == 0);
+    }
+    return 0;
+}
+
+/* Ends an incoming message: the sync tail, the boundary check, and the
+ * inflate stream's release under no context takeover. */
+static int inflate_finish(struct wsk_deflate *d, uint64_t max_output, wsk_deflate_sink_cb sink,
+                          void *ctx)
+{
+    /* An empty payload is an empty message: feeding the tail alone would
+     * leave the stream inside a stored block. After a final block that
+     * ended the input, the message is complete already. */
+    if (d->msg_in > 0 && !d->in_stream_done) {
+        int rv = inflate_input(d, sync_tail, sizeof sync_tail, max_output, sink, ctx);
+        if (rv < 0)
+            return rv;
+        /* Bit 128 of data_type: inflate stopped between blocks. Anywhere
+         * else the message was cut inside a block. */
+        if (!d->in_stream_done && !(d->inflater.data_type & 128))
+            return WSK_EDEFLATE;
+    }
+    d->msg_in = 0;
+    d->msg_out = 0;
+    d->in_stream_done = false;
+    if (!d->in_takeover)
+        inflater_end(d);
+    return 0;
+}
+
+int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, size_t len, bool is_last,
+                           uint64_t max_output, wsk_deflate_sink_cb sink, void *ctx)
+{
+    if (d->in_error)
+        return d->in_error;
+    int rv = inflate_input(d, in, len, max_output, sink, ctx);
+    if (rv == 0 && is_last)
+        rv = inflate_finish(d, max_output, sink, ctx);
+    if (rv < 0) {
+        d->in_error = rv;
+        inflater_end(d);
+    }
+    return rv;
+}
+
+/* Runs the deflate loop over in[0..len) and hands all output but the final
+ * sync tail to the sink. */
+static int deflate_message(struct wsk_deflate *d, const uint8_t *in, size_t len,
+                           wsk_deflate_sink_cb sink, void *ctx)
+{
+    z_stream *z = &d->deflater;
+    uint8_t buf[WSK_DEFLATE_CHUNK];
+    size_t held = 0; /* output bytes kept at buf[0..held), maybe the tail */
+    z->avail_in = 0;
+    for (;;) {
+        if (z->avail_in == 0 && len > 0) {
+            unsigned piece = len > UINT_MAX ? UINT_MAX : (unsigned)len;
+            z->next_in = in;
+            z->avail_in = piece;
+            in += piece;
+            len -= piece;
+        }
+        int flush = len > 0 ? Z_NO_FLUSH : Z_SYNC_FLUSH;
+        z->next_out = buf + held;
+        z->avail_out = (unsigned)(sizeof buf - held);
+        int zr = deflate(z, flush);
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return zlib_error(zr);
+        size_t n = sizeof buf - z->avail_out;
+        if (n > sizeof sync_tail) {
+            int rv = sink(ctx, buf, n - sizeof sync_tail);
+            if (rv < 0)
+                return rv;
+            memmove(buf, buf + n - sizeof sync_tail, sizeof sync_tail);
+            held = sizeof sync_tail;
+        } else {
+            held = n;
+        }
+        /* Room left after a sync flush means everything is out. */
+        if (flush == Z_SYNC_FLUSH && z->avail_in == 0 && z->avail_out > 0)
+            break;
+    }
+    if (held != sizeof sync_tail || memcmp(buf, sync_tail, sizeof sync_tail) != 0)
+        return WSK_EDEFLATE;
+    return 0;
+}
+
+int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_t len,
+                         wsk_deflate_sink_cb sink, void *ctx)
+{
+    /* zlib answers a second sync flush without input with Z_BUF_ERROR and
+     * nothing, so the empty message is written by hand: the header byte of
+     * an empty stored block, whose remaining bytes are the removed tail. */
+    if (len == 0) {
+        static const uint8_t empty_block = 0x00;
+        int rv = sink(ctx, &empty_block, 1);
+        return rv < 0 ? rv : 0;
+    }
+    if (!d->has_deflater) {
+        stream_hooks(d, &d->deflater);
+        int zr = deflateInit2(&d->deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)d->out_bits,
+                              d->mem_level, Z_DEFAULT_STRATEGY);
+        if (zr != Z_OK)
+            return zlib_error(zr);
+        d->has_deflater = true;
+    }
+    int rv = deflate_message(d, in, len, sink, ctx);
+    /* After an error the peer has not seen this message, and a fresh stream
+     * is always acceptable to its inflater, so start over. */
+    if (rv < 0 || !d->out_takeover)
+        deflater_end(d);
+    return rv;
+}
