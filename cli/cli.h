@@ -27,6 +27,7 @@ enum cli_verbosity {
 /* Subcommands: argv[0] is the subcommand's name. They return the exit status. */
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 /* ---- logging ------------------------------------------------------------ */
 

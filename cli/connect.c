@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -37,8 +38,10 @@
 static const char connect_usage[] =
     "usage: wsk connect URL [options]\n"
     "\n"
-    "Connects to the WebSocket server at URL: ws://HOST[:PORT][/PATH][?QUERY], where\n"
-    "HOST is a name, an IPv4 address or an IPv6 address in brackets.\n"
+    "Connects to the WebSocket server at URL: ws://HOST[:PORT][/PATH][?QUERY], or\n"
+    "wss://... for WebSocket over TLS, where HOST is a name, an IPv4 address or an\n"
+    "IPv6 address in brackets. A wss:// server's certificate must be valid for HOST\n"
+    "and issued by a CA of the system's store (or of --cacert).\n"
     "\n"
     "When stdin and stdout are terminals it is an interactive client: each line you\n"
     "type is sent as a text message, and messages that arrive print above the prompt\n"
@@ -68,7 +71,15 @@ static const char connect_usage[] =
     "                          stdin line sent (default 16M)\n"
     "  --connect-timeout SECONDS\n"
     "                          time allowed for the name lookup, the TCP\n"
-    "                          connection and the handshake together (default 10)\n"
+    "                          connection, TLS and the handshake together\n"
+    "                          (default 10)\n"
+    "  --cacert FILE           wss://: trust only the CA certificates in FILE (PEM),\n"
+    "                          e.g. a private CA, instead of the system's store\n"
+    "  --insecure              wss://: do not verify the server's certificate at all\n"
+    "                          (for tests; prints a warning)\n"
+    "  --no-deflate            do not offer permessage-deflate compression (default:\n"
+    "                          offered, as browsers and python websockets do; used\n"
+    "                          only if the server accepts)\n"
     "  -v, --verbose           report connecting and closing on stderr; twice:\n"
     "                          library debug messages too\n"
     "  -q, --quiet             print only errors (and the messages received)\n"
@@ -98,6 +109,9 @@ struct connect_options {
     enum wsk_backend backend;
     uint64_t max_message;
     uint32_t connect_timeout_ms;
+    const char *ca_file;
+    bool is_insecure;
+    bool has_deflate;
     int verbosity;
 };
 
@@ -559,9 +573,12 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
         start_close(c, WSK_CLOSE_NORMAL);
         return;
     }
-    if (ev->subprotocol.len)
-        cli_verbose("connected to %s (subprotocol %.*s)", c->opt.url, (int)ev->subprotocol.len,
-                    ev->subprotocol.ptr);
+    if (ev->subprotocol.len || ev->extensions.len)
+        cli_verbose("connected to %s (%s%.*s%s%s%.*s)", c->opt.url,
+                    ev->subprotocol.len ? "subprotocol " : "", (int)ev->subprotocol.len,
+                    ev->subprotocol.ptr, ev->subprotocol.len && ev->extensions.len ? ", " : "",
+                    ev->extensions.len ? "extensions " : "", (int)ev->extensions.len,
+                    ev->extensions.ptr);
     else
         cli_verbose("connected to %s", c->opt.url);
 
@@ -672,8 +689,10 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
             cli_error("handshake rejected: HTTP %d", ev->http_status);
             c->status = CLI_EXIT_FAILURE;
         } else {
-            cli_error("cannot connect to %s: %s", url,
-                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL));
+            /* With TLS, detail says what was wrong with the certificate. */
+            cli_error("cannot connect to %s: %s%s%s", url,
+                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL),
+                      *ev->detail ? ": " : "", ev->detail);
             c->status = CLI_EXIT_FAILURE;
         }
     } else if (ev->error == 0) {
@@ -691,7 +710,8 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
         cli_error("protocol error: %s (%u)", wsk_strerror(ev->error), ev->code);
         c->status = CLI_EXIT_FAILURE;
     } else {
-        cli_error("connection failed: %s (%u)", wsk_strerror(ev->error), ev->code);
+        cli_error("connection failed: %s%s%s (%u)", wsk_strerror(ev->error),
+                  *ev->detail ? ": " : "", ev->detail, ev->code);
         c->status = CLI_EXIT_FAILURE;
     }
     cli_log_set_hook(NULL, NULL);
@@ -732,9 +752,15 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
 }
 
 /* The client reports every failure itself, in one line, from on_close; the
- * library's own account of it is detail for -v. */
+ * library's own account of it is detail for -v. The first error is kept for
+ * failures that have no on_close: wsk_client_connect() refusing a --cacert
+ * file. */
+static char first_library_error[512];
+
 static void log_library(int level, const char *msg, void *user_data)
 {
+    if (level == 0 && !first_library_error[0])
+        snprintf(first_library_error, sizeof first_library_error, "%s", msg);
     if (cli_log_verbosity() >= CLI_VERBOSE)
         cli_log_library(level, msg, user_data);
 }
@@ -750,6 +776,9 @@ enum {
     OPT_BACKEND,
     OPT_MAX_MESSAGE,
     OPT_CONNECT_TIMEOUT,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_NO_DEFLATE,
 };
 
 static const struct option connect_longopts[] = {
@@ -761,6 +790,9 @@ static const struct option connect_longopts[] = {
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -800,6 +832,7 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
     opt->backend = WSK_BACKEND_DEFAULT;
     opt->max_message = DEFAULT_MAX_MESSAGE;
     opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT;
+    opt->has_deflate = true;
     opt->verbosity = CLI_NORMAL;
 
     opterr = 0;
@@ -851,6 +884,17 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
                                        "10 or 0.5",
                                        optarg);
             break;
+        case OPT_CACERT:
+            if (!*optarg)
+                return cli_usage_error("--cacert needs a file");
+            opt->ca_file = optarg;
+            break;
+        case OPT_INSECURE:
+            opt->is_insecure = true;
+            break;
+        case OPT_NO_DEFLATE:
+            opt->has_deflate = false;
+            break;
         case 'v':
             opt->verbosity = opt->verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
             break;
@@ -871,6 +915,9 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
     opt->url = argv[optind++];
     if (optind < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (opt->ca_file && opt->is_insecure)
+        return cli_usage_error("--cacert and --insecure contradict each other: with --insecure "
+                               "nothing is verified");
     return 0;
 }
 
@@ -917,17 +964,29 @@ static int run(struct client *c)
     cfg.num_headers = opt->headers.len;
     cfg.origin = opt->origin;
     cfg.connect_timeout_ms = opt->connect_timeout_ms;
+    cfg.ca_file = opt->ca_file;
+    cfg.insecure = opt->is_insecure;
+    wsk_deflate_config_init(&cfg.deflate);
+    cfg.deflate.enabled = opt->has_deflate;
 
+    if (opt->is_insecure && !strncasecmp(opt->url, "wss:", 4))
+        cli_error("warning: --insecure: the server's certificate is not verified; anyone on "
+                  "the path can read and change this connection");
     cli_verbose("connecting to %s", opt->url);
     rv = wsk_client_connect(&c->conn, c->loop, opt->url, &cfg);
     if (rv == WSK_EURL) {
         /* One line, like every other failure: scripts match on it. */
-        cli_error("'%s' is not a URL wsk can connect to (expected ws://HOST[:PORT][/PATH])",
+        cli_error("'%s' is not a URL wsk can connect to (expected ws:// or "
+                  "wss://HOST[:PORT][/PATH])",
                   opt->url);
         return CLI_EXIT_USAGE;
     }
     if (rv < 0) {
-        cli_error("cannot connect to %s: %s", opt->url, wsk_strerror(rv));
+        /* A --cacert file that cannot be used: the library said why. */
+        if (first_library_error[0] && cli_log_verbosity() < CLI_VERBOSE)
+            cli_error("%s", first_library_error);
+        else if (!first_library_error[0])
+            cli_error("cannot connect to %s: %s", opt->url, wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }
 

@@ -1,6 +1,6 @@
 /* wsk: the command-line tool. A thin user of <wsk.h>.
  *
- * main() dispatches to a subcommand (serve.c, connect.c); this file also holds
+ * main() dispatches to a subcommand (serve.c, connect.c, bench.c); this file also holds
  * the helpers they share (cli.h): logging, option values, buffers. */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +22,7 @@ static const char usage[] =
     "commands:\n"
     "  serve            run a WebSocket server: chat page, broadcast, echo, files\n"
     "  connect URL      a WebSocket client: interactive, or piping stdin and stdout\n"
+    "  bench URL        a load generator: echo, handshake, idle and fanout benchmarks\n"
     "  help             show this help\n"
     "  version          print the version\n"
     "\n"
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
         return cli_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "connect"))
         return cli_connect(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench"))
+        return cli_bench(argc - 1, argv + 1);
     fprintf(stderr, "wsk: unknown command '%s' (try 'wsk --help')\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

@@ -7,10 +7,16 @@
  *
  * The messages are decompressed fed whole, in splits derived from the data,
  * and one byte at a time: each message must end with the same result and,
- * when it succeeds, the same bytes. The sink never sees more than the limit
- * per message nor a piece larger than WSK_DEFLATE_CHUNK; errors are only
- * WSK_EDEFLATE and WSK_ETOOBIG, and stick. Finally the data itself must
- * survive a compress/decompress round trip. abort() on any inconsistency. */
+ * when it succeeds, the same bytes. One exception: zlib accepts a distance
+ * reaching past the window into the output of the same inflate() call, so
+ * with a window below 15 bits a stream that reaches too far back may fail
+ * in one run and not in another; the runs are then compared up to the first
+ * message that fails with WSK_EDEFLATE in any of them. (With 15 bits the
+ * window holds all the output up to the format's 32 KiB maximum, so there is
+ * no exception.) The sink never sees more than the limit per message nor a
+ * piece larger than WSK_DEFLATE_CHUNK; errors are only WSK_EDEFLATE and
+ * WSK_ETOOBIG, and stick. Finally the data itself must survive a
+ * compress/decompress round trip. abort() on any inconsistency. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,8 +133,8 @@ static void round_trip(const struct wsk_deflate_params *params, enum wsk_role ro
 {
     struct wsk_deflate *a, *b;
     check(wsk_deflate_new(&a, params, role) == 0);
-    check(wsk_deflate_new(&b, params, role == WSK_ROLE_SERVER ? WSK_ROLE_CLIENT : WSK_ROLE_SERVER) ==
-          0);
+    check(wsk_deflate_new(&b, params,
+                          role == WSK_ROLE_SERVER ? WSK_ROLE_CLIENT : WSK_ROLE_SERVER) == 0);
     struct buf c = {NULL, 0, 0}, out = {NULL, 0, 0};
     for (int i = 0; i < 2; i++) {
         c.len = out.len = 0;
@@ -176,8 +182,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run(&params, role, msgs, nmsg, limit, NULL, 0, true, &bytes);
     else
         bytes = whole;
-    check(memcmp(&whole, &split, sizeof whole) == 0);
-    check(memcmp(&whole, &bytes, sizeof whole) == 0);
+    for (size_t m = 0; m < nmsg; m++) {
+        if (bits < 15 && (whole.rv[m] == WSK_EDEFLATE || split.rv[m] == WSK_EDEFLATE ||
+                          bytes.rv[m] == WSK_EDEFLATE))
+            break;
+        check(whole.rv[m] == split.rv[m] && whole.rv[m] == bytes.rv[m]);
+        check(whole.hash[m] == split.hash[m] && whole.hash[m] == bytes.hash[m]);
+        check(whole.len[m] == split.len[m] && whole.len[m] == bytes.len[m]);
+    }
 
     round_trip(&params, role, data, size);
     return 0;

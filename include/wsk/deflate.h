@@ -110,7 +110,7 @@ struct wsk_deflate_params {
     bool client_no_context_takeover;
     uint8_t server_max_window_bits; /* 8..15 (15 when not given) */
     uint8_t client_max_window_bits; /* 8..15 (15 when not given) */
-    uint8_t mem_level; /* not negotiated: copied from our config, 0 = default */
+    uint8_t mem_level;              /* not negotiated: copied from our config, 0 = default */
 };
 
 /* Server: chooses permessage-deflate parameters from a request.
@@ -131,7 +131,9 @@ struct wsk_deflate_params {
  * client_max_window_bits=12"), fills *params and returns the value's length
  * (> 0). The response grants server_no_context_takeover and
  * client_no_context_takeover when either side asked for them, and the
- * smaller of the offered and configured window bits.
+ * smaller of the offered and configured window bits; it repeats an offered
+ * server_max_window_bits even at 15, since strict clients (python
+ * websockets, ours) want it back.
  *
  * Returns 0 when there is no acceptable offer or cfg is NULL or disabled:
  * answer without the extension. Returns WSK_EHEXT when a header line does
@@ -225,7 +227,13 @@ typedef int (*wsk_deflate_sink_cb)(void *ctx, const uint8_t *data, size_t len);
  *
  * An empty payload is taken as an empty message. A deflate stream that ends
  * (a block with BFINAL set) inside a message is followed by a new one, with
- * the window kept. */
+ * the window kept.
+ *
+ * zlib checks a back-reference against the window plus what the current
+ * inflate() call has written, so a peer that reaches further back than the
+ * negotiated window (below 15 bits) gets WSK_EDEFLATE or not depending on how
+ * the output falls into chunks; a conforming peer's messages always
+ * decompress the same, however they are split. */
 WSK_API int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, size_t len,
                                    bool is_last, uint64_t max_output, wsk_deflate_sink_cb sink,
                                    void *ctx);

@@ -11,6 +11,7 @@
 #define WSK_WS_H
 
 #include "wsk/common.h"
+#include "wsk/deflate.h"
 #include "wsk/error.h"
 #include "wsk/loop.h"
 #include "wsk/proto.h"
@@ -30,6 +31,7 @@ struct wsk_open_event {
     struct wsk_slice query;                /* without '?', empty when none */
     struct wsk_slice subprotocol;          /* negotiated, empty when none */
     struct wsk_slice origin;               /* server: the Origin header, empty when absent */
+    struct wsk_slice extensions;           /* negotiated Sec-WebSocket-Extensions value, or empty */
     const struct wsk_http_header *headers; /* request (server) or response (client) headers */
     size_t num_headers;
 };
@@ -111,6 +113,11 @@ struct wsk_server_config {
      * the reason goes to the log callback. */
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* permessage-deflate (RFC 7692): off unless deflate.enabled. Memory per
+     * connection: see wsk/deflate.h (window 15: about 190 KB once both
+     * directions were used; window 12: about 50 KB; no context takeover: 0
+     * between messages). */
+    struct wsk_deflate_config deflate;
     /* A built-in document served for GET / (and /index.html) when no file
      * matches; borrowed, must outlive the server. */
     const uint8_t *index_page;
@@ -176,6 +183,8 @@ struct wsk_client_config {
      * URL's host. insecure skips all verification (tests only). */
     const char *ca_file;
     bool insecure;
+    /* permessage-deflate offer: off unless deflate.enabled. */
+    struct wsk_deflate_config deflate;
 };
 
 WSK_API void wsk_client_config_init(struct wsk_client_config *cfg);

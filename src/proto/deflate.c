@@ -533,10 +533,10 @@ int wsk_deflate_new(struct wsk_deflate **out, const struct wsk_deflate_params *p
     d->out_bits = is_server ? s : c;
     if (d->out_bits < 9)
         d->out_bits = 9;
-    d->in_takeover = !(is_server ? params->client_no_context_takeover
-                                 : params->server_no_context_takeover);
-    d->out_takeover = !(is_server ? params->server_no_context_takeover
-                                  : params->client_no_context_takeover);
+    d->in_takeover =
+        !(is_server ? params->client_no_context_takeover : params->server_no_context_takeover);
+    d->out_takeover =
+        !(is_server ? params->server_no_context_takeover : params->client_no_context_takeover);
     d->mem_level = params->mem_level ? params->mem_level : WSK_DEFLATE_DEFAULT_MEM_LEVEL;
     *out = d;
     return 0;
@@ -632,10 +632,13 @@ static int inflate_input(struct wsk_deflate *d, const uint8_t *in, size_t len, u
             z->avail_out = cap;
             int zr = inflate(z, Z_SYNC_FLUSH);
             size_t n = cap - z->avail_out;
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                return zlib_error(zr);
+            /* The limit first: zlib decodes one code past a full output
+             * buffer, so an error there depends on how the input was split,
+             * while crossing the limit does not. */
             if (n > room)
                 return WSK_ETOOBIG;
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                return zlib_error(zr);
             d->msg_out += n;
             if (n > 0) {
                 int rv = sink(ctx, buf, n);

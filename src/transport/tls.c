@@ -69,14 +69,12 @@ struct wsk__tls {
     int fatal;     /* once nonzero, every call returns it */
     size_t wpend;  /* length of the SSL_write OpenSSL wants repeated, or 0 */
     bool bio_eof;  /* recv() returned 0 */
-    bool is_server;
     bool handshake_done;
     bool eof;       /* read reported end of stream */
     bool eof_clean; /* ... and it was close_notify */
     /* The first certificate verification failure, seen from the verify
      * callback, where the offending certificate is still at hand. */
     int verify_err;
-    int verify_depth;
     char verify_who[160]; /* names the certificate: its SANs, CN, issuer */
     char host[HOST_MAX + 1];
     char alpn[32];
@@ -85,8 +83,8 @@ struct wsk__tls {
 
 /* ---- error text ----------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -250,8 +248,8 @@ static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 static void sock_bio_init_once(void)
 {
-    BIO_METHOD *m =
-        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "wsk socket");
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "wsk socket");
 
     if (m && BIO_meth_set_write_ex(m, sock_bio_write) && BIO_meth_set_read_ex(m, sock_bio_read) &&
         BIO_meth_set_ctrl(m, sock_bio_ctrl)) {
@@ -329,8 +327,7 @@ static const char *pem_problem(const char *path, bool want_key)
 }
 
 /* The reason a PEM file failed to load: pem_problem() or else OpenSSL's. */
-static void pem_error(char *err, size_t errlen, const char *what, const char *path,
-                      bool want_key)
+static void pem_error(char *err, size_t errlen, const char *what, const char *path, bool want_key)
 {
     const char *reason = reason_text(ERR_peek_error());
     const char *problem = pem_problem(path, want_key);
@@ -407,8 +404,8 @@ static int check_validity(X509 *cert, const char *cert_file, char *err, size_t e
     return 0;
 }
 
-static int load_key(struct wsk__tls_ctx *c, const char *cert_file, const char *key_file,
-                    char *err, size_t errlen)
+static int load_key(struct wsk__tls_ctx *c, const char *cert_file, const char *key_file, char *err,
+                    size_t errlen)
 {
     EVP_PKEY *key = NULL;
     FILE *f;
@@ -441,8 +438,8 @@ static int load_key(struct wsk__tls_ctx *c, const char *cert_file, const char *k
     return 0;
 }
 
-int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file,
-                            const char *key_file, char *err, size_t errlen)
+int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, const char *key_file,
+                            char *err, size_t errlen)
 {
     struct wsk__tls_ctx *c;
     X509 *cert;
@@ -487,8 +484,8 @@ done:
 
 static int verify_cb(int ok, X509_STORE_CTX *xs);
 
-int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure,
-                            char *err, size_t errlen)
+int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure, char *err,
+                            size_t errlen)
 {
     struct wsk__tls_ctx *c;
     int rv;
@@ -515,8 +512,7 @@ int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool 
             goto done;
         }
     } else if (!SSL_CTX_set_default_verify_paths(c->ssl_ctx)) {
-        put_err(err, errlen, "cannot load the system CA store: %s",
-                reason_text(ERR_peek_error()));
+        put_err(err, errlen, "cannot load the system CA store: %s", reason_text(ERR_peek_error()));
         rv = WSK_ETLS;
         goto done;
     }
@@ -567,7 +563,6 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     if (ok || !t || t->verify_err)
         return ok;
     t->verify_err = X509_STORE_CTX_get_error(xs);
-    t->verify_depth = X509_STORE_CTX_get_error_depth(xs);
     t->verify_who[0] = '\0';
     if (!cert)
         return ok;
@@ -683,9 +678,9 @@ static int fail(struct wsk__tls *t, int ret)
 
     switch (code) {
     case SSL_ERROR_WANT_READ:
-        return WSK__TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE:
-        return WSK__TLS_WANT_WRITE;
+        ERR_clear_error();
+        return code == SSL_ERROR_WANT_READ ? WSK__TLS_WANT_READ : WSK__TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: /* close_notify where none may come */
         put_err(t->err, sizeof t->err, "peer closed the TLS session%s",
                 t->handshake_done ? "" : " during the handshake");
@@ -727,32 +722,36 @@ static void before_call(struct wsk__tls *t)
     t->sys_errno = 0;
 }
 
-static bool is_ip_literal(const char *s)
-{
-    unsigned char addr[16];
-
-    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
-}
-
 static int set_peer_name(struct wsk__tls *t, const char *name)
 {
     bool verify = !t->ctx->insecure;
+    unsigned char addr[16];
+    size_t len;
     int ok = 1;
 
     if (!name || !*name)
         return verify ? -EINVAL : 0;
-    if (strlen(name) > HOST_MAX)
+    len = strlen(name);
+    if (len > HOST_MAX)
         return -EINVAL;
-    strcpy(t->host, name);
-    if (is_ip_literal(name)) {
+    memcpy(t->host, name, len + 1);
+    /* An IPv6 literal may name its zone ("fe80::1%eth0"); certificates
+     * carry the address alone. */
+    t->host[strcspn(t->host, "%")] = '\0';
+    if (inet_pton(AF_INET, t->host, addr) == 1 || inet_pton(AF_INET6, t->host, addr) == 1) {
         if (verify)
-            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name);
+            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->host);
         return ok ? 0 : -EINVAL;
     }
-    ok = SSL_set_tlsext_host_name(t->ssl, name);
+    memcpy(t->host, name, len + 1);
+    /* SNI leaves out the final dot of a fully qualified name (RFC 6066
+     * section 3), and certificates do not carry it either. */
+    if (len > 1 && t->host[len - 1] == '.')
+        t->host[len - 1] = '\0';
+    ok = SSL_set_tlsext_host_name(t->ssl, t->host);
     if (ok && verify) {
         SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set1_host(t->ssl, name);
+        ok = SSL_set1_host(t->ssl, t->host);
     }
     return ok ? 0 : -EINVAL;
 }
@@ -775,7 +774,6 @@ int wsk__tls_new(struct wsk__tls **out, struct wsk__tls_ctx *ctx, int fd, bool i
         return -ENOMEM;
     ERR_clear_error();
     t->fd = fd;
-    t->is_server = is_server;
     t->ctx = ctx;
     wsk__tls_ctx_ref(ctx);
     t->ssl = SSL_new(ctx->ssl_ctx);
@@ -967,6 +965,8 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
             return consumed ? (ssize_t)consumed : rv;
         }
         t->wpend = 0;
+        if (written == 0) /* never seen; it would loop forever */
+            return consumed ? (ssize_t)consumed : WSK__TLS_WANT_WRITE;
         consumed += written;
         /* Advance (i, off) by written bytes. */
         while (written) {

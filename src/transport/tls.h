@@ -63,13 +63,15 @@ struct wsk__tls_ctx;
  * one-line reason in err[errlen] (err may be NULL when errlen is 0), e.g.
  *   "cannot read certificate /etc/wsk/cert.pem: No such file or directory"
  *   "cannot read certificate cert.pem: no PEM certificate in the file"
+ *   "cannot read certificate key.pem: it holds a private key, not a
+ *    certificate"
  *   "cannot read private key key.pem: the key is encrypted (passphrases are
  *    not supported)"
  *   "private key key.pem does not match the certificate cert.pem"
  *   "certificate cert.pem has expired (notAfter 2024-01-01 00:00:00 UTC)"
  * or -ENOMEM ("out of memory"). The file names are only borrowed. */
-int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file,
-                            const char *key_file, char *err, size_t errlen);
+int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, const char *key_file,
+                            char *err, size_t errlen);
 
 /* Creates a client context. The server's certificate is verified against
  * the certificates in cafile (PEM; may hold several) when cafile is not
@@ -80,9 +82,10 @@ int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file,
  *
  * Returns 0 and sets *out (holding one reference), or WSK_ETLS with a reason
  * in err[errlen] ("cannot read CA file ca.pem: No such file or directory",
- * "no certificate found in CA file ca.pem"), or -ENOMEM. */
-int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure,
-                            char *err, size_t errlen);
+ * "cannot read CA file ca.pem: no PEM certificate in the file"), or
+ * -ENOMEM. */
+int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure, char *err,
+                            size_t errlen);
 
 /* Takes one more reference on c. Thread-safe. */
 void wsk__tls_ctx_ref(struct wsk__tls_ctx *c);
@@ -100,12 +103,14 @@ struct wsk__tls;
  *
  * server_name is for clients and ignored on servers. A host name is sent as
  * SNI and, unless ctx is insecure, the certificate must be valid for it
- * (subjectAltName DNS entries; wildcards only as a whole left-most label).
- * An IP literal ("127.0.0.1", "::1", without brackets) is not sent as SNI
- * (RFC 6066 forbids it) and the certificate must carry it as an IP
- * subjectAltName. A verifying client must give a server_name: without one
- * anybody with any trusted certificate could pose as the server, so NULL or
- * "" is refused with -EINVAL (insecure clients may pass NULL).
+ * (its subjectAltName DNS entries, or its CN when it has none; a wildcard
+ * only as a whole left-most label; a final dot in the name is dropped).
+ * An IP literal ("127.0.0.1", "::1", "fe80::1%eth0", without brackets) is
+ * not sent as SNI (RFC 6066 forbids it) and the certificate must carry the
+ * address as an IP subjectAltName. A verifying client must give a
+ * server_name: without one, anybody with any trusted certificate could pose
+ * as the server, so NULL or "" is refused with -EINVAL (insecure clients
+ * may pass NULL).
  *
  * Takes a reference on ctx, dropped by wsk__tls_free; the caller may unref
  * its own at once. Nothing is sent yet: call wsk__tls_handshake().
@@ -166,27 +171,26 @@ ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len);
  * an error follows some progress, the progress is returned and the error
  * comes at the next call. An empty sequence returns 0.
  *
- * Retry contract. OpenSSL, once it has started on a piece of data, must be
- * handed the same data again until it is through. This module tracks that
- * piece itself (its length, at most 16 KiB); the caller's side is:
- *   1. Bytes consumed are gone: advance past them, and drop or reuse that
- *      memory as you like.
- *   2. The bytes not consumed (after any return: a short count, WANT_*) must
- *      be passed again, unchanged, at the front of the next call on this
- *      connection. More bytes may be appended behind them; the iovec
- *      boundaries and the memory addresses may differ (the data may have
- *      been copied or moved). Do not put other data in front of them, drop
- *      them, or pass fewer than 16 KiB of them (if that many remain).
- *      A call that breaks this (fewer bytes than the pending piece) returns
- *      -EINVAL and changes nothing.
- *   3. A short count does not tell which readiness to wait for: call again
- *      with the rest; the call will then consume more, or return the WANT
- *      to wait for (normally at once, with no system call wasted beyond one
- *      send()).
- *   4. Dropping unsent bytes is only possible by ending the connection
- *      (wsk__tls_free; a close_notify would be sent after the pending piece).
- * A caller that keeps one ordered queue of unsent bytes, sends from its head
- * and advances by the return value satisfies 1-3 without further thought. */
+ * Retry contract. Once OpenSSL has begun to send a piece of data (here at
+ * most 16 KiB), it must be offered that piece again until it is through;
+ * this module remembers the piece's length, and the caller's part is:
+ *   1. Bytes consumed are gone: advance past them; their memory is free.
+ *   2. Bytes not consumed (after a short count or a WANT) must come again,
+ *      unchanged and in order, at the front of the next wsk__tls_writev on
+ *      this connection, at least 16 KiB of them or all if fewer are left.
+ *      The iovec boundaries and addresses may differ (the bytes may have
+ *      been copied or moved) and new bytes may follow them. Never put other
+ *      bytes in front of them or drop them: a call with fewer bytes than the
+ *      pending piece returns -EINVAL and changes nothing; one with other
+ *      bytes in front would send the old piece and count it as theirs.
+ *   3. A short count does not say what to wait for: call again with the
+ *      rest; that call consumes more or returns the WANT to wait for
+ *      (usually at once, after one send() that fails with EAGAIN).
+ *   4. Unsent bytes can only be dropped with the connection (wsk__tls_free).
+ * A caller that keeps one ordered queue of unsent bytes, offers its head
+ * (all of it, or at least 16 KiB) and advances by the return value
+ * satisfies all of this without further thought. Reads may be made in
+ * between; they do not disturb a pending write. */
 ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt);
 
 /* True when decrypted bytes are waiting inside OpenSSL: the next

@@ -35,7 +35,8 @@ struct wsk__client_hs {
     struct dns_job *job;
     int last_error;
     bool is_tls;
-    bool in_connect_call; /* inside wsk_client_connect(): report failures later */
+    struct wsk_deflate_config deflate; /* what we offered */
+    bool in_connect_call;              /* inside wsk_client_connect(): report failures later */
 };
 
 /* Resolution runs on a detached thread; the result comes back to the loop
@@ -117,6 +118,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__tls_ctx_unref(ctx->tls_ctx);
+    free(ctx->zbuf);
     while (ctx->pool) {
         struct wsk__oseg *s = ctx->pool;
         ctx->pool = s->next;
@@ -205,7 +207,14 @@ static int build_request(struct wsk__client_hs *hs, const struct wsk_client_conf
     uint8_t rnd[16];
     arc4random_buf(rnd, sizeof rnd);
     wsk_handshake_client_key(rnd, hs->key);
-    size_t extra_len = 1;
+    char offer[WSK_DEFLATE_HEADER_MAX] = "";
+    if (cfg->deflate.enabled) {
+        int rv = wsk_deflate_offer(offer, sizeof offer, &cfg->deflate);
+        if (rv < 0)
+            return rv;
+        hs->deflate = cfg->deflate;
+    }
+    size_t extra_len = 1 + strlen(offer) + 32;
     for (size_t i = 0; i < cfg->num_headers; i++)
         extra_len += strlen(cfg->headers[i]) + 2;
     char *extra = malloc(extra_len);
@@ -215,6 +224,8 @@ static int build_request(struct wsk__client_hs *hs, const struct wsk_client_conf
     size_t off = 0;
     for (size_t i = 0; i < cfg->num_headers; i++)
         off += (size_t)sprintf(extra + off, "%s\r\n", cfg->headers[i]);
+    if (*offer)
+        off += (size_t)sprintf(extra + off, "Sec-WebSocket-Extensions: %s\r\n", offer);
     struct wsk_handshake_client_request r = {
         .host = hs->host_header,
         .target = hs->target,
@@ -336,16 +347,39 @@ void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
         fail(c, vr);
         return;
     }
-    /* permessage-deflate is not offered yet, so any extension is an error. */
-    if (wsk_http_header_get(resp.headers, resp.num_headers, "Sec-WebSocket-Extensions")) {
-        fail(c, WSK_EHEXT);
-        return;
+    /* At most one Sec-WebSocket-Extensions line, naming only what we offered. */
+    const struct wsk_slice *ext = NULL;
+    for (size_t i = 0; i < resp.num_headers; i++) {
+        const struct wsk_http_header *h = &resp.headers[i];
+        if (h->name.len == 24 && !strncasecmp(h->name.ptr, "Sec-WebSocket-Extensions", 24)) {
+            if (ext) {
+                fail(c, WSK_EHEXT);
+                return;
+            }
+            ext = &h->value;
+        }
+    }
+    if (ext) {
+        struct wsk_deflate_params params;
+        int ar = hs->deflate.enabled ? wsk_deflate_accept(ext, &hs->deflate, &params) : WSK_EHEXT;
+        if (ar < 0) {
+            fail(c, WSK_EHEXT);
+            return;
+        }
+        if (ar > 0) {
+            ar = wsk_deflate_new(&c->deflate, &params, WSK_ROLE_CLIENT);
+            if (ar < 0) {
+                fail(c, ar);
+                return;
+            }
+        }
     }
     const char *q = strchr(hs->target, '?');
     struct wsk_open_event ev = {
         .path = {hs->target, q ? (size_t)(q - hs->target) : strlen(hs->target)},
         .query = {q ? q + 1 : "", q ? strlen(q + 1) : 0},
         .subprotocol = chosen,
+        .extensions = c->deflate && ext ? *ext : (struct wsk_slice){"", 0},
         .headers = resp.headers,
         .num_headers = resp.num_headers,
     };
@@ -488,6 +522,8 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
     /* One deadline covers DNS, connect and handshake. */
     lim.handshake_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
     rv = wsk__ctx_init(&cl->ctx, loop, &cfg->handlers, cfg->user_data, cfg->log, &lim);
+    cl->ctx.deflate_min = cfg->deflate.min_compress_size ? cfg->deflate.min_compress_size
+                                                         : WSK_DEFLATE_DEFAULT_MIN_SIZE;
     if (rv == 0 && hs->is_tls) {
         char err[512];
         rv =

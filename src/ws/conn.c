@@ -48,6 +48,7 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
 static void conn_flush(struct wsk_conn *c);
 static void conn_dead(struct wsk_conn *c);
 static void set_events(struct wsk_conn *c);
+static void tls_handshake_step(struct wsk_conn *c);
 static void conn_flush(struct wsk_conn *c);
 
 /* ---- context ------------------------------------------------------------ */
@@ -214,6 +215,8 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
         free(s);
     }
     ctx->rbuf = NULL; /* the loop's */
+    free(ctx->zbuf);
+    ctx->zbuf = NULL;
 }
 
 /* ---- shared frames ---------------------------------------------------- */
@@ -374,6 +377,8 @@ static void conn_dead(struct wsk_conn *c)
     c->in_len = c->in_cap = 0;
     wsk__tls_free(c->tls);
     c->tls = NULL;
+    wsk_deflate_free(c->deflate);
+    c->deflate = NULL;
     if (c->io.fd >= 0) {
         close(c->io.fd);
         c->io.fd = -1;
@@ -469,7 +474,8 @@ int wsk__conn_start_tls(struct wsk_conn *c, bool is_server, const char *server_n
     if (rv < 0)
         return rv;
     c->flags |= WSK__F_TLS_HS;
-    set_events(c);
+    /* A client speaks first; a server finds out it has to wait. */
+    tls_handshake_step(c);
     return 0;
 }
 
@@ -758,6 +764,44 @@ static int check_queue(struct wsk_conn *c)
     return WSK_EBACKPRESSURE;
 }
 
+static int zbuf_sink(void *arg, const uint8_t *data, size_t len)
+{
+    struct wsk__ctx *ctx = arg;
+    if (ctx->zbuf_len + len > ctx->zbuf_cap) {
+        size_t cap = ctx->zbuf_cap ? ctx->zbuf_cap : 16384;
+        while (cap < ctx->zbuf_len + len)
+            cap *= 2;
+        uint8_t *z = realloc(ctx->zbuf, cap);
+        if (!z)
+            return -ENOMEM;
+        ctx->zbuf = z;
+        ctx->zbuf_cap = cap;
+    }
+    memcpy(ctx->zbuf + ctx->zbuf_len, data, len);
+    ctx->zbuf_len += len;
+    return 0;
+}
+
+int wsk__conn_send_message(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    if (!c->deflate || len < ctx->deflate_min)
+        return queue_frame(c, (uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    ctx->zbuf_len = 0;
+    int rv = wsk_deflate_compress(c->deflate, data, len, zbuf_sink, ctx);
+    if (rv < 0)
+        return rv;
+    rv = queue_frame(c, (uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode), ctx->zbuf,
+                     ctx->zbuf_len);
+    /* One big message should not pin a big buffer for good. */
+    if (ctx->zbuf_cap > 1024 * 1024) {
+        free(ctx->zbuf);
+        ctx->zbuf = NULL;
+        ctx->zbuf_cap = 0;
+    }
+    return rv;
+}
+
 int wsk_conn_send(struct wsk_conn *c, enum wsk_opcode opcode, const void *data, size_t len)
 {
     if (opcode != WSK_OP_TEXT && opcode != WSK_OP_BINARY)
@@ -766,7 +810,7 @@ int wsk_conn_send(struct wsk_conn *c, enum wsk_opcode opcode, const void *data, 
         return WSK_ESTATE;
     if (opcode == WSK_OP_TEXT && !wsk_utf8_valid(data, len))
         return WSK_EUTF8;
-    int rv = queue_frame(c, (uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    int rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
     if (rv)
         return rv;
     return check_queue(c);
@@ -942,6 +986,52 @@ static void on_control(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, 
     }
 }
 
+/* The inflate sink: append to the message, checking text as it grows. */
+static int inflate_sink(void *arg, const uint8_t *data, size_t len)
+{
+    struct wsk_conn *c = arg;
+    if (c->zopcode == WSK_OP_TEXT && wsk_utf8_feed(&c->zutf8, data, len) != 0)
+        return WSK_EUTF8;
+    return msg_append(c, data, len);
+}
+
+static void on_compressed_chunk(struct wsk_conn *c, const struct wsk_frame_chunk *ch)
+{
+    if (!c->deflate) {
+        conn_fail(c, WSK_EPROTO, WSK_CLOSE_PROTOCOL, "RSV1 without permessage-deflate");
+        return;
+    }
+    if (ch->is_message_start) {
+        c->msg_len = 0;
+        c->zopcode = ch->msg_opcode;
+        wsk_utf8_init(&c->zutf8);
+    }
+    int rv = wsk_deflate_decompress(c->deflate, ch->data, ch->len, ch->is_message_end,
+                                    c->ctx->lim.max_message, inflate_sink, c);
+    if (rv == 0 && ch->is_message_end && c->zopcode == WSK_OP_TEXT &&
+        !wsk_utf8_is_complete(&c->zutf8))
+        rv = WSK_EUTF8;
+    if (rv < 0) {
+        if (rv == WSK_ETOOBIG)
+            conn_fail(c, rv, WSK_CLOSE_TOO_BIG, "message too big");
+        else if (rv == -ENOMEM)
+            wsk__conn_abort(c, rv);
+        else
+            conn_fail(c, rv, WSK_CLOSE_INVALID_DATA,
+                      rv == WSK_EUTF8 ? "invalid UTF-8" : "invalid compressed data");
+        return;
+    }
+    if (ch->is_message_end) {
+        deliver(c, c->zopcode, c->msg, c->msg_len);
+        c->msg_len = 0;
+        if (c->msg_cap > 64 * 1024) {
+            free(c->msg);
+            c->msg = NULL;
+            c->msg_cap = 0;
+        }
+    }
+}
+
 static void on_chunk(struct wsk_conn *c, const struct wsk_frame_chunk *ch)
 {
     if (ch->msg_opcode & 0x8) {
@@ -967,6 +1057,10 @@ static void on_chunk(struct wsk_conn *c, const struct wsk_frame_chunk *ch)
     }
     if (c->flags & (WSK__F_GOT_CLOSE | WSK__F_FAILED))
         return;
+    if (ch->is_compressed) {
+        on_compressed_chunk(c, ch);
+        return;
+    }
     if (ch->is_message_start && ch->is_message_end) {
         deliver(c, ch->msg_opcode, ch->data, ch->len);
         return;
@@ -1017,6 +1111,11 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
     fc.role = (c->flags & WSK__F_CLIENT) ? WSK_ROLE_CLIENT : WSK_ROLE_SERVER;
     fc.max_frame = ctx->lim.max_message;
     fc.max_message = ctx->lim.max_message;
+    if (c->deflate) {
+        fc.rsv_allowed = WSK_FRAME_RSV1;
+        /* Compressed payloads may be smaller than what they inflate to; the
+         * inflated size is what max_message limits, in on_compressed_chunk. */
+    }
     wsk_frame_parser_init(&c->parser, &fc);
     c->state = WSK__OPEN;
     c->flags |= WSK__F_OPENED;

@@ -121,6 +121,8 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
     int rv = wsk__ctx_init(&srv->ctx, loop, &cfg->handlers, cfg->user_data, cfg->log, &cfg->limits);
     srv->ctx.server = srv;
     srv->cfg = *cfg;
+    srv->ctx.deflate_min = cfg->deflate.min_compress_size ? cfg->deflate.min_compress_size
+                                                          : WSK_DEFLATE_DEFAULT_MIN_SIZE;
     if (!srv->cfg.max_head)
         srv->cfg.max_head = WSK_HTTP_DEFAULT_MAX_HEAD;
     if (!srv->cfg.max_connections)
@@ -434,8 +436,35 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
         return;
     }
-    char buf[512];
-    int n = wsk_handshake_server_accept(buf, sizeof buf, &info, NULL);
+    /* permessage-deflate: the first acceptable offer, if any. A malformed
+     * Sec-WebSocket-Extensions header is answered 400, as ws does. */
+    char ext[32 + WSK_DEFLATE_HEADER_MAX] = "";
+    char ext_value[WSK_DEFLATE_HEADER_MAX] = "";
+    if (srv->cfg.deflate.enabled) {
+        struct wsk_deflate_params params;
+        char *value = ext_value;
+        int rv = wsk_deflate_negotiate(req->headers, req->num_headers, &srv->cfg.deflate, &params,
+                                       value, sizeof ext_value);
+        if (rv < 0) {
+            char rej[512];
+            int rn = wsk_handshake_server_reject(rej, sizeof rej, 400);
+            c->flags |= WSK__F_HTTP_CLOSE;
+            c->state = WSK__HTTP_REPLY;
+            if (rn < 0 || wsk__conn_queue(c, rej, (size_t)rn) < 0)
+                wsk__conn_abort(c, rn < 0 ? rn : -ENOMEM);
+            return;
+        }
+        if (rv > 0) {
+            rv = wsk_deflate_new(&c->deflate, &params, WSK_ROLE_SERVER);
+            if (rv < 0) {
+                wsk__conn_abort(c, rv);
+                return;
+            }
+            snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n", value);
+        }
+    }
+    char buf[512 + sizeof ext];
+    int n = wsk_handshake_server_accept(buf, sizeof buf, &info, ext);
     if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0) {
         wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
         return;
@@ -446,6 +475,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         .query = info.query,
         .subprotocol = info.subprotocol,
         .origin = info.origin,
+        .extensions = {ext_value, strlen(ext_value)},
         .headers = req->headers,
         .num_headers = req->num_headers,
     };
@@ -538,6 +568,8 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
      * small frames are copied into each queue (cheaper than a reference),
      * big ones are shared by reference count. */
     struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    /* Connections with permessage-deflate compress for themselves (each has
+     * its own compression context); the shared frame serves the others. */
     if (!sh)
         return -ENOMEM;
     struct wsk__ctx *ctx = &srv->ctx;
@@ -559,8 +591,13 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
             wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
             continue;
         }
-        int rv = sh->len < BROADCAST_SHARE_MIN ? wsk__conn_queue(c, sh->data, sh->len)
-                                               : wsk__conn_queue_shared(c, sh);
+        int rv;
+        if (c->deflate && len >= ctx->deflate_min)
+            rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
+        else if (sh->len < BROADCAST_SHARE_MIN)
+            rv = wsk__conn_queue(c, sh->data, sh->len);
+        else
+            rv = wsk__conn_queue_shared(c, sh);
         if (rv < 0) {
             wsk__conn_abort(c, rv);
             continue;

@@ -82,8 +82,11 @@ struct wsk_conn {
     size_t msg_len, msg_cap;
     struct wsk__oseg *out_head, *out_tail;
     size_t out_bytes;
-    struct wsk__tls *tls; /* NULL for plain TCP */
-    uint64_t deadline;    /* loop time (ms) of the next timeout check, 0: none */
+    struct wsk__tls *tls;        /* NULL for plain TCP */
+    struct wsk_deflate *deflate; /* permessage-deflate in use, else NULL */
+    struct wsk_utf8 zutf8;       /* text being inflated */
+    uint8_t zopcode;             /* opcode of the message being inflated */
+    uint64_t deadline;           /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
         struct wsk__client_hs *hs; /* client: connecting and the handshake */
@@ -116,7 +119,10 @@ struct wsk__ctx {
     struct wsk_timer sweep;
     uint32_t sweep_ms;
     struct wsk__tls_ctx *tls_ctx; /* server: for new connections; client: its own */
-    struct wsk__oseg *pool;       /* spare send segments */
+    size_t deflate_min;           /* messages shorter than this are not compressed */
+    uint8_t *zbuf;                /* compressed output being built, shared */
+    size_t zbuf_len, zbuf_cap;
+    struct wsk__oseg *pool; /* spare send segments */
     size_t pool_len;
     bool is_shutting_down;
     bool in_teardown;
@@ -149,6 +155,9 @@ void wsk__conn_flush_now(struct wsk_conn *conn);
 int wsk__conn_start_tls(struct wsk_conn *conn, bool is_server, const char *server_name);
 /* Keeps a human-readable detail of the error for on_close. */
 void wsk__conn_set_detail(struct wsk_conn *conn, const char *detail);
+/* Queues a message, compressed when the connection has deflate and it is
+ * long enough. */
+int wsk__conn_send_message(struct wsk_conn *conn, uint8_t opcode, const uint8_t *data, size_t len);
 /* Ends the connection at once: no close frame, on_close with error. */
 void wsk__conn_abort(struct wsk_conn *conn, int error);
 /* After the last queued byte: shut down writing and wait briefly for EOF. */

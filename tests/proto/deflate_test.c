@@ -73,8 +73,9 @@ static struct wsk_deflate_config enabled_config(void)
  * Sec-WebSocket-Extensions except where a value starts with "!" (then the
  * header is "X-Other"). Returns the negotiate result; *resp holds the
  * response value. */
-static int negotiate_lines(const char *const *values, size_t n, const struct wsk_deflate_config *cfg,
-                           struct wsk_deflate_params *params, char resp[WSK_DEFLATE_HEADER_MAX])
+static int negotiate_lines(const char *const *values, size_t n,
+                           const struct wsk_deflate_config *cfg, struct wsk_deflate_params *params,
+                           char resp[WSK_DEFLATE_HEADER_MAX])
 {
     struct wsk_http_header h[8];
     for (size_t i = 0; i < n; i++) {
@@ -119,7 +120,7 @@ static void fill_random(uint8_t *p, size_t n, uint64_t *seed)
 /* Text-like bytes from a small vocabulary: compresses about 3 to 1. */
 static void fill_text(uint8_t *p, size_t n, uint64_t *seed)
 {
-    static const char *const words[] = {"alpha ", "beta ",   "gamma ",   "delta ", "{\"id\":",
+    static const char *const words[] = {"alpha ",  "beta ",  "gamma ",   "delta ", "{\"id\":",
                                         "\"msg\"", "price ", "update\n", "order ", "book "};
     size_t i = 0;
     while (i < n) {
@@ -266,8 +267,8 @@ static void test_negotiate_several_offers(void)
     CHECK(p.client_no_context_takeover && !p.server_no_context_takeover);
 
     /* Names without case, empty list elements, whitespace everywhere. */
-    CHECK(neg(" , ,PerMessage-Deflate \t;\tServer_Max_Window_Bits = 12 ;CLIENT_MAX_WINDOW_BITS ,")
-          > 0);
+    CHECK(neg(" , ,PerMessage-Deflate \t;\tServer_Max_Window_Bits = 12 ;CLIENT_MAX_WINDOW_BITS ,") >
+          0);
     CHECK_STR(last_resp, "permessage-deflate; server_max_window_bits=12");
 
     /* No header at all, or only other extensions. */
@@ -384,8 +385,8 @@ static void test_negotiate_config(void)
     CHECK(negotiate1("permessage-deflate; server_max_window_bits=9", &cfg, &p, resp) > 0);
     CHECK_EQ_INT(p.server_max_window_bits, 9);
     /* Window 8 is granted as asked for. */
-    CHECK(negotiate1("permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
-                     &cfg, &p, resp) > 0);
+    CHECK(negotiate1("permessage-deflate; server_max_window_bits=8; client_max_window_bits=8", &cfg,
+                     &p, resp) > 0);
     CHECK_EQ_INT(p.server_max_window_bits, 8);
     CHECK_EQ_INT(p.client_max_window_bits, 8);
     /* An offered server_max_window_bits comes back even at 15. */
@@ -953,7 +954,10 @@ static void test_corrupt(void)
 
     /* A stored block whose NLEN does not match. */
     CHECK_EQ_INT(wsk_deflate_new(&d, &params, WSK_ROLE_SERVER), 0);
-    CHECK_EQ_INT(inflate_msg(d, (const uint8_t *)"\x00\x05\x00\xfa\xfe" "Hello", 10, 1000, &out),
+    CHECK_EQ_INT(inflate_msg(d,
+                             (const uint8_t *)"\x00\x05\x00\xfa\xfe"
+                                              "Hello",
+                             10, 1000, &out),
                  WSK_EDEFLATE);
     wsk_deflate_free(d);
 

@@ -21,9 +21,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,12 +190,12 @@ static void make_pki(void)
     X509_free(ca2);
     EVP_PKEY_free(key2);
 
-    make_leaf("server", "localhost", "DNS:localhost,IP:127.0.0.1", -3600, 86400, &p_srv,
-              &p_srv_key, NULL);
-    make_leaf("other", "other.example", "DNS:other.example", -3600, 86400, &p_other,
-              &p_other_key, NULL);
-    make_leaf("expired", "localhost", "DNS:localhost,IP:127.0.0.1", -2 * 86400, -86400,
-              &p_expired, &p_expired_key, NULL);
+    make_leaf("server", "localhost", "DNS:localhost,IP:127.0.0.1", -3600, 86400, &p_srv, &p_srv_key,
+              NULL);
+    make_leaf("other", "other.example", "DNS:other.example", -3600, 86400, &p_other, &p_other_key,
+              NULL);
+    make_leaf("expired", "localhost", "DNS:localhost,IP:127.0.0.1", -2 * 86400, -86400, &p_expired,
+              &p_expired_key, NULL);
 
     key2 = make_key();
     p_enc_key = path_of("encrypted.key");
@@ -281,11 +284,11 @@ struct end {
     size_t out_len, out_off;
     unsigned char *in;
     size_t in_cap, in_len;
-    uint64_t seed;            /* random iovec splits */
-    unsigned want_writes;     /* writev returned WANT_WRITE */
-    unsigned short_writes;    /* writev consumed less than offered */
-    bool checked_bad_retry;   /* -EINVAL for a retry without the pending bytes */
-    bool check_bad_retry;     /* ... to be checked at the first WANT_WRITE */
+    uint64_t seed;          /* random iovec splits */
+    unsigned want_writes;   /* writev returned WANT_WRITE */
+    unsigned short_writes;  /* writev consumed less than offered */
+    bool checked_bad_retry; /* -EINVAL for a retry without the pending bytes */
+    bool check_bad_retry;   /* ... to be checked at the first WANT_WRITE */
 };
 
 static void end_init(struct end *e, struct wsk__tls *tls, int fd)
@@ -512,7 +515,7 @@ static void fill_pattern(unsigned char *buf, size_t len, uint64_t seed)
     do {                                                                                           \
         const char *wsk_s_ = (s);                                                                  \
         if (!strstr(wsk_s_, (sub))) {                                                              \
-            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" contains \"%s\"\n", __FILE__, __LINE__,  \
+            fprintf(stderr, "%s:%d: CHECK failed: \"%s\" contains \"%s\"\n", __FILE__, __LINE__,   \
                     wsk_s_, (sub));                                                                \
             wsk_test_failures_++;                                                                  \
         }                                                                                          \
@@ -541,9 +544,10 @@ static bool handshake_pair(struct pair *p, const char *cafile, bool insecure,
 
 static void test_handshake_alpn(void)
 {
-    const char *names[] = {"localhost", "127.0.0.1"};
+    /* A final dot (a fully qualified name) is dropped, as SNI requires. */
+    const char *names[] = {"localhost", "127.0.0.1", "localhost."};
 
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         struct pair p;
 
         CHECK(handshake_pair(&p, p_ca, false, names[i], p_srv, p_srv_key));
@@ -784,7 +788,8 @@ static void test_wrong_ca(void)
     if (p.c.tls && p.s.tls) {
         CHECK_STR(wsk__tls_error(p.c.tls), "certificate verify failed: unable to get local "
                                            "issuer certificate (issuer CN=wsk test CA)");
-        CHECK_STR(wsk__tls_error(p.s.tls), "peer rejected our certificate (tlsv1 alert unknown ca)");
+        CHECK_STR(wsk__tls_error(p.s.tls),
+                  "peer rejected our certificate (tlsv1 alert unknown ca)");
         /* Failures stick. */
         CHECK_EQ_INT(wsk__tls_handshake(p.c.tls), WSK_ETLS);
         CHECK_EQ_INT(wsk__tls_read(p.c.tls, (char[8]){0}, 8), WSK_ETLS);
@@ -867,8 +872,7 @@ static void test_expired(void)
     struct pair p;
 
     /* A server refuses to start with an expired certificate... */
-    CHECK_EQ_INT(wsk__tls_server_ctx_new(&c, p_expired, p_expired_key, err, sizeof err),
-                 WSK_ETLS);
+    CHECK_EQ_INT(wsk__tls_server_ctx_new(&c, p_expired, p_expired_key, err, sizeof err), WSK_ETLS);
     CHECK(c == NULL);
     snprintf(want, sizeof want, "certificate %s has expired (notAfter ", p_expired);
     CHECK(strncmp(err, want, strlen(want)) == 0);
@@ -1234,6 +1238,137 @@ out:
     wsk__tls_ctx_unref(sctx);
 }
 
+extern char **environ;
+
+/* What a wsk server saw of one `openssl s_client` run. */
+struct cli_result {
+    int rv; /* the server's handshake result; 1: openssl is not installed */
+    char alpn[32];
+    char err[320];
+};
+
+/* Runs `openssl s_client` with the given options against a wsk server:
+ * another client, and one whose protocol versions and cipher suites can be
+ * chosen (tls.h has no knob for that). */
+static void cli_client(struct wsk__tls_ctx *sctx, char *const opts[], struct cli_result *res)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    socklen_t addr_len = sizeof addr;
+    char *argv[16] = {"openssl", "s_client", "-connect", NULL, "-servername", "localhost"};
+    char target[32];
+    posix_spawn_file_actions_t fa;
+    struct wsk__tls *t = NULL;
+    int lfd, fd = -1, argc = 6, status;
+    double deadline;
+    pid_t pid;
+
+    memset(res, 0, sizeof *res);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, 4) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &addr_len) < 0)
+        die("listen");
+    snprintf(target, sizeof target, "127.0.0.1:%d", ntohs(addr.sin_port));
+    argv[3] = target;
+    for (int i = 0; opts[i] && argc < 15; i++)
+        argv[argc++] = opts[i];
+    argv[argc] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid, "openssl", &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(lfd);
+        res->rv = 1;
+        return;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+
+    deadline = now_ms() + 5000;
+    res->rv = WSK__TLS_WANT_READ;
+    while (fd < 0 && now_ms() < deadline) {
+        struct pollfd p = {lfd, POLLIN, 0};
+
+        poll(&p, 1, 50);
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    if (fd >= 0 && wsk__tls_new(&t, sctx, fd, true, NULL) == 0) {
+        while (now_ms() < deadline) {
+            struct pollfd p = {fd, POLLIN, 0};
+
+            res->rv = wsk__tls_handshake(t);
+            if (res->rv == WSK__TLS_WANT_WRITE)
+                p.events = POLLOUT;
+            else if (res->rv != WSK__TLS_WANT_READ)
+                break;
+            poll(&p, 1, 50);
+        }
+        snprintf(res->alpn, sizeof res->alpn, "%s", wsk__tls_alpn(t));
+        snprintf(res->err, sizeof res->err, "%s", wsk__tls_error(t));
+        wsk__tls_shutdown(t);
+        wsk__tls_free(t);
+    }
+    if (fd >= 0)
+        close(fd);
+    close(lfd);
+    for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        usleep(50 * 1000);
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+}
+
+/* The server's TLS 1.2 side, seen from the openssl command: ECDHE with AEAD
+ * is accepted; TLS 1.1 and RSA key exchange are not; ALPN without
+ * http/1.1 goes on without ALPN. */
+static void test_openssl_client(void)
+{
+    char *tls12[] = {"-tls1_2", "-cipher",  "ECDHE-ECDSA-AES128-GCM-SHA256",
+                     "-alpn",   "http/1.1", NULL};
+    char *tls12_chacha[] = {"-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305", NULL};
+    char *tls13_h2[] = {"-tls1_3", "-alpn", "h2,spdy/3", NULL};
+    char *tls11[] = {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", NULL};
+    char *rsa_kx[] = {"-tls1_2", "-cipher", "AES128-GCM-SHA256", NULL};
+    char *cbc[] = {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256", NULL};
+    struct wsk__tls_ctx *sctx = server_ctx(p_srv, p_srv_key);
+    struct cli_result r;
+
+    if (!sctx)
+        return;
+    cli_client(sctx, tls12, &r);
+    if (r.rv == 1) {
+        printf("     (skipped: no openssl command)\n");
+        wsk__tls_ctx_unref(sctx);
+        return;
+    }
+    CHECK_EQ_INT(r.rv, 0);
+    CHECK_STR(r.alpn, "http/1.1");
+
+    cli_client(sctx, tls12_chacha, &r);
+    CHECK_EQ_INT(r.rv, 0);
+    CHECK_STR(r.alpn, "");
+
+    cli_client(sctx, tls13_h2, &r);
+    CHECK_EQ_INT(r.rv, 0);
+    CHECK_STR(r.alpn, "");
+
+    cli_client(sctx, tls11, &r);
+    CHECK_EQ_INT(r.rv, WSK_ETLS);
+    CHECK_HAS(r.err, "peer does not support TLS 1.2 or newer");
+    printf("     TLS 1.1 client: %s\n", r.err);
+
+    cli_client(sctx, rsa_kx, &r);
+    CHECK_EQ_INT(r.rv, WSK_ETLS);
+    CHECK_STR(r.err, "no cipher suite in common with the peer");
+
+    cli_client(sctx, cbc, &r);
+    CHECK_EQ_INT(r.rv, WSK_ETLS);
+    CHECK_STR(r.err, "no cipher suite in common with the peer");
+    wsk__tls_ctx_unref(sctx);
+}
+
 int main(void)
 {
     alarm(100); /* below CTest's timeout: a hang ends here, loudly */
@@ -1255,6 +1390,7 @@ int main(void)
     WSK_RUN(test_eof);
     WSK_RUN(test_no_sigpipe);
     WSK_RUN(test_ctx_refcount);
+    WSK_RUN(test_openssl_client);
 
     remove_pki();
     WSK_TEST_END();

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "wsk.h"
 #include "wsk_test.h"
@@ -615,6 +616,243 @@ static void test_http_on_same_port(void)
     wsk_server_free(srv);
 }
 
+/* ---- permessage-deflate ------------------------------------------------------ */
+
+struct z_client {
+    int opened, got;
+    bool closed;
+    unsigned code;
+    char ext[160];
+    size_t sizes[8];
+    size_t nsizes, next;
+    uint8_t *data;
+};
+
+static void z_open(struct wsk_conn *c, const struct wsk_open_event *ev, void *ud)
+{
+    struct z_client *z = ud;
+    z->opened++;
+    snprintf(z->ext, sizeof z->ext, "%.*s", (int)ev->extensions.len, ev->extensions.ptr);
+    CHECK_EQ_INT(wsk_conn_send(c, WSK_OP_TEXT, z->data, z->sizes[0]), 0);
+}
+
+static void z_message(struct wsk_conn *c, const struct wsk_message *m, void *ud)
+{
+    struct z_client *z = ud;
+    size_t want = z->sizes[z->next];
+    CHECK_EQ_INT(m->len, want);
+    if (m->len == want)
+        CHECK_MEM(m->data, z->data, want);
+    z->got++;
+    if (++z->next < z->nsizes)
+        CHECK_EQ_INT(
+            wsk_conn_send(c, z->next & 1 ? WSK_OP_BINARY : WSK_OP_TEXT, z->data, z->sizes[z->next]),
+            0);
+    else
+        wsk_conn_close(c, 1000, NULL);
+}
+
+static void z_close(struct wsk_conn *c, const struct wsk_close_event *ev, void *ud)
+{
+    (void)c;
+    struct z_client *z = ud;
+    z->closed = true;
+    z->code = ev->code;
+    wsk_loop_stop(loop);
+}
+
+static void test_deflate_roundtrip(void)
+{
+    struct server_state st = {0};
+    struct wsk_server_config cfg;
+    wsk_server_config_init(&cfg);
+    wsk_deflate_config_init(&cfg.deflate);
+    cfg.deflate.enabled = true;
+    struct wsk_server *srv = start_server(&st, &cfg);
+    struct z_client z = {0};
+    size_t sizes[] = {0, 1, 100, 70000, 1 << 20};
+    memcpy(z.sizes, sizes, sizeof sizes);
+    z.nsizes = 5;
+    z.data = malloc(1 << 20);
+    for (size_t i = 0; i < (1u << 20); i++)
+        z.data[i] = (uint8_t) "abcdefghij klmnop\n"[i % 18];
+    struct wsk_client_config cc;
+    wsk_client_config_init(&cc);
+    wsk_deflate_config_init(&cc.deflate);
+    cc.deflate.enabled = true;
+    cc.handlers.on_open = z_open;
+    cc.handlers.on_message = z_message;
+    cc.handlers.on_close = z_close;
+    cc.user_data = &z;
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", wsk_server_port(srv));
+    struct wsk_conn *c;
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
+    run_for(10000);
+    CHECK_EQ_INT(z.opened, 1);
+    CHECK(strstr(z.ext, "permessage-deflate") != NULL);
+    CHECK_EQ_INT(z.got, 5);
+    CHECK(z.closed);
+    CHECK_EQ_INT(z.code, 1000);
+    wsk_server_free(srv);
+    free(z.data);
+}
+
+/* A raw client sends a small compressed frame that inflates to 16 MiB. */
+static void test_deflate_bomb(void)
+{
+    struct server_state st = {0};
+    struct wsk_server_config cfg;
+    wsk_server_config_init(&cfg);
+    wsk_deflate_config_init(&cfg.deflate);
+    cfg.deflate.enabled = true;
+    cfg.limits.max_message = 1 << 20;
+    struct wsk_server *srv = start_server(&st, &cfg);
+
+    size_t plain_len = 16u << 20;
+    uint8_t *plain = calloc(1, plain_len);
+    uint8_t *z = malloc(64 * 1024);
+    z_stream zs = {0};
+    CHECK_EQ_INT(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = plain;
+    zs.avail_in = (uInt)plain_len;
+    zs.next_out = z;
+    zs.avail_out = 64 * 1024;
+    CHECK_EQ_INT(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
+    size_t zlen = 64 * 1024 - zs.avail_out - 4; /* drop 00 00 ff ff */
+    deflateEnd(&zs);
+    free(plain);
+    CHECK(zlen < 20000);
+
+    static const char up[] =
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    size_t cap = sizeof up + 14 + zlen;
+    uint8_t *buf = malloc(cap);
+    memcpy(buf, up, sizeof up - 1);
+    static const uint8_t key[4] = {0, 0, 0, 0};
+    int64_t n = wsk_frame_encode(buf + sizeof up - 1, cap - (sizeof up - 1),
+                                 WSK_FRAME_FIN | WSK_FRAME_RSV1 | WSK_OP_BINARY, z, zlen, key);
+    CHECK(n > 0);
+    struct raw r = {
+        .port = wsk_server_port(srv), .send = buf, .send_len = sizeof up - 1 + (size_t)n};
+    run_raw(&r);
+    CHECK(memmem(r.got, r.got_len, "permessage-deflate", 18) != NULL);
+    CHECK_EQ_INT(server_close_code(&r), 1009);
+    CHECK(r.seconds < 3);
+    free(buf);
+    free(z);
+    wsk_server_free(srv);
+}
+
+/* ---- TLS ------------------------------------------------------------------- */
+
+static char tls_dir[64];
+
+/* A throwaway CA and a certificate for localhost and 127.0.0.1, made with the
+ * openssl command. */
+static bool make_certs(void)
+{
+    strcpy(tls_dir, "/tmp/wsk-tls-XXXXXX");
+    if (!mkdtemp(tls_dir))
+        return false;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=wsk-test-ca >/dev/null 2>&1 && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key "
+             "-out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile ext.cnf >/dev/null 2>&1",
+             tls_dir);
+    return system(cmd) == 0;
+}
+
+static void test_tls_echo_and_verify(void)
+{
+    if (!make_certs()) {
+        printf("skip: openssl could not make certificates\n");
+        return;
+    }
+    char cert[128], key[128], ca[128];
+    snprintf(cert, sizeof cert, "%s/srv.pem", tls_dir);
+    snprintf(key, sizeof key, "%s/srv.key", tls_dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
+
+    struct server_state st = {0};
+    struct wsk_server_config cfg;
+    wsk_server_config_init(&cfg);
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+    struct wsk_server *srv = start_server(&st, &cfg);
+    uint16_t port = wsk_server_port(srv);
+
+    /* Verified against the test CA, by name and by address. */
+    struct client_state ok = {0}, ok_ip = {0}, untrusted = {0}, insecure = {0};
+    ok.big_len = 200000;
+    ok.big = calloc(1, ok.big_len);
+    ok.stop_loop_on_close = true;
+    struct wsk_client_config cc;
+    wsk_client_config_init(&cc);
+    cc.ca_file = ca;
+    char url[96];
+    snprintf(url, sizeof url, "wss://localhost:%u/", port);
+    cc.handlers.on_open = cl_open;
+    cc.handlers.on_message = cl_message;
+    cc.handlers.on_close = cl_close;
+    cc.user_data = &ok;
+    struct wsk_conn *c;
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
+    run_for(5000);
+    CHECK_EQ_INT(ok.opened, 1);
+    CHECK_EQ_INT(ok.messages, 3);
+    CHECK_EQ_INT(ok.close.code, 1000);
+    CHECK_EQ_INT(ok.close.error, 0);
+
+    ok_ip.step = 100;
+    cc.user_data = &ok_ip;
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/", port);
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
+    run_for(1000);
+    CHECK_EQ_INT(ok_ip.opened, 1);
+
+    /* The system store does not know the test CA. */
+    wsk_client_config_init(&cc);
+    cc.handlers.on_open = cl_open;
+    cc.handlers.on_close = cl_close;
+    untrusted.stop_loop_on_close = true;
+    cc.user_data = &untrusted;
+    snprintf(url, sizeof url, "wss://localhost:%u/", port);
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
+    run_for(5000);
+    CHECK(untrusted.closed);
+    CHECK(!untrusted.close.was_open);
+    CHECK_EQ_INT(untrusted.close.error, WSK_ETLS);
+
+    /* Unless verification is off. */
+    cc.insecure = true;
+    insecure.step = 100;
+    cc.user_data = &insecure;
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
+    run_for(1000);
+    CHECK_EQ_INT(insecure.opened, 1);
+
+    /* Reloading keeps the open connections. */
+    CHECK_EQ_INT(wsk_server_reload_tls(srv), 0);
+    run_for(200);
+    CHECK(!insecure.closed);
+    CHECK(!ok_ip.closed);
+
+    wsk_server_free(srv);
+    run_for(1000);
+    free(ok.big);
+    snprintf(url, sizeof url, "rm -rf %s", tls_dir);
+    CHECK_EQ_INT(system(url), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -631,6 +869,9 @@ int main(void)
     WSK_RUN(test_handshake_timeout);
     WSK_RUN(test_pong_timeout);
     WSK_RUN(test_http_on_same_port);
+    WSK_RUN(test_deflate_roundtrip);
+    WSK_RUN(test_deflate_bomb);
+    WSK_RUN(test_tls_echo_and_verify);
     wsk_loop_free(loop);
     WSK_TEST_END();
 }

@@ -1,0 +1,199 @@
+/* The ceiling for echo benchmarks: a TCP echo server with no framing at all.
+ *
+ *   rawecho_bench PORT     listens on 127.0.0.1:PORT (0: any free port)
+ *
+ * Prints "listening on PORT" (the port bound) on stdout, then echoes every
+ * byte on every connection until SIGTERM or SIGINT. It does the least an echo
+ * server on this machine can do: one level-triggered epoll, one read into a
+ * shared 256 KiB buffer and one write back per readiness. What a socket does
+ * not take waits in that connection's own buffer, and the connection is not
+ * read again until it has drained, so memory stays bounded.
+ *
+ * It does not speak WebSocket: `wsk bench --mode raw-echo tcp://127.0.0.1:PORT`
+ * sends it the same masked frames it sends a WebSocket server, without the
+ * opening handshake, and checks the frames that come back (masked, as sent). So
+ * the difference between this and a WebSocket echo server is exactly the
+ * server's WebSocket work: handshake aside, parsing, unmasking, validating,
+ * framing and buffering.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK (256 * 1024)
+#define MAX_EVENTS 256
+
+struct conn {
+    int fd;
+    unsigned char *pending; /* what the socket refused, not echoed yet */
+    size_t off;
+    size_t len;
+};
+
+static int epfd;
+
+static int watch(int op, int fd, unsigned events, void *ptr)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = ptr};
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+static void conn_close(struct conn *c)
+{
+    close(c->fd); /* also leaves the epoll set */
+    free(c->pending);
+    free(c);
+}
+
+/* Writes what is pending. Returns 1 when all is out, 0 when some is left,
+ * -1 when the connection broke. */
+static int conn_flush(struct conn *c)
+{
+    while (c->off < c->len) {
+        ssize_t n = send(c->fd, c->pending + c->off, c->len - c->off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -1;
+        }
+        c->off += (size_t)n;
+    }
+    c->off = c->len = 0;
+    return 1;
+}
+
+static void on_readable(struct conn *c, unsigned char *buf)
+{
+    ssize_t n = recv(c->fd, buf, READ_CHUNK, 0);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        conn_close(c);
+        return;
+    }
+    ssize_t w = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            conn_close(c);
+            return;
+        }
+        w = 0;
+    }
+    if (w < n) {
+        size_t rest = (size_t)(n - w);
+        unsigned char *p = realloc(c->pending, rest);
+        if (!p) {
+            conn_close(c);
+            return;
+        }
+        memcpy(p, buf + w, rest);
+        c->pending = p;
+        c->off = 0;
+        c->len = rest;
+        /* Stop reading until the peer takes its echoes. */
+        watch(EPOLL_CTL_MOD, c->fd, EPOLLOUT, c);
+    }
+}
+
+static void on_writable(struct conn *c)
+{
+    int rv = conn_flush(c);
+    if (rv < 0)
+        conn_close(c);
+    else if (rv > 0)
+        watch(EPOLL_CTL_MOD, c->fd, EPOLLIN, c);
+}
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_in sin = {0};
+    socklen_t sin_len = sizeof sin;
+    int one = 1, lfd, sfd;
+    sigset_t signals;
+    static struct conn listener, signaller; /* markers for epoll data */
+    unsigned char *buf;
+    char *end;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: rawecho_bench PORT\n");
+        return 2;
+    }
+    long port = strtol(argv[1], &end, 10);
+    if (*end || port < 0 || port > 65535) {
+        fprintf(stderr, "rawecho_bench: bad port '%s'\n", argv[1]);
+        return 2;
+    }
+    buf = malloc(READ_CHUNK);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!buf || lfd < 0) {
+        perror("rawecho_bench");
+        return 1;
+    }
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)port);
+    if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(lfd, SOMAXCONN) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sin, &sin_len) < 0) {
+        perror("rawecho_bench: listen");
+        return 1;
+    }
+
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &signals, NULL);
+    sfd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (sfd < 0 || epfd < 0 || watch(EPOLL_CTL_ADD, lfd, EPOLLIN, &listener) < 0 ||
+        watch(EPOLL_CTL_ADD, sfd, EPOLLIN, &signaller) < 0) {
+        perror("rawecho_bench");
+        return 1;
+    }
+    printf("listening on %u\n", (unsigned)ntohs(sin.sin_port));
+    fflush(stdout);
+
+    for (;;) {
+        struct epoll_event events[MAX_EVENTS];
+        int n = epoll_wait(epfd, events, MAX_EVENTS, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("rawecho_bench: epoll_wait");
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct conn *c = events[i].data.ptr;
+            if (c == &signaller)
+                return 0;
+            if (c == &listener) {
+                int fd;
+                while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    struct conn *nc = calloc(1, sizeof *nc);
+                    if (!nc) {
+                        close(fd);
+                        continue;
+                    }
+                    nc->fd = fd;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    if (watch(EPOLL_CTL_ADD, fd, EPOLLIN, nc) < 0)
+                        conn_close(nc);
+                }
+                continue;
+            }
+            if (events[i].events & EPOLLOUT)
+                on_writable(c);
+            else
+                on_readable(c, buf);
+        }
+    }
+}
