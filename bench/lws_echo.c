@@ -95,8 +95,7 @@ static int echo_writeable(struct lws *wsi, struct pss *pss)
             break;
         int flags = lws_write_ws_flags(f->is_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
                                        f->is_first, f->is_final);
-        if (lws_write(wsi, f->buf + LWS_PRE, f->len, (enum lws_write_protocol)flags) <
-            (int)f->len)
+        if (lws_write(wsi, f->buf + LWS_PRE, f->len, (enum lws_write_protocol)flags) < (int)f->len)
             return -1;
         pss->head = f->next;
         if (!pss->head)
@@ -150,8 +149,8 @@ static int broadcast_writeable(struct lws *wsi, struct pss *pss)
         pss->next = ring_head - RING_SIZE; /* fell a whole ring behind: skip */
     while (pss->next < ring_head) {
         struct bmsg *m = &ring[pss->next % RING_SIZE];
-        if (lws_write(wsi, m->buf + LWS_PRE, m->len, m->is_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
-            (int)m->len)
+        if (lws_write(wsi, m->buf + LWS_PRE, m->len,
+                      m->is_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)m->len)
             return -1;
         pss->next++;
         if (lws_send_pipe_choked(wsi))

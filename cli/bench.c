@@ -66,23 +66,23 @@
 #define MAX_IN_FLIGHT       4096
 #define MAX_RATE            10000000
 
-#define READ_CHUNK         (256u * 1024) /* per thread, reused by every connection */
-#define READS_PER_WAKEUP   4             /* more only while reads fill the buffer */
-#define RNG_POOL           16384         /* masking keys come from here, refilled whole */
-#define OPEN_CONCURRENCY   256           /* handshakes in progress per thread */
-#define OPEN_TIMEOUT_MS    10000u
-#define DRAIN_TIMEOUT_MS   5000u  /* after the stop, for what is in flight... */
-#define DRAIN_QUIET_MS     1000u  /* ...and longer while replies keep coming... */
-#define DRAIN_MAX_MS       30000u /* ...but no longer than this */
-#define CLOSE_TIMEOUT_MS   3000u
-#define TICK_MS            50u
-#define PROGRESS_NS        1000000000ull
-#define CONNS_PER_SOURCE   25000 /* 127.0.0.x source addresses, so ports never run out */
-#define HDR_LEN            16
-#define PATTERN_PERIOD     61
-#define MASK48             ((UINT64_C(1) << 48) - 1)
-#define SEQ_BITS           28
-#define FD_MARGIN          64
+#define READ_CHUNK       (256u * 1024) /* per thread, reused by every connection */
+#define READS_PER_WAKEUP 4             /* more only while reads fill the buffer */
+#define RNG_POOL         16384         /* masking keys come from here, refilled whole */
+#define OPEN_CONCURRENCY 256           /* handshakes in progress per thread */
+#define OPEN_TIMEOUT_MS  10000u
+#define DRAIN_TIMEOUT_MS 5000u  /* after the stop, for what is in flight... */
+#define DRAIN_QUIET_MS   1000u  /* ...and longer while replies keep coming... */
+#define DRAIN_MAX_MS     30000u /* ...but no longer than this */
+#define CLOSE_TIMEOUT_MS 3000u
+#define TICK_MS          50u
+#define PROGRESS_NS      1000000000ull
+#define CONNS_PER_SOURCE 25000 /* 127.0.0.x source addresses, so ports never run out */
+#define HDR_LEN          16
+#define PATTERN_PERIOD   61
+#define MASK48           ((UINT64_C(1) << 48) - 1)
+#define SEQ_BITS         28
+#define FD_MARGIN        64
 
 static const char bench_usage[] =
     "usage: wsk bench URL [options]\n"
@@ -205,8 +205,8 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
         switch (c) {
         case 'c':
             if (cli_parse_count(optarg, 1, MAX_CONNECTIONS, &opt->connections) < 0)
-                return cli_usage_error("--connections '%s': expected a number from 1 to %d",
-                                       optarg, MAX_CONNECTIONS);
+                return cli_usage_error("--connections '%s': expected a number from 1 to %d", optarg,
+                                       MAX_CONNECTIONS);
             break;
         case 's':
             if (cli_parse_bytes(optarg, MAX_SIZE, &opt->size) < 0)
@@ -216,8 +216,8 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
             break;
         case 'w':
             if (cli_parse_count(optarg, 1, MAX_IN_FLIGHT, &opt->in_flight) < 0)
-                return cli_usage_error("--in-flight '%s': expected a number from 1 to %d",
-                                       optarg, MAX_IN_FLIGHT);
+                return cli_usage_error("--in-flight '%s': expected a number from 1 to %d", optarg,
+                                       MAX_IN_FLIGHT);
             break;
         case 'd':
             if (cli_parse_seconds(optarg, &opt->duration_ms) < 0 || opt->duration_ms == 0)
@@ -581,12 +581,12 @@ struct bconn {
     uint8_t role;
     uint8_t msg_opcode;
     uint8_t ctl_len;
-    bool is_opening;  /* counted in the worker's handshakes in progress */
-    bool is_pinged;   /* idle: waiting for the pong */
-    bool is_starved;  /* echo --rate: waiting for tokens */
-    bool is_restart;  /* connect: open again at the next tick */
-    bool has_failed;  /* an error was counted for this connection */
-    bool was_opened;  /* the handshake succeeded once */
+    bool is_opening;      /* counted in the worker's handshakes in progress */
+    bool is_pinged;       /* idle: waiting for the pong */
+    bool is_starved;      /* echo --rate: waiting for tokens */
+    bool is_restart;      /* connect: open again at the next tick */
+    bool has_failed;      /* an error was counted for this connection */
+    bool was_opened;      /* the handshake succeeded once */
     uint64_t deadline_ms; /* 0: none */
     uint64_t started_ns;  /* when the TCP connect began */
     struct wsk_frame_parser parser;
@@ -598,11 +598,11 @@ struct bconn {
     size_t out_cap;
     char *head; /* the start of a response head that came in pieces */
     size_t head_len;
-    uint64_t *ring;   /* echo: send time of each message in flight, by sequence */
-    uint64_t sent;    /* echo: sequence of the next message */
-    uint64_t received; /* echo: sequence of the next echo; fanout: next expected sequence */
-    uint64_t msg_off; /* bytes of the current message seen */
-    uint64_t msg_seq; /* its sequence */
+    uint64_t *ring;      /* echo: send time of each message in flight, by sequence */
+    uint64_t sent;       /* echo: sequence of the next message */
+    uint64_t received;   /* echo: sequence of the next echo; fanout: next expected sequence */
+    uint64_t msg_off;    /* bytes of the current message seen */
+    uint64_t msg_seq;    /* its sequence */
     uint64_t missing;    /* fanout receiver */
     uint64_t duplicates; /* fanout receiver */
     struct bconn *next_starved;
@@ -651,7 +651,7 @@ struct worker {
     uint64_t phase_deadline_ms;
     uint64_t drain_max_ms;     /* the drain's hard limit */
     uint64_t last_progress_ms; /* when a reply last came */
-    uint64_t rx_ns; /* when the current read returned, since the epoch */
+    uint64_t rx_ns;            /* when the current read returned, since the epoch */
     uint8_t *rbuf;
     size_t rng_off;
     uint8_t rng[RNG_POOL];
@@ -812,8 +812,7 @@ static int conn_flush(struct bconn *c)
     return c->state == CS_OFF ? -1 : 0;
 }
 
-static int conn_queue_control(struct bconn *c, uint8_t opcode, const uint8_t *payload,
-                              size_t len)
+static int conn_queue_control(struct bconn *c, uint8_t opcode, const uint8_t *payload, size_t len)
 {
     uint8_t key[4];
     uint8_t *p = conn_reserve(c, WSK_FRAME_HEADER_MAX + 125);
@@ -1167,7 +1166,8 @@ static int msg_bytes(struct bconn *c, const uint8_t *data, size_t len)
         if (c->role == ROLE_RECEIVER) {
             memcpy(c->mhdr + c->msg_off, data, k);
         } else if (memcmp(c->mhdr + c->msg_off, data, k)) {
-            conn_fail(c, ERR_MISMATCH, "echo %llu: sequence or send time is not the expected "
+            conn_fail(c, ERR_MISMATCH,
+                      "echo %llu: sequence or send time is not the expected "
                       "'%.16s' (out of order, lost or corrupted)",
                       (unsigned long long)c->msg_seq, (const char *)c->mhdr);
             return -1;
@@ -1178,7 +1178,8 @@ static int msg_bytes(struct bconn *c, const uint8_t *data, size_t len)
         if (c->role == ROLE_RECEIVER && c->msg_off == HDR_LEN) {
             uint64_t seq = decode48(c->mhdr), t = decode48(c->mhdr + 8);
             if (seq == UINT64_MAX || t == UINT64_MAX) {
-                conn_fail(c, ERR_MISMATCH, "a message that does not start with a sequence and "
+                conn_fail(c, ERR_MISMATCH,
+                          "a message that does not start with a sequence and "
                           "a send time: '%.16s'",
                           (const char *)c->mhdr);
                 return -1;
@@ -1423,8 +1424,7 @@ static void conn_eof(struct bconn *c)
 {
     struct worker *w = c->w;
 
-    if (c->state == CS_CLOSE_WAIT ||
-        (c->state == CS_CLOSING && w->b->opt.mode == MODE_RAW_ECHO)) {
+    if (c->state == CS_CLOSE_WAIT || (c->state == CS_CLOSING && w->b->opt.mode == MODE_RAW_ECHO)) {
         conn_end(c, !c->has_failed);
         return;
     }
@@ -1605,8 +1605,8 @@ static void drain_timed_out(struct worker *w)
                      (unsigned)((wsk_loop_now(w->loop) + DRAIN_MAX_MS - w->drain_max_ms) / 1000));
         break;
     case MODE_CONNECT:
-        record_error(w, ERR_TIMEOUT, "%zu handshakes did not finish within %u s",
-                     w->cycles_active, DRAIN_TIMEOUT_MS / 1000);
+        record_error(w, ERR_TIMEOUT, "%zu handshakes did not finish within %u s", w->cycles_active,
+                     DRAIN_TIMEOUT_MS / 1000);
         break;
     case MODE_FANOUT:
         break; /* what did not arrive is counted as missing */
@@ -2159,10 +2159,9 @@ static void report_json(const struct bench *b, const struct totals *t, double se
            "\"threads\":%zu,\"rate\":%llu,\"duration_s\":%.3f,\"interrupted\":%s,"
            "\"opened\":%llu,\"open_failed\":%llu",
            (unsigned long long)opt->connections, (unsigned long long)opt->size,
-           (unsigned long long)opt->in_flight, opt->is_binary ? "true" : "false",
-           b->num_workers, (unsigned long long)opt->rate, secs,
-           is_interrupted ? "true" : "false", (unsigned long long)t->st.opened,
-           (unsigned long long)t->st.open_failed);
+           (unsigned long long)opt->in_flight, opt->is_binary ? "true" : "false", b->num_workers,
+           (unsigned long long)opt->rate, secs, is_interrupted ? "true" : "false",
+           (unsigned long long)t->st.opened, (unsigned long long)t->st.open_failed);
     switch (opt->mode) {
     case MODE_CONNECT:
         printf(",\"handshakes\":%llu,\"handshakes_per_s\":%.1f", (unsigned long long)t->st.cycles,
@@ -2176,8 +2175,7 @@ static void report_json(const struct bench *b, const struct totals *t, double se
                "\"duplicates\":%llu,\"receivers_with_loss\":%llu",
                (unsigned long long)t->st.sent, (unsigned long long)t->st.messages,
                secs > 0 ? done / secs : 0, (unsigned long long)t->st.missing,
-               (unsigned long long)t->st.duplicates,
-               (unsigned long long)t->st.receivers_with_loss);
+               (unsigned long long)t->st.duplicates, (unsigned long long)t->st.receivers_with_loss);
         break;
     default:
         printf(",\"messages\":%llu,\"msg_per_s\":%.1f,\"mb_per_s\":%.3f",
@@ -2256,9 +2254,10 @@ static void report_text(const struct bench *b, const struct totals *t, double se
                (unsigned long long)opt->connections, (unsigned long long)opt->rate, size,
                opt->is_binary ? "binary" : "text", b->num_workers, b->num_workers > 1 ? "s" : "",
                secs, is_interrupted ? " (interrupted)" : "");
-        printf("  deliveries   %llu while measuring: %.0f/s (%llu messages sent to each receiver)\n",
-               (unsigned long long)t->st.messages, secs > 0 ? (double)t->st.messages / secs : 0,
-               (unsigned long long)t->st.sent);
+        printf(
+            "  deliveries   %llu while measuring: %.0f/s (%llu messages sent to each receiver)\n",
+            (unsigned long long)t->st.messages, secs > 0 ? (double)t->st.messages / secs : 0,
+            (unsigned long long)t->st.sent);
         printf("  missing      %llu (never delivered), duplicated %llu, receivers affected %llu\n",
                (unsigned long long)t->st.missing, (unsigned long long)t->st.duplicates,
                (unsigned long long)t->st.receivers_with_loss);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test:
+#   0. clang-format: every C file as .clang-format lays it out
 #   1. gcc build, warnings as errors: unit and integration tests (real peers)
 #   2. clang build, warnings as errors: unit tests
 #   3. ASan+UBSan build: unit and integration tests
@@ -14,6 +15,18 @@ fuzz_seconds=${WSK_FUZZ_SECONDS:-60}
 status=0
 
 step() { printf '\n=== %s\n' "$*"; }
+
+step "clang-format"
+unformatted=()
+for f in $(git ls-files '*.c' '*.h' 2>/dev/null); do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done
+if ((${#unformatted[@]})); then
+    echo "clang-format would change: ${unformatted[*]}"
+    status=1
+else
+    echo "all C sources formatted"
+fi
 
 step "gcc build (Release, -Werror)"
 cmake -S . -B build/gcc -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release >/dev/null

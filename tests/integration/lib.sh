@@ -107,8 +107,8 @@ untrack_pid()
 
 # start_listener CMD...: starts a server program in the background and waits
 # (up to READY_TIMEOUT seconds) for its first stdout line, which must contain
-# ws://HOST:PORT/... Sets LISTENER_PID, LISTENER_PORT, LISTENER_URL (the ws://
-# URL from that line), LISTENER_LINE, LISTENER_OUT (a file that collects the
+# ws://HOST:PORT/... or wss://HOST:PORT/... Sets LISTENER_PID, LISTENER_PORT,
+# LISTENER_URL (the ws:// or wss:// URL from that line), LISTENER_LINE, LISTENER_OUT (a file that collects the
 # rest of its stdout) and LISTENER_ERR (its stderr). Returns non-zero, with the
 # reason on stdout, if the line does not come.
 start_listener()
@@ -159,19 +159,21 @@ start_listener()
     track_pid "$!"
     exec {fd}<&-
     # The URL ends at a space, comma or parenthesis: "(WebSocket URL, MODE)".
-    local url_re='(ws://[^ ,()]*:([0-9]+)/[^ ,()]*)'
+    # A TLS server's line says https:// and wss://; the first ws:// or wss://
+    # URL is the one.
+    local url_re='(wss?://[^ ,()]*:([0-9]+)/[^ ,()]*)'
     if [[ $line =~ $url_re ]]; then
         LISTENER_URL=${BASH_REMATCH[1]}
         LISTENER_PORT=${BASH_REMATCH[2]}
         return 0
     fi
-    echo "first stdout line of '$*' has no ws:// URL: '$line'"
+    echo "first stdout line of '$*' has no ws:// or wss:// URL: '$line'"
     return 1
 }
 
 # start_server ARGS...: runs `wsk serve --listen 127.0.0.1:0 ARGS...` (no
 # --listen is added if ARGS has one) and waits for its listening line. Sets
-# SERVER_PID, PORT, WS_URL (the WebSocket URL the server printed), SERVER_LINE,
+# SERVER_PID, PORT, WS_URL (the ws:// or wss:// URL the server printed), SERVER_LINE,
 # SERVER_OUT, SERVER_ERR. On failure it counts a failed check and returns 1.
 start_server()
 {

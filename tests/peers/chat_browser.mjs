@@ -1,6 +1,6 @@
 // Two headless Chromium pages chat through `wsk serve`'s built-in page.
 //
-// usage: node chat_browser.mjs HTTP_URL WS_URL SCREENSHOT.png
+// usage: node chat_browser.mjs HTTP_URL WS_URL SCREENSHOT.png [EXTENSION_REGEX]
 //
 // Steps, each printed as "ok: ..." or "FAIL: ..." (exit 1 on the first
 // failure):
@@ -10,13 +10,18 @@
 //      in B's and A's #messages as a .msg with .name and .text, and the wire
 //      carries {"type":"chat","name":..,"text":..,"ts":<number>};
 //   4. B answers; A sees it, after A's own message;
-//   5. a screenshot of page A goes to SCREENSHOT.png.
+//   5. a screenshot of page A goes to SCREENSHOT.png;
+//   6. with EXTENSION_REGEX: the Sec-WebSocket-Extensions header of the
+//      handshake response each page's own WebSocket got (seen through the
+//      DevTools protocol, as Chromium received it) matches the regex, e.g.
+//      ^permessage-deflate; so the chat above went through Chromium's
+//      built-in compression.
 // Uses Debian's /usr/bin/chromium; playwright-core downloads nothing.
 
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
-const [httpUrl, wsUrl, screenshot] = process.argv.slice(2);
+const [httpUrl, wsUrl, screenshot, extensionRegex] = process.argv.slice(2);
 const STEP_MS = 15000;
 
 const watchdog = setTimeout(() => {
@@ -71,9 +76,26 @@ try {
             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     const pageErrors = [];
+    const handshakes = {}; // label -> [{offered, answered}] of the page's WebSockets
+    const header = (headers, name) =>
+        Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === name)?.[1];
     const open = async (label) => {
         const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
         const page = await context.newPage();
+        // Before the page loads, so that its WebSocket's handshake is seen.
+        const cdp = await context.newCDPSession(page);
+        const requests = new Map();
+        handshakes[label] = [];
+        cdp.on('Network.webSocketWillSendHandshakeRequest', (e) => {
+            requests.set(e.requestId, header(e.request.headers, 'sec-websocket-extensions'));
+        });
+        cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
+            handshakes[label].push({
+                offered: requests.get(e.requestId) ?? null,
+                answered: header(e.response.headers, 'sec-websocket-extensions') ?? null,
+            });
+        });
+        await cdp.send('Network.enable');
         page.setDefaultTimeout(STEP_MS);
         page.on('pageerror', (e) => pageErrors.push(`page ${label}: ${e.message}`));
         const response = await page.goto(httpUrl, { timeout: STEP_MS });
@@ -147,6 +169,21 @@ try {
 
     await a.screenshot({ path: screenshot, fullPage: true });
     ok(`screenshot of page A saved to ${screenshot}`);
+    if (extensionRegex) {
+        const re = new RegExp(extensionRegex);
+        for (const label of ['A', 'B']) {
+            const hs = handshakes[label];
+            if (!hs.length) throw new Error(`page ${label}: no WebSocket handshake seen`);
+            for (const h of hs) {
+                if (!re.test(h.answered ?? '')) {
+                    throw new Error(`page ${label}: offered ${JSON.stringify(h.offered)}, the server ` +
+                        `answered Sec-WebSocket-Extensions ${JSON.stringify(h.answered)}, not /${extensionRegex}/`);
+                }
+            }
+            ok(`page ${label}: offered ${JSON.stringify(hs[0].offered)}, server answered ` +
+                `${JSON.stringify(hs[0].answered)}`);
+        }
+    }
     if (pageErrors.length) throw new Error(`JavaScript errors on the page: ${pageErrors.join('; ')}`);
     ok('no JavaScript errors on either page');
 } catch (e) {

@@ -1,15 +1,18 @@
 // A Node `ws` client that checks one echo behaviour of a server.
 //
-// usage: node node_client.mjs URL CASE [CASE...]
+// usage: node node_client.mjs [--ca CA.pem] URL CASE [CASE...]
 //
 // The same cases as py_client.py, each over a fresh connection: text, binary,
 // empty-text, empty-binary, big-binary, big-text (1 MiB, byte-exact),
 // fragmented-text, fragmented-binary (ws sends one frame per send() with
 // {fin: false} until {fin: true}), ping (the pong arrives), close (the
 // server's close frame carries 1000), many (100 in a row, in order).
-// Exits 1 on the first mismatch. Every wait is bounded.
+// Exits 1 on the first mismatch. Every wait is bounded. A wss:// server's
+// certificate is verified against --ca when given (else Node's CA store). ws
+// offers permessage-deflate by default.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
 const MIB = 1 << 20;
@@ -32,7 +35,7 @@ function withTimeout(promise, ms, what) {
 class Client {
     static async open(url) {
         const c = new Client();
-        c.ws = new WebSocket(url, { maxPayload: 0, handshakeTimeout: 10000 });
+        c.ws = new WebSocket(url, { maxPayload: 0, handshakeTimeout: 10000, ...tlsOptions });
         c.queue = [];
         c.waiters = [];
         c.closed = new Promise((resolve) => {
@@ -138,7 +141,13 @@ async function runCase(url, name) {
     console.log(`  closed: server answered close with ${code}`);
 }
 
-const [url, ...cases] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const tlsOptions = {};
+if (args[0] === '--ca') {
+    tlsOptions.ca = readFileSync(args[1]);
+    args.splice(0, 2);
+}
+const [url, ...cases] = args;
 const watchdog = setTimeout(() => {
     console.log('  TIMEOUT: the whole run took over 45 s');
     process.exit(1);

@@ -1,7 +1,7 @@
 // A Node `ws` server for testing `wsk connect`; the counterpart of
 // py_echo_server.py with the same paths.
 //
-// usage: node node_echo_server.mjs [--subprotocol P]...
+// usage: node node_echo_server.mjs [--subprotocol P]... [--deflate]
 //
 // Listens on 127.0.0.1 port 0 and prints, as its first stdout line,
 //   node_echo_server: listening on ws://127.0.0.1:PORT/
@@ -10,17 +10,23 @@
 //   /header/NAME   first sends the value of request header NAME (or
 //                  "<missing NAME>"), then echoes
 //   /subprotocol   first sends the negotiated subprotocol (or "<none>"), then echoes
+//   /extensions    first sends the Sec-WebSocket-Extensions value of its
+//                  handshake response (or "<none>"), then echoes
 //   /describe      answers each message with "text N PAYLOAD" or "binary N HEX"
 //   /burst         sends text "one", binary 00 01 ff 80, text "three ✓" and a
 //                  64 KiB binary; expects exactly those back unchanged within
 //                  10 s, prints "burst: ok" or "burst: FAIL ...", closes with 1000
-// It exits on SIGTERM or SIGINT.
+// --deflate accepts permessage-deflate with ws's defaults (every message
+// compressed: threshold 0); without it ws declines. It exits on SIGTERM or
+// SIGINT.
 
 import { WebSocketServer } from 'ws';
 
 const subprotocols = [];
+let perMessageDeflate = false;
 for (let i = 2; i < process.argv.length; i++) {
     if (process.argv[i] === '--subprotocol') subprotocols.push(process.argv[++i]);
+    else if (process.argv[i] === '--deflate') perMessageDeflate = { threshold: 0 };
 }
 
 const BURST = [
@@ -38,6 +44,14 @@ const wss = new WebSocketServer({
     port: 0,
     maxPayload: 64 << 20,
     handleProtocols: (offered) => subprotocols.find((p) => offered.has(p)) ?? false,
+    perMessageDeflate,
+});
+
+// The response's extension header, as sent, for /extensions.
+const answered = new WeakMap();
+wss.on('headers', (headers, req) => {
+    const line = headers.find((h) => /^sec-websocket-extensions:/i.test(h));
+    answered.set(req, line ? line.replace(/^[^:]*:\s*/, '') : '<none>');
 });
 
 wss.on('listening', () => {
@@ -53,6 +67,8 @@ wss.on('connection', (ws, req) => {
         ws.send(req.headers[name] ?? `<missing ${name}>`);
     } else if (path === '/subprotocol') {
         ws.send(ws.protocol || '<none>');
+    } else if (path === '/extensions') {
+        ws.send(answered.get(req) ?? '<none>');
     } else if (path === '/describe') {
         ws.on('message', (data, isBinary) => {
             console.log(`received ${render(data, isBinary)}`);

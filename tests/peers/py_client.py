@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A Python `websockets` client that checks one echo behaviour of a server.
 
-usage: py_client.py URL CASE [CASE...]
+usage: py_client.py [--cafile CA.pem] [--wait-file FILE] URL CASE [CASE...]
 
 Each CASE talks to an echo server over one fresh connection, prints what it
 sent and got, and exits 1 on the first mismatch. Cases:
@@ -9,7 +9,13 @@ sent and got, and exits 1 on the first mismatch. Cases:
   byte-exact), fragmented-text, fragmented-binary (send() of an iterable makes
   websockets send one frame per item), ping (await the pong), close (the
   server's close frame carries 1000), many (100 messages in a row, in order),
-  linger (a round trip, 2 s idle, another round trip).
+  linger (a round trip, 2 s idle, another round trip), wait (a round trip,
+  then "waiting" on stdout, then another round trip on the same connection
+  once --wait-file exists, within 30 s).
+
+A wss:// URL is verified against --cafile (and the URL's host) when given,
+else against the system's CA store. The client offers permessage-deflate, as
+websockets does by default.
 
 Every network wait is bounded; the whole run is also bounded by --timeout.
 Run with Debian's /usr/bin/python3, which has python3-websockets.
@@ -18,6 +24,7 @@ Run with Debian's /usr/bin/python3, which has python3-websockets.
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 import websockets
@@ -54,9 +61,21 @@ def big_text():
     return text
 
 
+async def wait_for_file(path, timeout):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not os.path.exists(path):
+        if loop.time() > deadline:
+            raise Mismatch(f"{path} did not appear within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
 async def run_case(url, case, args):
+    tls = {}
+    if url.startswith("wss:"):
+        tls["ssl"] = ssl.create_default_context(cafile=args.cafile)
     async with websockets.connect(
-        url, max_size=None, open_timeout=10, close_timeout=5, ping_interval=None
+        url, max_size=None, open_timeout=10, close_timeout=5, ping_interval=None, **tls
     ) as ws:
         if case == "text":
             await roundtrip(ws, "hello, wsk ✓")
@@ -92,6 +111,11 @@ async def run_case(url, case, args):
             await roundtrip(ws, "before idling")
             await asyncio.sleep(2)
             await roundtrip(ws, "after idling 2 s")
+        elif case == "wait":
+            await roundtrip(ws, "before waiting")
+            print("waiting", flush=True)
+            await wait_for_file(args.wait_file, 30)
+            await roundtrip(ws, "after waiting ✓")
         elif case == "close":
             await roundtrip(ws, "before close")
         else:
@@ -107,6 +131,8 @@ async def main():
     parser.add_argument("url")
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--timeout", type=float, default=45)
+    parser.add_argument("--cafile")
+    parser.add_argument("--wait-file")
     args = parser.parse_args()
     for case in args.cases:
         print(f"{case}:")
@@ -118,7 +144,7 @@ async def main():
         except asyncio.TimeoutError:
             print(f"  TIMEOUT after {args.timeout}s")
             return 1
-        except (OSError, websockets.WebSocketException) as e:
+        except (OSError, ssl.SSLError, websockets.WebSocketException) as e:
             print(f"  ERROR: {type(e).__name__}: {e}")
             return 1
     return 0

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """A Python `websockets` server for testing `wsk connect`.
 
-usage: py_echo_server.py [--subprotocol P]...
+usage: py_echo_server.py [--subprotocol P]... [--tls-cert FILE --tls-key FILE]
 
 Listens on 127.0.0.1 port 0 and prints, as its first stdout line,
   py_echo_server: listening on ws://127.0.0.1:PORT/
-then one line per notable event. What a connection gets depends on its path:
+(wss:// with --tls-cert and --tls-key, which serve TLS only) then one line per
+notable event. It accepts permessage-deflate as websockets does by default
+(12-bit windows). What a connection gets depends on its path:
 
   /                 echoes every message unchanged (text as text, binary as
                     binary)
@@ -13,6 +15,8 @@ then one line per notable event. What a connection gets depends on its path:
                     "<missing NAME>") as a text message, then echoes
   /subprotocol      first sends the negotiated subprotocol (or "<none>"), then
                     echoes
+  /extensions       first sends the Sec-WebSocket-Extensions value of its
+                    handshake response (or "<none>"), then echoes
   /describe         answers each message with "text N PAYLOAD" or
                     "binary N HEX", N being the payload length
   /burst            sends text "one", binary 00 01 ff 80, text "three ✓",
@@ -29,6 +33,7 @@ import argparse
 import asyncio
 import http
 import signal
+import ssl
 import sys
 
 import websockets
@@ -67,7 +72,9 @@ class EchoProtocol(websockets.WebSocketServerProtocol):
             if self.path == "/describe":
                 say(f"received {render(message)}")
                 await self.send(render(message))
-            elif self.path in ("/", "") or self.path.startswith(("/header/", "/subprotocol")):
+            elif self.path in ("/", "") or self.path.startswith(
+                ("/header/", "/subprotocol", "/extensions")
+            ):
                 await self.send(message)
         return message
 
@@ -79,6 +86,8 @@ async def handler(ws, path):
         await ws.send(ws.request_headers.get(name, f"<missing {name}>"))
     elif path == "/subprotocol":
         await ws.send(ws.subprotocol or "<none>")
+    elif path == "/extensions":
+        await ws.send(ws.response_headers.get("Sec-WebSocket-Extensions", "<none>"))
     elif path == "/burst":
         for m in BURST:
             await ws.send(m)
@@ -125,7 +134,13 @@ async def handler(ws, path):
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--subprotocol", action="append", default=[])
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
@@ -138,9 +153,10 @@ async def main():
         subprotocols=args.subprotocol or None,
         max_size=None,
         ping_interval=None,
+        ssl=tls,
     ) as server:
         port = server.sockets[0].getsockname()[1]
-        say(f"py_echo_server: listening on ws://127.0.0.1:{port}/")
+        say(f"py_echo_server: listening on ws{'s' if tls else ''}://127.0.0.1:{port}/")
         await stop
 
 

@@ -17,6 +17,13 @@ usage:
                                  send an upgrade request one byte per 200 ms;
                                  the server must drop the connection between
                                  MIN and MAX seconds after connecting
+  raw_client.py tls-stall URL MIN MAX
+                                 send the first half of a TLS ClientHello and
+                                 nothing more; the server must drop the
+                                 connection between MIN and MAX seconds
+  raw_client.py plain-to-tls URL send a plain-text upgrade request to a TLS
+                                 port: the server must close the connection
+                                 within 10 s without any HTTP answer
   raw_client.py upgrade-status URL
                                  print the status line of the answer to an
                                  upgrade request, then close
@@ -35,6 +42,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -50,7 +58,8 @@ class Failure(Exception):
 
 def parse_url(url):
     u = urllib.parse.urlsplit(url)
-    return u.hostname, u.port or 80, (u.path or "/") + (f"?{u.query}" if u.query else "")
+    default_port = 443 if u.scheme in ("wss", "https") else 80
+    return u.hostname, u.port or default_port, (u.path or "/") + (f"?{u.query}" if u.query else "")
 
 
 def connect(url):
@@ -284,11 +293,28 @@ def run_echo(url, size):
     c.close()
 
 
-def run_idle(url, lo, hi, trickle):
+def client_hello():
+    """The first flight of a real TLS client, as bytes."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def run_idle(url, lo, hi, trickle, prefix=b""):
     host, port, path = parse_url(url)
     req = upgrade_request(url, base64.b64encode(os.urandom(16)).decode())
     s = connect(url)
     t0 = time.monotonic()
+    if prefix:
+        s.sendall(prefix)
+        print(f"sent {len(prefix)} bytes, then nothing")
     sent = 0
     s.settimeout(0.2 if trickle else hi + 2)
     while True:
@@ -317,6 +343,27 @@ def run_idle(url, lo, hi, trickle):
     print(f"server closed the connection after {elapsed:.2f}s ({sent} request bytes sent)")
     if not lo <= elapsed <= hi:
         raise Failure(f"closed after {elapsed:.2f}s, expected between {lo} and {hi}s")
+
+
+def run_plain_to_tls(url):
+    s = connect(url)
+    s.sendall(upgrade_request(url, base64.b64encode(os.urandom(16)).decode()))
+    t0 = time.monotonic()
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise Failure(f"the server kept the connection open {WAIT}s; it sent {data[:40]!r}")
+    elapsed = time.monotonic() - t0
+    print(f"server closed the connection after {elapsed:.2f}s; it sent {data[:40]!r}")
+    if data.startswith(b"HTTP/"):
+        raise Failure("the TLS port answered plain HTTP")
 
 
 def run_upgrade_status(url):
@@ -363,6 +410,11 @@ def main(argv):
             print("\n".join(EDGES))
         elif cmd in ("idle", "trickle"):
             run_idle(args[0], float(args[1]), float(args[2]), cmd == "trickle")
+        elif cmd == "tls-stall":
+            hello = client_hello()
+            run_idle(args[0], float(args[1]), float(args[2]), False, hello[: len(hello) // 2])
+        elif cmd == "plain-to-tls":
+            run_plain_to_tls(args[0])
         elif cmd == "upgrade-status":
             run_upgrade_status(args[0])
         elif cmd == "http":

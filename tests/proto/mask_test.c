@@ -8,7 +8,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-
 #define MAX_LEN 300
 #define SLACK   64 /* guard bytes on each side of every buffer */
 
