@@ -6,8 +6,10 @@
  * byte on every connection until SIGTERM or SIGINT. It does the least an echo
  * server on this machine can do: one level-triggered epoll, one read into a
  * shared 256 KiB buffer and one write back per readiness. What a socket does
- * not take waits in that connection's own buffer, and the connection is not
- * read again until it has drained, so memory stays bounded.
+ * not take waits in that connection's own buffer, and the connection is read
+ * on while less than 1 MiB waits (as `wsk serve --echo` does with its default
+ * --max-queue): stopping at the first short write would make the ceiling
+ * stop-and-go and slower than the servers it is meant to bound.
  *
  * It does not speak WebSocket: `wsk bench --mode raw-echo tcp://127.0.0.1:PORT`
  * sends it the same masked frames it sends a WebSocket server, without the
@@ -29,14 +31,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_CHUNK (256 * 1024)
-#define MAX_EVENTS 256
+#define READ_CHUNK  (256 * 1024)
+#define MAX_PENDING (1024 * 1024)
+#define MAX_EVENTS  256
 
 struct conn {
     int fd;
-    unsigned char *pending; /* what the socket refused, not echoed yet */
+    unsigned events;        /* what epoll watches now */
+    unsigned char *pending; /* echoes the socket refused: pending[off..len) */
     size_t off;
     size_t len;
+    size_t cap;
 };
 
 static int epfd;
@@ -54,63 +59,92 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-/* Writes what is pending. Returns 1 when all is out, 0 when some is left,
- * -1 when the connection broke. */
-static int conn_flush(struct conn *c)
+/* Sends what it can of data; returns the bytes sent, or -1 when the
+ * connection broke. */
+static ssize_t send_some(struct conn *c, const unsigned char *data, size_t len)
 {
-    while (c->off < c->len) {
-        ssize_t n = send(c->fd, c->pending + c->off, c->len - c->off, MSG_NOSIGNAL);
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = send(c->fd, data + done, len - done, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return errno == EAGAIN ? 0 : -1;
+            if (errno == EAGAIN)
+                break;
+            return -1;
         }
-        c->off += (size_t)n;
+        done += (size_t)n;
     }
-    c->off = c->len = 0;
-    return 1;
+    return (ssize_t)done;
 }
 
-static void on_readable(struct conn *c, unsigned char *buf)
+static int queue(struct conn *c, const unsigned char *data, size_t len)
 {
-    ssize_t n = recv(c->fd, buf, READ_CHUNK, 0);
-    if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+    if (len == 0)
+        return 0;
+    if (c->off && c->cap - c->len < len) {
+        memmove(c->pending, c->pending + c->off, c->len - c->off);
+        c->len -= c->off;
+        c->off = 0;
+    }
+    if (c->cap - c->len < len) {
+        size_t cap = c->cap ? c->cap : 65536;
+        while (cap - c->len < len)
+            cap *= 2;
+        unsigned char *p = realloc(c->pending, cap);
+        if (!p)
+            return -1;
+        c->pending = p;
+        c->cap = cap;
+    }
+    memcpy(c->pending + c->len, data, len);
+    c->len += len;
+    return 0;
+}
+
+static int flush(struct conn *c)
+{
+    ssize_t n = send_some(c, c->pending + c->off, c->len - c->off);
+
+    if (n < 0)
+        return -1;
+    c->off += (size_t)n;
+    if (c->off == c->len)
+        c->off = c->len = 0;
+    return 0;
+}
+
+static void on_event(struct conn *c, unsigned events, unsigned char *buf)
+{
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->len > c->off && flush(c) < 0) {
         conn_close(c);
         return;
     }
-    ssize_t w = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->len - c->off < MAX_PENDING) {
+        ssize_t n = recv(c->fd, buf, READ_CHUNK, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             conn_close(c);
             return;
         }
-        w = 0;
-    }
-    if (w < n) {
-        size_t rest = (size_t)(n - w);
-        unsigned char *p = realloc(c->pending, rest);
-        if (!p) {
-            conn_close(c);
-            return;
+        if (n > 0) {
+            /* Echoes keep their order: behind whatever already waits. */
+            ssize_t sent = c->len > c->off ? 0 : send_some(c, buf, (size_t)n);
+            if (sent < 0 || queue(c, buf + sent, (size_t)(n - sent)) < 0) {
+                conn_close(c);
+                return;
+            }
         }
-        memcpy(p, buf + w, rest);
-        c->pending = p;
-        c->off = 0;
-        c->len = rest;
-        /* Stop reading until the peer takes its echoes. */
-        watch(EPOLL_CTL_MOD, c->fd, EPOLLOUT, c);
     }
-}
-
-static void on_writable(struct conn *c)
-{
-    int rv = conn_flush(c);
-    if (rv < 0)
-        conn_close(c);
-    else if (rv > 0)
-        watch(EPOLL_CTL_MOD, c->fd, EPOLLIN, c);
+    /* Read while less than MAX_PENDING waits; wait for writability while
+     * anything does. */
+    size_t waiting = c->len - c->off;
+    unsigned want = (waiting < MAX_PENDING ? EPOLLIN : 0) | (waiting ? EPOLLOUT : 0);
+    if (want != c->events) {
+        c->events = want;
+        if (watch(EPOLL_CTL_MOD, c->fd, want, c) < 0)
+            conn_close(c);
+    }
 }
 
 int main(int argc, char **argv)
@@ -184,16 +218,14 @@ int main(int argc, char **argv)
                         continue;
                     }
                     nc->fd = fd;
+                    nc->events = EPOLLIN;
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     if (watch(EPOLL_CTL_ADD, fd, EPOLLIN, nc) < 0)
                         conn_close(nc);
                 }
                 continue;
             }
-            if (events[i].events & EPOLLOUT)
-                on_writable(c);
-            else
-                on_readable(c, buf);
+            on_event(c, events[i].events, buf);
         }
     }
 }

@@ -531,8 +531,10 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
         if (rv < 0)
             wsk__log(&cl->ctx, 0, "%s", err);
     }
-    struct wsk_conn *c = rv == 0 ? wsk__conn_new(&cl->ctx, -1, WSK__CONNECTING) : NULL;
-    if (!c) {
+    struct wsk_conn *c = NULL;
+    if (rv == 0)
+        rv = wsk__conn_new(&c, &cl->ctx, -1, WSK__CONNECTING);
+    if (rv < 0) {
         hs_free(hs);
         wsk__tls_ctx_unref(cl->ctx.tls_ctx);
         free(cl);

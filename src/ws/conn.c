@@ -242,11 +242,11 @@ void wsk__shared_release(struct wsk__shared *sh)
 
 /* ---- connection lifecycle ---------------------------------------------- */
 
-struct wsk_conn *wsk__conn_new(struct wsk__ctx *ctx, int fd, uint8_t state)
+int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t state)
 {
     struct wsk_conn *c = calloc(1, sizeof *c);
     if (!c)
-        return NULL;
+        return -ENOMEM;
     c->ctx = ctx;
     c->state = state;
     c->close_code = WSK_CLOSE_ABNORMAL;
@@ -256,7 +256,7 @@ struct wsk_conn *wsk__conn_new(struct wsk__ctx *ctx, int fd, uint8_t state)
             wsk_io_start(ctx->loop, &c->io, state == WSK__CONNECTING ? WSK_IO_WRITE : WSK_IO_READ);
         if (rv < 0) {
             free(c);
-            return NULL;
+            return rv;
         }
     }
     c->deadline = wsk_loop_now(ctx->loop) + ctx->lim.handshake_timeout_ms;
@@ -267,7 +267,8 @@ struct wsk_conn *wsk__conn_new(struct wsk__ctx *ctx, int fd, uint8_t state)
     ctx->num_conns++;
     if (!wsk_timer_is_active(&ctx->sweep))
         wsk_timer_start(ctx->loop, &ctx->sweep, ctx->sweep_ms, ctx->sweep_ms);
-    return c;
+    *out = c;
+    return 0;
 }
 
 static void unlink_conn(struct wsk_conn *c)

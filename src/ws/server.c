@@ -216,10 +216,13 @@ static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned event
             return;
         }
         wsk__sock_set_nodelay(fd);
-        struct wsk_conn *c = wsk__conn_new(&srv->ctx, fd, WSK__HTTP);
-        if (!c) {
+        struct wsk_conn *c;
+        rv = wsk__conn_new(&c, &srv->ctx, fd, WSK__HTTP);
+        if (rv < 0) {
             close(fd);
-            wsk__log(&srv->ctx, 1, "accept: out of memory or watcher error");
+            wsk__log(&srv->ctx, 1, "accept: cannot take connection fd %d: %s%s", fd,
+                     wsk_strerror(rv),
+                     rv == WSK_EFDSETSIZE ? " (use --backend epoll or poll)" : "");
             return;
         }
         if (srv->ctx.tls_ctx) {

@@ -138,7 +138,9 @@ void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Connections. */
-struct wsk_conn *wsk__conn_new(struct wsk__ctx *ctx, int fd, uint8_t state);
+/* Returns 0 and *out, -ENOMEM, or the loop's error for watching fd
+ * (WSK_EFDSETSIZE with the select backend). */
+int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t state);
 /* Switches to WebSocket framing; leftover bytes after the head are fed. */
 void wsk__conn_open(struct wsk_conn *conn, const struct wsk_open_event *ev, const uint8_t *rest,
                     size_t rest_len);

@@ -138,8 +138,9 @@ if start_listener "$PY" "$PEERS/py_echo_server.py"; then
         connect_expect '' '<missing Sec-WebSocket-Extensions>\n' --no-deflate "$PY_URL/header/Sec-WebSocket-Extensions"
     connect_verbose()
     {
-        printf 'hi\n' | timeout -k 5 20 "$WSK_BIN" connect -v "$PY_URL/" 2>&1 >/dev/null |
-            tee /dev/stderr | grep -qF "connected to $PY_URL/ (extensions $DEFAULT_EXT)"
+        printf 'hi\n' | timeout -k 5 20 "$WSK_BIN" connect -v "$PY_URL/" 2>"$TEST_TMP/v.err" >/dev/null
+        cat "$TEST_TMP/v.err"
+        grep -qF "connected to $PY_URL/ (extensions $DEFAULT_EXT)" "$TEST_TMP/v.err"
     }
     check "wsk connect -v names the negotiated extension" connect_verbose
 fi
