@@ -74,7 +74,7 @@
 #define DRAIN_TIMEOUT_MS 5000u  /* after the stop, for what is in flight... */
 #define DRAIN_QUIET_MS   1000u  /* ...and longer while replies keep coming... */
 #define DRAIN_MAX_MS     30000u /* ...but no longer than this */
-#define CLOSE_TIMEOUT_MS 3000u
+#define CLOSE_TIMEOUT_MS 3000u  /* closing too, then DRAIN_QUIET_MS, DRAIN_MAX_MS */
 #define TICK_MS          50u
 #define PROGRESS_NS      1000000000ull
 #define CONNS_PER_SOURCE 25000 /* 127.0.0.x source addresses, so ports never run out */
@@ -649,7 +649,7 @@ struct worker {
     bool is_in_open_more;
     enum phase phase;
     uint64_t phase_deadline_ms;
-    uint64_t drain_max_ms;     /* the drain's hard limit */
+    uint64_t phase_max_ms;     /* hard limit of the drain or the closing */
     uint64_t last_progress_ms; /* when a reply last came */
     uint64_t rx_ns;            /* when the current read returned, since the epoch */
     uint8_t *rbuf;
@@ -1495,6 +1495,8 @@ static void conn_end(struct bconn *c, bool is_clean)
     }
     c->state = CS_OFF;
     c->deadline_ms = 0;
+    if (w->phase == PH_CLOSING)
+        w->last_progress_ms = wsk_loop_now(w->loop);
     free(c->head);
     c->head = NULL;
     c->head_len = 0;
@@ -1550,8 +1552,12 @@ static void publish(struct worker *w)
 
 static void begin_closing(struct worker *w)
 {
+    /* A slow server closing 10,000 connections at once may need more than
+     * CLOSE_TIMEOUT_MS: wait on while the closes keep coming. */
     w->phase = PH_CLOSING;
     w->phase_deadline_ms = wsk_loop_now(w->loop) + CLOSE_TIMEOUT_MS;
+    w->phase_max_ms = wsk_loop_now(w->loop) + DRAIN_MAX_MS;
+    w->last_progress_ms = wsk_loop_now(w->loop);
     wsk_timer_stop(w->loop, &w->send_timer);
     for (size_t i = 0; i < w->num_conns; i++) {
         struct bconn *c = &w->conns[i];
@@ -1597,12 +1603,12 @@ static void drain_timed_out(struct worker *w)
     case MODE_RAW_ECHO:
         record_error(w, ERR_TIMEOUT, "%llu echoes did not come back (waited %u s after the stop)",
                      (unsigned long long)w->outstanding,
-                     (unsigned)((wsk_loop_now(w->loop) + DRAIN_MAX_MS - w->drain_max_ms) / 1000));
+                     (unsigned)((wsk_loop_now(w->loop) + DRAIN_MAX_MS - w->phase_max_ms) / 1000));
         break;
     case MODE_IDLE:
         record_error(w, ERR_TIMEOUT, "%llu connections did not answer a ping (waited %u s)",
                      (unsigned long long)w->pings_pending,
-                     (unsigned)((wsk_loop_now(w->loop) + DRAIN_MAX_MS - w->drain_max_ms) / 1000));
+                     (unsigned)((wsk_loop_now(w->loop) + DRAIN_MAX_MS - w->phase_max_ms) / 1000));
         break;
     case MODE_CONNECT:
         record_error(w, ERR_TIMEOUT, "%zu handshakes did not finish within %u s", w->cycles_active,
@@ -1689,11 +1695,12 @@ static void on_tick(struct wsk_loop *loop, struct wsk_timer *t)
         if (is_drained(w)) {
             begin_closing(w);
         } else if (now >= w->phase_deadline_ms &&
-                   (now >= w->last_progress_ms + DRAIN_QUIET_MS || now >= w->drain_max_ms)) {
+                   (now >= w->last_progress_ms + DRAIN_QUIET_MS || now >= w->phase_max_ms)) {
             drain_timed_out(w);
             begin_closing(w);
         }
-    } else if (w->phase == PH_CLOSING && now >= w->phase_deadline_ms) {
+    } else if (w->phase == PH_CLOSING && now >= w->phase_deadline_ms &&
+               (now >= w->last_progress_ms + DRAIN_QUIET_MS || now >= w->phase_max_ms)) {
         size_t stuck = 0;
         for (size_t i = 0; i < w->num_conns; i++) {
             struct bconn *c = &w->conns[i];
@@ -1704,8 +1711,8 @@ static void on_tick(struct wsk_loop *loop, struct wsk_timer *t)
         }
         if (stuck)
             record_error(w, ERR_TIMEOUT,
-                         "%zu connections did not finish the close handshake within %u s", stuck,
-                         CLOSE_TIMEOUT_MS / 1000);
+                         "%zu connections did not finish the close handshake (waited %u s)", stuck,
+                         (unsigned)((now + DRAIN_MAX_MS - w->phase_max_ms) / 1000));
     }
     publish(w);
     schedule_check(w);
@@ -1775,7 +1782,7 @@ static void on_stop(struct wsk_loop *loop, struct wsk_post *p)
         return;
     w->phase = PH_DRAIN;
     w->phase_deadline_ms = wsk_loop_now(loop) + DRAIN_TIMEOUT_MS;
-    w->drain_max_ms = wsk_loop_now(loop) + DRAIN_MAX_MS;
+    w->phase_max_ms = wsk_loop_now(loop) + DRAIN_MAX_MS;
     w->last_progress_ms = wsk_loop_now(loop);
     wsk_timer_stop(loop, &w->send_timer);
     switch (b->opt.mode) {

@@ -140,7 +140,8 @@ struct client {
     struct cli_buf partial; /* the start of a line whose newline has not come */
     uint64_t line_no;
 
-    struct lineedit le; /* terminal mode */
+    struct lineedit le;    /* terminal mode */
+    char first_error[512]; /* the library's first error message */
 };
 
 /* The terminal settings to put back: kept outside struct client because the
@@ -691,8 +692,8 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
         } else {
             /* With TLS, detail says what was wrong with the certificate. */
             cli_error("cannot connect to %s: %s%s%s", url,
-                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL),
-                      *ev->detail ? ": " : "", ev->detail);
+                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL), *ev->detail ? ": " : "",
+                      ev->detail);
             c->status = CLI_EXIT_FAILURE;
         }
     } else if (ev->error == 0) {
@@ -753,16 +754,16 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
 
 /* The client reports every failure itself, in one line, from on_close; the
  * library's own account of it is detail for -v. The first error is kept for
- * failures that have no on_close: wsk_client_connect() refusing a --cacert
+ * the failure that has no on_close: wsk_client_connect() refusing a --cacert
  * file. */
-static char first_library_error[512];
-
 static void log_library(int level, const char *msg, void *user_data)
 {
-    if (level == 0 && !first_library_error[0])
-        snprintf(first_library_error, sizeof first_library_error, "%s", msg);
+    struct client *c = user_data;
+
+    if (level == 0 && !c->first_error[0])
+        snprintf(c->first_error, sizeof c->first_error, "%s", msg);
     if (cli_log_verbosity() >= CLI_VERBOSE)
-        cli_log_library(level, msg, user_data);
+        cli_log_library(level, msg, NULL);
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -983,9 +984,9 @@ static int run(struct client *c)
     }
     if (rv < 0) {
         /* A --cacert file that cannot be used: the library said why. */
-        if (first_library_error[0] && cli_log_verbosity() < CLI_VERBOSE)
-            cli_error("%s", first_library_error);
-        else if (!first_library_error[0])
+        if (c->first_error[0] && cli_log_verbosity() < CLI_VERBOSE)
+            cli_error("%s", c->first_error);
+        else if (!c->first_error[0])
             cli_error("cannot connect to %s: %s", opt->url, wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }

@@ -499,8 +499,8 @@ static void print_banner(const struct serve *s)
            lb, opt->listen.host, rb, port, tls, lb, opt->listen.host, rb, port,
            opt->path ? opt->path : "/", opt->mode == SERVE_ECHO ? "echo" : "broadcast");
     if (opt->mode == SERVE_BROADCAST && !opt->static_dir && opt->verbosity > CLI_QUIET)
-        printf("open http%s://%s%s%s:%u/ in two browser tabs to chat\n", tls, lb,
-               opt->listen.host, rb, port);
+        printf("open http%s://%s%s%s:%u/ in two browser tabs to chat\n", tls, lb, opt->listen.host,
+               rb, port);
     fflush(stdout);
 }
 

@@ -172,10 +172,14 @@ void wsk__mask_copy_isa(uint8_t *dst, const uint8_t *src, size_t len, const uint
 void wsk_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
                    uint64_t offset)
 {
+    if (len == 0)
+        return; /* buffers may be NULL then */
     wsk__mask_copy_isa(dst, src, len, key, offset, MASK_ISA_BEST);
 }
 
 void wsk_mask(uint8_t *buf, size_t len, const uint8_t key[4], uint64_t offset)
 {
+    if (len == 0)
+        return;
     wsk__mask_copy_isa(buf, buf, len, key, offset, MASK_ISA_BEST);
 }

@@ -732,9 +732,9 @@ static int queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *pa
     } else {
         skip -= hlen;
     }
-    if (mask)
+    if (mask && len)
         wsk_mask_copy(p, payload, len, mask, 0);
-    else if (len - skip)
+    else if (!mask && len - skip)
         memcpy(p, payload + skip, len - skip);
     wsk__conn_want_flush(c);
     return 0;
@@ -888,7 +888,7 @@ const char *wsk_conn_peer(const struct wsk_conn *c)
     socklen_t len = sizeof ss;
     buf[0] = 0;
     if (c->io.fd < 0 || getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
-        return "?";
+        return "(peer gone)";
     char host[48];
     unsigned port = 0;
     if (ss.ss_family == AF_INET) {
@@ -902,7 +902,7 @@ const char *wsk_conn_peer(const struct wsk_conn *c)
         port = ntohs(a->sin6_port);
         snprintf(buf, sizeof buf, "[%s]:%u", host, port);
     } else {
-        return "?";
+        return "(peer gone)";
     }
     return buf;
 }
@@ -928,7 +928,8 @@ static void deliver(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, siz
 {
     if (!c->ctx->h.on_message)
         return;
-    struct wsk_message m = {(enum wsk_opcode)opcode, data, len};
+    /* An empty message reassembled from nothing has no buffer: never hand out NULL. */
+    struct wsk_message m = {(enum wsk_opcode)opcode, data ? data : (const uint8_t *)"", len};
     c->ctx->h.on_message(c, &m, c->ctx->user_data);
 }
 

@@ -54,10 +54,10 @@ function params(value) {
 // Random bytes mapped onto printable ASCII, then a few same-length swaps for
 // multi-byte characters: n bytes of UTF-8 that hardly compress.
 function randomText(n) {
-    const b = randomBytes(n);
-    for (let i = 0; i < n; i++) b[i] = 0x21 + (b[i] % 94);
-    let s = b.toString('latin1').replaceAll('~~', 'é').replaceAll('|||', '€').replaceAll('{{{{', '😀');
-    if (n >= 9) s = 'é€😀' + s.slice(9);
+    const prefix = n >= 9 ? 'é€😀' : ''; // 9 bytes
+    const b = randomBytes(n - Buffer.byteLength(prefix));
+    for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i] % 94);
+    const s = prefix + b.toString('latin1').replaceAll('~~', 'é').replaceAll('|||', '€').replaceAll('{{{{', '😀');
     if (Buffer.byteLength(s) !== n) throw new Error(`randomText(${n}) made ${Buffer.byteLength(s)} bytes`);
     return s;
 }

@@ -457,7 +457,7 @@ static void test_server_reject(void)
         const struct wsk_slice *v = wsk_http_header_get(hs, nh, "Content-Type");
         CHECK(v && slice_is(*v, "text/plain"));
         CHECK(wsk_http_header_has_token(hs, nh, "Connection", "close"));
-        char body[80];
+        char body[128];
         snprintf(body, sizeof body, "%d %s\n", cases[i].status, cases[i].reason);
         CHECK_EQ_INT(n - head, strlen(body));
         CHECK_MEM(out + head, body, strlen(body));
