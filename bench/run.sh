@@ -81,8 +81,10 @@ FANOUT_RATE=100
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wsk-bench.XXXXXX")
 SERVER_PID=
+BENCH_PID=
 cleanup()
 {
+    [[ -n $BENCH_PID ]] && kill -TERM "$BENCH_PID" 2>/dev/null && wait "$BENCH_PID" 2>/dev/null
     stop_server
     rm -rf "$TMP"
 }
@@ -245,7 +247,7 @@ run_one()
         target=tcp://127.0.0.1:$PORT
         extra="--mode raw-echo"
     fi
-    local rss0 rss_max cpu0 cpu1 status bench_pid dur
+    local rss0 rss_max cpu0 cpu1 status dur
     sleep 0.3 # let interpreters finish starting up before the baseline
     rss0=$(rss_kb "$SERVER_PID")
     rss_max=$rss0
@@ -254,8 +256,8 @@ run_one()
     # shellcheck disable=SC2046,SC2086
     timeout -k 5 $((dur + 90)) "${PIN_LOAD[@]}" "$WSK" bench "$target" $(scenario_args "$sc") \
         $extra --json -q >"$TMP/bench.json" 2>"$TMP/bench.err" &
-    bench_pid=$!
-    while kill -0 "$bench_pid" 2>/dev/null; do
+    BENCH_PID=$!
+    while kill -0 "$BENCH_PID" 2>/dev/null; do
         if [[ $sc == e ]]; then
             local r
             r=$(rss_kb "$SERVER_PID")
@@ -263,8 +265,9 @@ run_one()
         fi
         sleep 0.2
     done
-    wait "$bench_pid"
+    wait "$BENCH_PID"
     status=$?
+    BENCH_PID=
     cpu1=$(cpu_ticks "$SERVER_PID")
     stop_server
     local json
