@@ -359,12 +359,13 @@ struct conn_info {
 static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data)
 {
     struct serve *s = user_data;
-    const char *peer = wsk_conn_peer(conn);
-    size_t peer_len = strlen(peer);
     struct conn_info *info;
 
+    /* Only -v needs the address: no getpeername() per connection otherwise. */
     if (s->opt.verbosity < CLI_VERBOSE)
         return;
+    const char *peer = wsk_conn_peer(conn);
+    size_t peer_len = strlen(peer);
     cli_verbose("%s: open %.*s%s%.*s%s%.*s", peer, (int)ev->path.len, ev->path.ptr,
                 ev->subprotocol.len ? ", subprotocol " : "", (int)ev->subprotocol.len,
                 ev->subprotocol.ptr, ev->extensions.len ? ", extensions " : "",

@@ -410,6 +410,14 @@ void wsk__conn_finish(struct wsk_conn *c)
     }
     if (c->tls)
         wsk__tls_shutdown(c->tls);
+    /* A server answering the client's close closes TCP first (RFC 6455 7.1.1)
+     * and has nothing left to read: the client sends nothing after its close
+     * frame. Skip the wait for EOF. */
+    if (!(c->flags & (WSK__F_CLIENT | WSK__F_FAILED)) && (c->flags & WSK__F_PEER_CLOSED_FIRST) &&
+        c->state == WSK__OPEN) {
+        conn_dead(c);
+        return;
+    }
     shutdown(c->io.fd, SHUT_WR);
     c->flags |= WSK__F_SHUT_WR;
     c->state = WSK__LINGER;
@@ -809,7 +817,9 @@ int wsk_conn_send(struct wsk_conn *c, enum wsk_opcode opcode, const void *data, 
         return -EINVAL;
     if (c->state != WSK__OPEN || (c->flags & WSK__F_SENT_CLOSE))
         return WSK_ESTATE;
-    if (opcode == WSK_OP_TEXT && !wsk_utf8_valid(data, len))
+    if (opcode == WSK_OP_TEXT &&
+        !(data == c->ctx->valid_text && len == c->ctx->valid_text_len && data) &&
+        !wsk_utf8_valid(data, len))
         return WSK_EUTF8;
     int rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
     if (rv)
@@ -930,7 +940,11 @@ static void deliver(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, siz
         return;
     /* An empty message reassembled from nothing has no buffer: never hand out NULL. */
     struct wsk_message m = {(enum wsk_opcode)opcode, data ? data : (const uint8_t *)"", len};
+    /* Echoing the very message being delivered needs no second UTF-8 pass. */
+    c->ctx->valid_text = opcode == WSK_OP_TEXT ? m.data : NULL;
+    c->ctx->valid_text_len = len;
     c->ctx->h.on_message(c, &m, c->ctx->user_data);
+    c->ctx->valid_text = NULL;
 }
 
 static int msg_append(struct wsk_conn *c, const uint8_t *data, size_t len)
@@ -976,6 +990,7 @@ static void on_control(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, 
         c->flags |= WSK__F_GOT_CLOSE;
         c->close_code = close_code;
         if (!(c->flags & WSK__F_SENT_CLOSE)) {
+            c->flags |= WSK__F_PEER_CLOSED_FIRST;
             /* Echo the code (RFC 6455 5.5.1); an empty close gets an empty one. */
             send_close(c, close_code == WSK_CLOSE_NO_STATUS ? 0 : close_code, NULL, 0);
         }

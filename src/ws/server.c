@@ -215,7 +215,7 @@ static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned event
             wsk__log(&srv->ctx, 1, "accept: %s", wsk_strerror(rv));
             return;
         }
-        wsk__sock_set_nodelay(fd);
+        /* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
         struct wsk_conn *c;
         rv = wsk__conn_new(&c, &srv->ctx, fd, WSK__HTTP);
         if (rv < 0) {
@@ -264,6 +264,7 @@ int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
     int rv = wsk__sock_listen(host, portbuf, 0, &fd);
     if (rv < 0)
         return rv;
+    wsk__sock_set_nodelay(fd);
     struct listener *l = &srv->listeners[srv->num_listeners];
     l->srv = srv;
     wsk_io_init(&l->io, fd, listener_cb, l);

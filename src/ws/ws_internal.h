@@ -64,7 +64,10 @@ enum {
     WSK__F_TLS_RW = 1u << 14,     /* a TLS read waits for the socket to be writable */
     WSK__F_TLS_WR = 1u << 15,     /* a TLS write (or the handshake) waits for readable */
     WSK__F_READ_AGAIN = 1u << 16, /* TLS holds decrypted bytes: read without readiness */
-    WSK__F_DETAIL = 1u << 17,     /* c->in holds a NUL-terminated detail for on_close */
+    WSK__F_DETAIL = 1u << 17,
+    WSK__F_PEER_CLOSED_FIRST = 1u << 18,
+    /* the peer started the close handshake */ /* c->in holds a NUL-terminated detail for on_close
+                                                */
 };
 
 struct wsk__ctx;
@@ -119,8 +122,10 @@ struct wsk__ctx {
     struct wsk_timer sweep;
     uint32_t sweep_ms;
     struct wsk__tls_ctx *tls_ctx; /* server: for new connections; client: its own */
-    size_t deflate_min;           /* messages shorter than this are not compressed */
-    uint8_t *zbuf;                /* compressed output being built, shared */
+    const uint8_t *valid_text;    /* the text message on_message is handling: known UTF-8 */
+    size_t valid_text_len;
+    size_t deflate_min; /* messages shorter than this are not compressed */
+    uint8_t *zbuf;      /* compressed output being built, shared */
     size_t zbuf_len, zbuf_cap;
     struct wsk__oseg *pool; /* spare send segments */
     size_t pool_len;
