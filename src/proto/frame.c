@@ -279,7 +279,21 @@ int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
     if (p->state == STATE_FAILED)
         return error_for(p->error_close);
 
-    if (p->state == STATE_HEADER) {
+    if (p->state == STATE_HEADER && p->hdr_len == 0 && len >= 2 && len >= header_need(in[1])) {
+        /* Fast path: the whole header is here. The same checks, in the same
+         * order, as byte by byte below. */
+        uint8_t need = header_need(in[1]);
+        memcpy(p->hdr, in, need);
+        p->hdr_len = need;
+        int rv = check_byte0(p, in[0]);
+        if (!rv)
+            rv = check_byte1(p, in[1]);
+        if (!rv)
+            rv = begin_frame(p);
+        if (rv)
+            return rv;
+        off = need;
+    } else if (p->state == STATE_HEADER) {
         while (off < len) {
             uint8_t b = in[off++];
             p->hdr[p->hdr_len++] = b;
@@ -299,13 +313,14 @@ int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
         }
         if (p->state == STATE_HEADER)
             return (int64_t)off;
-        if (p->frame_len == 0) {
-            int rv = emit(p, in + off, 0, chunk);
-            if (rv < 0)
-                return rv;
-            *has_chunk = true;
-            return (int64_t)off;
-        }
+    }
+    if (off && p->frame_len == 0) {
+        /* A header just completed an empty frame: its one (empty) chunk. */
+        int rv = emit(p, in + off, 0, chunk);
+        if (rv < 0)
+            return rv;
+        *has_chunk = true;
+        return (int64_t)off;
     }
 
     if (off == len)
