@@ -416,7 +416,7 @@ static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
 }
 
 static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
-                    size_t head_len)
+                    const uint8_t *in, size_t in_len, size_t head_len)
 {
     struct wsk_handshake_server_config hc = {
         .subprotocols = srv->cfg.subprotocols,
@@ -483,12 +483,25 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         .headers = req->headers,
         .num_headers = req->num_headers,
     };
-    wsk__conn_open(c, &ev, c->in + head_len, c->in_len - head_len);
+    wsk__conn_open(c, &ev, in + head_len, in_len - head_len);
 }
 
 void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
 {
     struct wsk_server *srv = c->ctx->server;
+    if (!c->in_len && !c->http && len) {
+        /* The common case: a whole upgrade request in one read. Parse it
+         * where it lies and allocate nothing, so a connection leaves its
+         * handshake with no heap memory but its own struct. */
+        struct wsk_http_parser p;
+        struct wsk_http_request req;
+        wsk_http_parser_init(&p, srv->cfg.max_head);
+        int rv = wsk_http_request_parse(&p, (const char *)data, len, &req);
+        if (rv > 0 && wsk_handshake_is_upgrade(&req)) {
+            open_ws(srv, c, &req, data, len, (size_t)rv);
+            return;
+        }
+    }
     if (!c->http) {
         c->http = malloc(sizeof *c->http);
         if (!c->http) {
@@ -513,7 +526,7 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
     }
     size_t head_len = (size_t)rv;
     if (wsk_handshake_is_upgrade(&req)) {
-        open_ws(srv, c, &req, head_len);
+        open_ws(srv, c, &req, c->in, c->in_len, head_len);
         return;
     }
     bool keep_alive =
