@@ -168,6 +168,10 @@ WSK_API void wsk_frame_parser_init(struct wsk_frame_parser *p, const struct wsk_
 WSK_API int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
                                 struct wsk_frame_chunk *chunk, bool *has_chunk);
 
+/* Payload bytes of the current frame not yet handed out (0 between frames).
+ * Lets a caller read a large frame's rest straight into its final buffer. */
+WSK_API uint64_t wsk_frame_parser_payload_left(const struct wsk_frame_parser *p);
+
 /* The close code that answers the parser's error, 0 when it has none. */
 WSK_API uint16_t wsk_frame_parser_close_code(const struct wsk_frame_parser *p);
 

@@ -68,6 +68,11 @@ void wsk_frame_parser_init(struct wsk_frame_parser *p, const struct wsk_frame_co
         p->flags |= FLAG_NO_UTF8;
 }
 
+uint64_t wsk_frame_parser_payload_left(const struct wsk_frame_parser *p)
+{
+    return p->state == STATE_PAYLOAD ? p->frame_len - p->frame_off : 0;
+}
+
 uint16_t wsk_frame_parser_close_code(const struct wsk_frame_parser *p)
 {
     return p->state == STATE_FAILED ? p->error_close : 0;

@@ -41,6 +41,7 @@
 #define SEG_SIZE         (16u * 1024)
 #define POOL_MAX         64
 #define DIRECT_WRITE_MIN (16u * 1024)
+#define DIRECT_READ_MIN  (16u * 1024)
 #define READS_PER_EVENT  4
 #define IOV_MAX_BATCH    64
 
@@ -947,7 +948,7 @@ static void deliver(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, siz
     c->ctx->valid_text = NULL;
 }
 
-static int msg_append(struct wsk_conn *c, const uint8_t *data, size_t len)
+static int msg_reserve(struct wsk_conn *c, size_t len)
 {
     if (c->msg_len + len > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap : 4096;
@@ -959,6 +960,19 @@ static int msg_append(struct wsk_conn *c, const uint8_t *data, size_t len)
         c->msg = m;
         c->msg_cap = cap;
     }
+    return 0;
+}
+
+static int msg_append(struct wsk_conn *c, const uint8_t *data, size_t len)
+{
+    /* Bytes read straight into the message buffer are already in place. */
+    if (c->msg && data == c->msg + c->msg_len) {
+        c->msg_len += len;
+        return 0;
+    }
+    int rv = msg_reserve(c, len);
+    if (rv < 0)
+        return rv;
     memcpy(c->msg + c->msg_len, data, len);
     c->msg_len += len;
     return 0;
@@ -1086,6 +1100,10 @@ static void on_chunk(struct wsk_conn *c, const struct wsk_frame_chunk *ch)
         wsk__conn_abort(c, -ENOMEM);
         return;
     }
+    if (ch->is_frame_end)
+        c->flags &= ~WSK__F_ASSEMBLING;
+    else
+        c->flags |= WSK__F_ASSEMBLING;
     if (ch->is_message_end) {
         deliver(c, ch->msg_opcode, c->msg, c->msg_len);
         c->msg_len = 0;
@@ -1193,11 +1211,28 @@ static void feed(struct wsk_conn *c, uint8_t *data, size_t n)
 
 static void read_again(struct wsk_conn *c);
 
-static void conn_read(struct wsk_conn *c)
+/* Where the next read goes: normally the loop's buffer; but when a large
+ * uncompressed data frame is half in, the rest goes straight to its place in
+ * the message buffer, saving a copy of most of a big message. */
+static uint8_t *read_target(struct wsk_conn *c, size_t *cap)
 {
     struct wsk__ctx *ctx = c->ctx;
+    *cap = ctx->rbuf_cap;
+    if (!(c->flags & WSK__F_ASSEMBLING) || c->state != WSK__OPEN)
+        return ctx->rbuf;
+    uint64_t left = wsk_frame_parser_payload_left(&c->parser);
+    if (left < DIRECT_READ_MIN || msg_reserve(c, (size_t)left) < 0)
+        return ctx->rbuf;
+    *cap = (size_t)left;
+    return c->msg + c->msg_len;
+}
+
+static void conn_read(struct wsk_conn *c)
+{
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = conn_recv(c, ctx->rbuf, ctx->rbuf_cap);
+        size_t cap;
+        uint8_t *buf = read_target(c, &cap);
+        ssize_t n = conn_recv(c, buf, cap);
         if (n == -EAGAIN)
             return;
         if (n < 0) {
@@ -1209,12 +1244,12 @@ static void conn_read(struct wsk_conn *c)
             on_eof(c);
             return;
         }
-        feed(c, ctx->rbuf, (size_t)n);
+        feed(c, buf, (size_t)n);
         if (c->state == WSK__DEAD || (c->flags & WSK__F_PAUSED))
             return;
         /* A short read means the socket is drained: save the EAGAIN call.
          * TLS hands out one record at a time, so ask it instead. */
-        if (c->tls ? !wsk__tls_pending(c->tls) : (size_t)n < ctx->rbuf_cap)
+        if (c->tls ? !wsk__tls_pending(c->tls) : (size_t)n < cap)
             return;
     }
     /* Fairness cap reached. Plain sockets stay readable for the next

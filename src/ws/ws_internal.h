@@ -60,14 +60,13 @@ enum {
     WSK__F_CLOSE_CALLED = 1u << 10,
     WSK__F_HTTP_CLOSE = 1u << 11, /* close after the HTTP response */
     WSK__F_SHUT_WR = 1u << 12,
-    WSK__F_TLS_HS = 1u << 13,     /* TLS handshake under way */
-    WSK__F_TLS_RW = 1u << 14,     /* a TLS read waits for the socket to be writable */
-    WSK__F_TLS_WR = 1u << 15,     /* a TLS write (or the handshake) waits for readable */
-    WSK__F_READ_AGAIN = 1u << 16, /* TLS holds decrypted bytes: read without readiness */
-    WSK__F_DETAIL = 1u << 17,
-    WSK__F_PEER_CLOSED_FIRST = 1u << 18,
-    /* the peer started the close handshake */ /* c->in holds a NUL-terminated detail for on_close
-                                                */
+    WSK__F_TLS_HS = 1u << 13,            /* TLS handshake under way */
+    WSK__F_TLS_RW = 1u << 14,            /* a TLS read waits for the socket to be writable */
+    WSK__F_TLS_WR = 1u << 15,            /* a TLS write (or the handshake) waits for readable */
+    WSK__F_READ_AGAIN = 1u << 16,        /* TLS holds decrypted bytes: read without readiness */
+    WSK__F_DETAIL = 1u << 17,            /* c->in holds a NUL-terminated detail for on_close */
+    WSK__F_PEER_CLOSED_FIRST = 1u << 18, /* the peer started the close handshake */
+    WSK__F_ASSEMBLING = 1u << 19,        /* an uncompressed data frame is being copied into msg */
 };
 
 struct wsk__ctx;
