@@ -179,17 +179,14 @@ static const struct option bench_longopts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"rate", required_argument, NULL, OPT_RATE},
     {"json", no_argument, NULL, OPT_JSON},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+    CLI_COMMON_LONGOPTS,
 };
 
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct bench_options *opt, int argc, char **argv)
 {
     bool has_rate = false;
-    int c;
+    int c, rv;
 
     opt->mode = MODE_ECHO;
     opt->connections = DEFAULT_CONNECTIONS;
@@ -254,19 +251,10 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
         case OPT_JSON:
             opt->is_json = true;
             break;
-        case 'v':
-            opt->verbosity = CLI_VERBOSE;
-            break;
-        case 'q':
-            opt->verbosity = CLI_QUIET;
-            break;
-        case 'h':
-            fputs(bench_usage, stdout);
-            return -1;
-        case ':':
-            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            if ((rv = cli_common_option(c, argv, bench_usage, CLI_VERBOSE, &opt->verbosity)) != 0)
+                return rv;
+            break;
         }
     }
     if (optind >= argc)

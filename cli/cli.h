@@ -1,6 +1,6 @@
-/* wsk command-line tool: what the subcommands share. Option values, logging
- * and small growable buffers; the helpers live in main.c. The tool uses only
- * the public API in <wsk.h>. */
+/* wsk command-line tool: what the subcommands share. Option values, logging,
+ * the common options, the event loop and small growable buffers; the helpers
+ * live in main.c. The tool uses only the public API in <wsk.h>. */
 #ifndef WSK_CLI_H
 #define WSK_CLI_H
 
@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "wsk.h"
 
 /* Exit statuses shared by every subcommand. */
 enum {
@@ -91,6 +93,35 @@ struct cli_strv {
 };
 int cli_strv_push(struct cli_strv *l, const char *s);
 void cli_strv_reset(struct cli_strv *l);
+
+/* ---- what every subcommand does ------------------------------------------ */
+
+/* The long options behind cli_common_option(); they end each subcommand's
+ * table. The including file needs <getopt.h>. */
+#define CLI_COMMON_LONGOPTS                                                                        \
+    {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},                        \
+        {"help", no_argument, NULL, 'h'},                                                          \
+    {                                                                                              \
+        NULL, 0, NULL, 0                                                                           \
+    }
+
+/* Handles an option the subcommand's own switch does not: -v (each one a
+ * step up, to at most max_verbosity), -q, -h (prints help to stdout), and
+ * getopt_long()'s ':' and '?' when opterr is 0 and the optstring starts with
+ * ':'. Returns 0 to go on, -1 after -h, or CLI_EXIT_USAGE. */
+int cli_common_option(int c, char **argv, const char *help, int max_verbosity, int *verbosity);
+
+/* --subprotocol NAME: a token, added to list. Returns 0, or CLI_EXIT_USAGE
+ * after saying why. */
+int cli_add_subprotocol(struct cli_strv *list, const char *name);
+
+/* A new loop with the chosen backend into *out. Returns 0, or
+ * CLI_EXIT_FAILURE after saying why. */
+int cli_loop_new(struct wsk_loop **out, enum wsk_backend backend);
+
+/* Runs the loop until it stops. Returns CLI_EXIT_OK, or CLI_EXIT_FAILURE
+ * after saying why. */
+int cli_loop_run(struct wsk_loop *loop);
 
 /* ---- bytes -------------------------------------------------------------- */
 

@@ -794,10 +794,7 @@ static const struct option connect_longopts[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+    CLI_COMMON_LONGOPTS,
 };
 
 /* "Name: value": a token, a colon, and a value without line breaks. */
@@ -828,7 +825,7 @@ static bool has_control_chars(const char *s)
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct connect_options *opt, int argc, char **argv)
 {
-    int c;
+    int c, rv;
 
     opt->backend = WSK_BACKEND_DEFAULT;
     opt->max_message = DEFAULT_MAX_MESSAGE;
@@ -847,12 +844,8 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
                 return cli_usage_error("out of memory");
             break;
         case OPT_SUBPROTOCOL:
-            if (!cli_is_token(optarg))
-                return cli_usage_error("--subprotocol '%s': expected a token like chat.v1 (no "
-                                       "spaces or commas)",
-                                       optarg);
-            if (cli_strv_push(&opt->subprotocols, optarg) < 0)
-                return cli_usage_error("out of memory");
+            if ((rv = cli_add_subprotocol(&opt->subprotocols, optarg)) != 0)
+                return rv;
             break;
         case OPT_ORIGIN:
             if (!*optarg || has_control_chars(optarg))
@@ -896,19 +889,10 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
         case OPT_NO_DEFLATE:
             opt->has_deflate = false;
             break;
-        case 'v':
-            opt->verbosity = opt->verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
-            break;
-        case 'q':
-            opt->verbosity = CLI_QUIET;
-            break;
-        case 'h':
-            fputs(connect_usage, stdout);
-            return -1;
-        case ':':
-            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            if ((rv = cli_common_option(c, argv, connect_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+                return rv;
+            break;
         }
     }
     if (optind >= argc)
@@ -927,18 +911,12 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
 static int run(struct client *c)
 {
     const struct connect_options *opt = &c->opt;
-    struct wsk_loop_config loop_cfg;
     struct wsk_client_config cfg;
     static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
     int rv;
 
-    wsk_loop_config_init(&loop_cfg);
-    loop_cfg.backend = opt->backend;
-    rv = wsk_loop_new(&c->loop, &loop_cfg);
-    if (rv < 0) {
-        cli_error("cannot create the event loop: %s", wsk_strerror(rv));
-        return CLI_EXIT_FAILURE;
-    }
+    if ((rv = cli_loop_new(&c->loop, opt->backend)) != 0)
+        return rv;
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
         rv = wsk_loop_signal(c->loop, signals[i], on_signal, c);
         if (rv < 0) {
@@ -991,11 +969,8 @@ static int run(struct client *c)
         return CLI_EXIT_FAILURE;
     }
 
-    rv = wsk_loop_run(c->loop);
-    if (rv < 0) {
-        cli_error("event loop failed: %s", wsk_strerror(rv));
-        return CLI_EXIT_FAILURE;
-    }
+    if ((rv = cli_loop_run(c->loop)) != 0)
+        return rv;
     if (c->conn) {
         /* Only a stopped loop gets here with the connection still alive. */
         cli_error("the connection did not finish");

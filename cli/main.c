@@ -1,9 +1,11 @@
 /* wsk: the command-line tool. A thin user of <wsk.h>.
  *
  * main() dispatches to a subcommand (serve.c, connect.c, bench.c); this file also holds
- * the helpers they share (cli.h): logging, option values, buffers. */
+ * the helpers they share (cli.h): logging, option values, common options, the
+ * event loop, buffers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -354,6 +356,66 @@ void cli_strv_reset(struct cli_strv *l)
     free(l->v);
     l->v = NULL;
     l->len = l->cap = 0;
+}
+
+/* ---- what every subcommand does ------------------------------------------ */
+
+int cli_common_option(int c, char **argv, const char *help, int max_verbosity, int *verbosity)
+{
+    switch (c) {
+    case 'v':
+        *verbosity = *verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
+        if (*verbosity > max_verbosity)
+            *verbosity = max_verbosity;
+        return 0;
+    case 'q':
+        *verbosity = CLI_QUIET;
+        return 0;
+    case 'h':
+        fputs(help, stdout);
+        return -1;
+    case ':':
+        return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+    default:
+        return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+}
+
+int cli_add_subprotocol(struct cli_strv *list, const char *name)
+{
+    if (!cli_is_token(name))
+        return cli_usage_error("--subprotocol '%s': expected a token like chat.v1 (no "
+                               "spaces or commas)",
+                               name);
+    if (cli_strv_push(list, name) < 0)
+        return cli_usage_error("out of memory");
+    return 0;
+}
+
+int cli_loop_new(struct wsk_loop **out, enum wsk_backend backend)
+{
+    struct wsk_loop_config cfg;
+    int rv;
+
+    wsk_loop_config_init(&cfg);
+    cfg.backend = backend;
+    rv = wsk_loop_new(out, &cfg);
+    if (rv < 0) {
+        cli_error("cannot create the event loop: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+int cli_loop_run(struct wsk_loop *loop)
+{
+    int rv = wsk_loop_run(loop);
+
+    if (rv < 0) {
+        cli_error("event loop failed: %s", wsk_strerror(rv));
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
 }
 
 /* ---- bytes -------------------------------------------------------------- */

@@ -179,10 +179,7 @@ static const struct option serve_longopts[] = {
     {"deflate", no_argument, NULL, OPT_DEFLATE},
     {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
     {"deflate-window", required_argument, NULL, OPT_DEFLATE_WINDOW},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+    CLI_COMMON_LONGOPTS,
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -282,12 +279,8 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                 return cli_usage_error("out of memory");
             break;
         case OPT_SUBPROTOCOL:
-            if (!cli_is_token(optarg))
-                return cli_usage_error("--subprotocol '%s': expected a token like chat.v1 (no "
-                                       "spaces or commas)",
-                                       optarg);
-            if (cli_strv_push(&opt->subprotocols, optarg) < 0)
-                return cli_usage_error("out of memory");
+            if ((rv = cli_add_subprotocol(&opt->subprotocols, optarg)) != 0)
+                return rv;
             break;
         case OPT_TLS_CERT:
             if (!*optarg)
@@ -314,19 +307,10 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                                        optarg);
             opt->deflate_window = (uint8_t)bits;
             break;
-        case 'v':
-            opt->verbosity = opt->verbosity < CLI_VERBOSE ? CLI_VERBOSE : CLI_DEBUG;
-            break;
-        case 'q':
-            opt->verbosity = CLI_QUIET;
-            break;
-        case 'h':
-            fputs(serve_usage, stdout);
-            return -1;
-        case ':':
-            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+            if ((rv = cli_common_option(c, argv, serve_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+                return rv;
+            break;
         }
     }
     if (optind < argc)
@@ -508,17 +492,11 @@ static void print_banner(const struct serve *s)
 static int run(struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
-    struct wsk_loop_config loop_cfg;
     struct wsk_server_config cfg;
     int rv;
 
-    wsk_loop_config_init(&loop_cfg);
-    loop_cfg.backend = opt->backend;
-    rv = wsk_loop_new(&s->loop, &loop_cfg);
-    if (rv < 0) {
-        cli_error("cannot create the event loop: %s", wsk_strerror(rv));
-        return CLI_EXIT_FAILURE;
-    }
+    if ((rv = cli_loop_new(&s->loop, opt->backend)) != 0)
+        return rv;
 
     wsk_server_config_init(&cfg);
     cfg.handlers.on_open = on_open;
@@ -578,11 +556,8 @@ static int run(struct serve *s)
     }
 
     print_banner(s);
-    rv = wsk_loop_run(s->loop);
-    if (rv < 0) {
-        cli_error("event loop failed: %s", wsk_strerror(rv));
-        return CLI_EXIT_FAILURE;
-    }
+    if ((rv = cli_loop_run(s->loop)) != 0)
+        return rv;
     cli_verbose("stopped");
     return CLI_EXIT_OK;
 }

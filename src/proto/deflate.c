@@ -38,6 +38,8 @@
 
 #include <zlib.h>
 
+#include "proto/text_internal.h"
+
 #define DEFAULT_BITS 15
 #define MIN_BITS     8
 #define MAX_BITS     15
@@ -49,34 +51,10 @@ static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 /* Header lexing                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* tchar, RFC 9110 section 5.6.2. */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 /* Extension and parameter names compare without case, in ASCII only. */
 static bool slice_is(struct wsk_slice s, const char *z)
 {
-    size_t n = strlen(z);
-    if (s.len != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (ascii_lower((unsigned char)s.ptr[i]) != (unsigned char)z[i])
-            return false;
-    return true;
+    return wsk__slice_equals_nocase(s, z, strlen(z));
 }
 
 struct lexer {
@@ -86,14 +64,14 @@ struct lexer {
 
 static void skip_ows(struct lexer *lx)
 {
-    while (lx->p < lx->end && is_ows(*lx->p))
+    while (lx->p < lx->end && wsk__is_ows(*lx->p))
         lx->p++;
 }
 
 static bool lex_token(struct lexer *lx, struct wsk_slice *tok)
 {
     const char *s = lx->p;
-    while (lx->p < lx->end && is_tchar((unsigned char)*lx->p))
+    while (lx->p < lx->end && wsk__is_tchar((unsigned char)*lx->p))
         lx->p++;
     *tok = (struct wsk_slice){s, (size_t)(lx->p - s)};
     return tok->len > 0;
@@ -138,7 +116,7 @@ static bool lex_value(struct lexer *lx, uint8_t *bits)
                     return false;
                 c = (unsigned char)*lx->p++;
             }
-            if (!is_tchar(c))
+            if (!wsk__is_tchar(c))
                 return false; /* unescaped, the value must be a token */
             bits_digit(&v, &is_first, c);
             n++;
@@ -212,7 +190,7 @@ static void pmd_param(struct pmd_ext *e, struct wsk_slice name, bool has_value, 
  * or WSK_EHEXT on a syntax error. */
 static int ext_next(struct lexer *lx, struct wsk_slice *name, struct pmd_ext *e, bool is_response)
 {
-    while (lx->p < lx->end && (is_ows(*lx->p) || *lx->p == ','))
+    while (lx->p < lx->end && (wsk__is_ows(*lx->p) || *lx->p == ','))
         lx->p++;
     if (lx->p == lx->end)
         return 0;

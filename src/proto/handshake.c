@@ -31,6 +31,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "proto/text_internal.h"
+
 /* RFC 6455 section 1.3. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -39,38 +41,9 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 static const struct wsk_slice empty_slice = {"", 0};
 
-static bool is_ctl(unsigned char c)
-{
-    return c < 0x20 || c == 0x7f;
-}
-
-/* tchar, RFC 9110 section 5.6.2. */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* ASCII only; strncasecmp would follow the locale. */
 static bool slice_equals_nocase(struct wsk_slice a, struct wsk_slice b)
 {
-    if (a.len != b.len)
-        return false;
-    for (size_t i = 0; i < a.len; i++)
-        if (ascii_lower((unsigned char)a.ptr[i]) != ascii_lower((unsigned char)b.ptr[i]))
-            return false;
-    return true;
+    return wsk__slice_equals_nocase(a, b.ptr, b.len);
 }
 
 static bool slice_equals(struct wsk_slice a, struct wsk_slice b)
@@ -103,9 +76,9 @@ static bool list_next(const char **pos, const char *end, struct wsk_slice *elem)
         const char *comma = memchr(s, ',', (size_t)(end - s));
         const char *e = comma ? comma : end;
         *pos = comma ? comma + 1 : end;
-        while (s < e && is_ows(*s))
+        while (s < e && wsk__is_ows(*s))
             s++;
-        while (e > s && is_ows(e[-1]))
+        while (e > s && wsk__is_ows(e[-1]))
             e--;
         if (e > s) {
             *elem = (struct wsk_slice){s, (size_t)(e - s)};
@@ -329,7 +302,7 @@ static int out_finish(const struct out_buf *o)
 static bool is_field_value(struct wsk_slice s)
 {
     for (size_t i = 0; i < s.len; i++)
-        if (is_ctl((unsigned char)s.ptr[i]) && s.ptr[i] != '\t')
+        if (wsk__is_ctl((unsigned char)s.ptr[i]) && s.ptr[i] != '\t')
             return false;
     return true;
 }
@@ -339,7 +312,7 @@ static bool is_token(const char *s)
     if (!*s)
         return false;
     for (; *s; s++)
-        if (!is_tchar((unsigned char)*s))
+        if (!wsk__is_tchar((unsigned char)*s))
             return false;
     return true;
 }
@@ -350,7 +323,7 @@ static bool are_header_lines(const char *s)
 {
     while (*s) {
         const char *name = s;
-        while (is_tchar((unsigned char)*s))
+        while (wsk__is_tchar((unsigned char)*s))
             s++;
         if (s == name || *s != ':')
             return false;
@@ -469,7 +442,7 @@ int wsk_handshake_client_request(char *out, size_t cap,
         return -EINVAL;
     /* The target sits between two spaces in the request line. */
     for (const char *c = target; *c; c++)
-        if (*c == ' ' || is_ctl((unsigned char)*c))
+        if (*c == ' ' || wsk__is_ctl((unsigned char)*c))
             return -EINVAL;
     /* Offered subprotocols must be tokens (RFC 6455 section 4.1, step 10):
      * a comma or space inside one would change the list. */

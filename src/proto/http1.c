@@ -47,6 +47,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "proto/text_internal.h"
+
 enum scan_state {
     LINE_START, /* at the first byte of a line */
     IN_LINE,    /* inside a line that has content */
@@ -55,41 +57,6 @@ enum scan_state {
     DONE,       /* the LF of the empty line that ends the head */
     BAD,        /* a byte that no head may contain */
 };
-
-static bool is_ctl(unsigned char c)
-{
-    return c < 0x20 || c == 0x7f;
-}
-
-/* tchar, RFC 9110 section 5.6.2. */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* Case-insensitive in ASCII only: header names and tokens are ASCII, and the
- * C library's strncasecmp follows the locale. */
-static bool slice_equals_nocase(struct wsk_slice s, const char *z, size_t z_len)
-{
-    if (s.len != z_len)
-        return false;
-    for (size_t i = 0; i < z_len; i++)
-        if (ascii_lower((unsigned char)s.ptr[i]) != ascii_lower((unsigned char)z[i]))
-            return false;
-    return true;
-}
 
 /* The scan state in which buf[pos] is read, from the bytes before it. */
 static enum scan_state state_at(const char *buf, size_t pos)
@@ -110,7 +77,7 @@ static enum scan_state scan_step(enum scan_state s, unsigned char c)
             return s == LINE_START ? DONE : LINE_START;
         if (c == '\r')
             return s == LINE_START ? EMPTY_CR : LINE_CR;
-        if (is_ctl(c) && c != '\t')
+        if (wsk__is_ctl(c) && c != '\t')
             return BAD;
         return IN_LINE;
     case EMPTY_CR:
@@ -178,7 +145,7 @@ static int parse_request_line(struct wsk_slice line, struct wsk_http_request *re
     if (!sp1 || sp1 == s)
         return WSK_EHTTP;
     for (const char *c = s; c < sp1; c++)
-        if (!is_tchar((unsigned char)*c))
+        if (!wsk__is_tchar((unsigned char)*c))
             return WSK_EHTTP;
 
     const char *target = sp1 + 1;
@@ -186,7 +153,7 @@ static int parse_request_line(struct wsk_slice line, struct wsk_http_request *re
     if (!sp2 || sp2 == target)
         return WSK_EHTTP;
     for (const char *c = target; c < sp2; c++)
-        if (is_ctl((unsigned char)*c))
+        if (wsk__is_ctl((unsigned char)*c))
             return WSK_EHTTP; /* HTAB; the scan already refused the others */
 
     if (!parse_version(sp2 + 1, (size_t)(end - (sp2 + 1)), &req->minor_version))
@@ -239,11 +206,11 @@ static int parse_field_line(struct wsk_slice line, struct wsk_http_header *h)
     /* A line that starts with whitespace continues the previous one
      * (obs-fold). RFC 9112 section 5.2 lets a server reject it with 400, which
      * beats guessing how some other parser would join the lines. */
-    if (is_ows(line.ptr[0]))
+    if (wsk__is_ows(line.ptr[0]))
         return WSK_EHTTP;
 
     size_t i = 0;
-    while (i < line.len && is_tchar((unsigned char)line.ptr[i]))
+    while (i < line.len && wsk__is_tchar((unsigned char)line.ptr[i]))
         i++;
     /* Whitespace between name and colon is rejected too (RFC 9112 section
      * 5.1): it is a classic request smuggling vector. */
@@ -252,9 +219,9 @@ static int parse_field_line(struct wsk_slice line, struct wsk_http_header *h)
     h->name = (struct wsk_slice){line.ptr, i};
 
     size_t start = i + 1, end = line.len;
-    while (start < end && is_ows(line.ptr[start]))
+    while (start < end && wsk__is_ows(line.ptr[start]))
         start++;
-    while (end > start && is_ows(line.ptr[end - 1]))
+    while (end > start && wsk__is_ows(line.ptr[end - 1]))
         end--;
     /* The scan has already refused every control character but HTAB, so the
      * rest is field-vchar, SP, HTAB or obs-text as RFC 9110 section 5.5
@@ -321,7 +288,7 @@ const struct wsk_slice *wsk_http_header_get(const struct wsk_http_header *header
 {
     size_t name_len = strlen(name);
     for (size_t i = 0; i < num_headers; i++)
-        if (slice_equals_nocase(headers[i].name, name, name_len))
+        if (wsk__slice_equals_nocase(headers[i].name, name, name_len))
             return &headers[i].value;
     return NULL;
 }
@@ -335,18 +302,18 @@ bool wsk_http_header_has_token(const struct wsk_http_header *headers, size_t num
 {
     size_t name_len = strlen(name), token_len = strlen(token);
     for (size_t i = 0; i < num_headers; i++) {
-        if (!slice_equals_nocase(headers[i].name, name, name_len))
+        if (!wsk__slice_equals_nocase(headers[i].name, name, name_len))
             continue;
         const char *s = headers[i].value.ptr, *end = s + headers[i].value.len;
         while (s < end) {
             const char *comma = memchr(s, ',', (size_t)(end - s));
             const char *elem_end = comma ? comma : end;
             const char *e = elem_end;
-            while (s < e && is_ows(*s))
+            while (s < e && wsk__is_ows(*s))
                 s++;
-            while (e > s && is_ows(e[-1]))
+            while (e > s && wsk__is_ows(e[-1]))
                 e--;
-            if (slice_equals_nocase((struct wsk_slice){s, (size_t)(e - s)}, token, token_len))
+            if (wsk__slice_equals_nocase((struct wsk_slice){s, (size_t)(e - s)}, token, token_len))
                 return true;
             s = comma ? comma + 1 : end;
         }
