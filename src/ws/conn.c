@@ -50,7 +50,6 @@ static void conn_flush(struct wsk_conn *c);
 static void conn_dead(struct wsk_conn *c);
 static void set_events(struct wsk_conn *c);
 static void tls_handshake_step(struct wsk_conn *c);
-static void conn_flush(struct wsk_conn *c);
 
 /* ---- context ------------------------------------------------------------ */
 
@@ -354,8 +353,9 @@ static void conn_dead(struct wsk_conn *c)
         wsk__client_conn_gone(c);
 
     bool report = (c->flags & WSK__F_CLIENT) || was_open;
-    if (report && ctx->h.on_close && !(c->flags & WSK__F_CLOSE_CALLED)) {
-        c->flags |= WSK__F_CLOSE_CALLED;
+    /* conn_dead() runs once per connection (it returns early when DEAD), so
+     * on_close does too. */
+    if (report && ctx->h.on_close) {
         struct wsk_close_event ev = {0};
         ev.code = c->close_code;
         ev.error = c->error;
@@ -370,9 +370,7 @@ static void conn_dead(struct wsk_conn *c)
         }
         if (!ev.error && !((c->flags & WSK__F_GOT_CLOSE) && (c->flags & WSK__F_SENT_CLOSE)))
             ev.error = WSK_EABNORMAL;
-        c->busy++;
         ctx->h.on_close(c, &ev, ctx->user_data);
-        c->busy--;
     }
     free(c->in);
     c->in = NULL;
@@ -420,7 +418,6 @@ void wsk__conn_finish(struct wsk_conn *c)
         return;
     }
     shutdown(c->io.fd, SHUT_WR);
-    c->flags |= WSK__F_SHUT_WR;
     c->state = WSK__LINGER;
     c->flags &= ~WSK__F_PAUSED;
     c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.close_timeout_ms;
@@ -687,9 +684,7 @@ static void conn_flush(struct wsk_conn *c)
         if ((c->flags & WSK__F_WANT_DRAIN) && c->state == WSK__OPEN) {
             c->flags &= ~WSK__F_WANT_DRAIN;
             if (ctx->h.on_drain) {
-                c->busy++;
                 ctx->h.on_drain(c, ctx->user_data);
-                c->busy--;
             }
         }
     }
@@ -1297,7 +1292,6 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
 {
     (void)loop;
     struct wsk_conn *c = io->data;
-    c->busy++;
     if (c->state == WSK__CONNECTING) {
         wsk__client_on_writable(c);
     } else if (c->flags & WSK__F_TLS_HS) {
@@ -1318,7 +1312,6 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
                 set_events(c);
         }
     }
-    c->busy--;
 }
 
 static void on_deadline(struct wsk_conn *c, uint64_t now)

@@ -55,11 +55,9 @@ enum {
     WSK__F_FLUSH_LIST = 1u << 5, /* on the context's list of queues to flush */
     WSK__F_PING_SENT = 1u << 6,  /* keepalive ping sent, pong awaited */
     WSK__F_CLIENT = 1u << 7,
-    WSK__F_WANT_DRAIN = 1u << 8, /* a send returned WSK_EBACKPRESSURE */
-    WSK__F_OPENED = 1u << 9,     /* on_open was called */
-    WSK__F_CLOSE_CALLED = 1u << 10,
-    WSK__F_HTTP_CLOSE = 1u << 11, /* close after the HTTP response */
-    WSK__F_SHUT_WR = 1u << 12,
+    WSK__F_WANT_DRAIN = 1u << 8,         /* a send returned WSK_EBACKPRESSURE */
+    WSK__F_OPENED = 1u << 9,             /* on_open was called */
+    WSK__F_HTTP_CLOSE = 1u << 11,        /* close after the HTTP response */
     WSK__F_TLS_HS = 1u << 13,            /* TLS handshake under way */
     WSK__F_TLS_RW = 1u << 14,            /* a TLS read waits for the socket to be writable */
     WSK__F_TLS_WR = 1u << 15,            /* a TLS write (or the handshake) waits for readable */
@@ -96,7 +94,6 @@ struct wsk_conn {
     uint32_t flags;
     uint16_t close_code; /* the peer's close code (1005 none, 1006 no frame) */
     uint8_t state;
-    uint8_t busy;         /* callbacks running on this connection */
     uint16_t http_status; /* client: status of a refused handshake */
     int error;            /* why it ended, for on_close */
 };
