@@ -276,6 +276,81 @@ static int emit(struct wsk_frame_parser *p, uint8_t *in, size_t avail,
     return (int)n;
 }
 
+/* Unmasks a payload of at most 125 bytes: 8-byte words, then bytes. Small
+ * frames are the common case in chat and RPC traffic, and the general
+ * wsk_mask() entry, with its offset rotation and vector dispatch, costs more
+ * than the work here. */
+static inline void unmask_small(uint8_t *buf, size_t n, const uint8_t key[4])
+{
+    uint32_t k32;
+    memcpy(&k32, key, 4);
+    uint64_t k64 = (uint64_t)k32 * 0x100000001u;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, buf + i, 8);
+        w ^= k64;
+        memcpy(buf + i, &w, 8);
+    }
+    for (; i < n; i++)
+        buf[i] ^= key[i & 3];
+}
+
+/* True when all of a short buffer is ASCII, hence valid UTF-8. */
+static inline bool is_ascii_small(const uint8_t *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= s[i];
+    return (acc & 0x8080808080808080u) == 0;
+}
+
+/* The common case in one step: a whole unfragmented text or binary frame
+ * with a 7-bit length and no RSV bits, entirely in the input, while no
+ * message is open. Every check the general path makes still applies; the
+ * ones that cannot fail for such a frame (RSV, opcode order, length
+ * encoding) are implied by the tests that select it. The parser's state
+ * does not change: it is between frames before and after. Returns the bytes
+ * consumed, 0 when the frame is not such a frame, or an error. */
+static int64_t parse_small(struct wsk_frame_parser *p, uint8_t *in, size_t len,
+                           struct wsk_frame_chunk *chunk)
+{
+    uint8_t b0 = in[0], b1 = in[1];
+    size_t n = b1 & 0x7F;
+    bool masked = (b1 & 0x80) != 0;
+    size_t hl = masked ? 6 : 2;
+    if ((b0 != (WSK_FRAME_FIN | WSK_OP_TEXT) && b0 != (WSK_FRAME_FIN | WSK_OP_BINARY)) ||
+        n >= 126 || masked == ((p->flags & FLAG_CLIENT) != 0) || p->msg_opcode ||
+        len - 2 < hl - 2 + n || n > p->max_frame || n > p->max_message)
+        return 0;
+    uint8_t *data = in + hl;
+    if (masked)
+        unmask_small(data, n, in + 2);
+    uint8_t opcode = b0 & 0x0F;
+    if (opcode == WSK_OP_TEXT && !(p->flags & FLAG_NO_UTF8) && !is_ascii_small(data, n) &&
+        !wsk_utf8_valid(data, n))
+        return fail(p, WSK_CLOSE_INVALID_DATA);
+    chunk->data = data;
+    chunk->len = n;
+    chunk->frame_len = n;
+    chunk->opcode = opcode;
+    chunk->msg_opcode = opcode;
+    chunk->is_frame_start = true;
+    chunk->is_frame_end = true;
+    chunk->is_fin = true;
+    chunk->is_message_start = true;
+    chunk->is_message_end = true;
+    chunk->is_compressed = false;
+    chunk->close_code = 0;
+    return (int64_t)(hl + n);
+}
+
 int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
                         struct wsk_frame_chunk *chunk, bool *has_chunk)
 {
@@ -283,6 +358,14 @@ int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
     *has_chunk = false;
     if (p->state == STATE_FAILED)
         return error_for(p->error_close);
+
+    if (p->state == STATE_HEADER && p->hdr_len == 0 && len >= 2) {
+        int64_t small = parse_small(p, in, len, chunk);
+        if (small) {
+            *has_chunk = small > 0;
+            return small;
+        }
+    }
 
     if (p->state == STATE_HEADER && p->hdr_len == 0 && len >= 2 && len >= header_need(in[1])) {
         /* Fast path: the whole header is here. The same checks, in the same

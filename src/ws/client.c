@@ -119,11 +119,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__tls_ctx_unref(ctx->tls_ctx);
     free(ctx->zbuf);
-    while (ctx->pool) {
-        struct wsk__oseg *s = ctx->pool;
-        ctx->pool = s->next;
-        free(s);
-    }
+    wsk__ctx_free_pools(ctx);
     free(cl);
 }
 

@@ -37,9 +37,15 @@
 #include "transport/tls.h"
 #include "ws/ws_internal.h"
 
-#define RBUF_SIZE        (256u * 1024)
-#define SEG_SIZE         (16u * 1024)
-#define POOL_MAX         64
+#define RBUF_SIZE (256u * 1024)
+#define SEG_SIZE  (16u * 1024)
+#define POOL_MAX  64
+/* A connection that is sent one small frame (a broadcast, say) gets a small
+ * segment: 1,000 receivers then cost 256 KiB, not 16 MiB of segments that
+ * malloc hands back to the kernel at once. */
+#define SMALL_SEG_ALLOC  256u
+#define SMALL_SEG_CAP    (SMALL_SEG_ALLOC - sizeof(struct wsk__oseg))
+#define SPOOL_MAX        4096
 #define DIRECT_WRITE_MIN (16u * 1024)
 #define DIRECT_READ_MIN  (16u * 1024)
 #define READS_PER_EVENT  4
@@ -195,9 +201,27 @@ static void seg_free(struct wsk__ctx *ctx, struct wsk__oseg *s)
         s->next = ctx->pool;
         ctx->pool = s;
         ctx->pool_len++;
+    } else if (s->cap == SMALL_SEG_CAP && ctx->spool_len < SPOOL_MAX) {
+        s->next = ctx->spool;
+        ctx->spool = s;
+        ctx->spool_len++;
     } else {
         free(s);
     }
+}
+
+void wsk__ctx_free_pools(struct wsk__ctx *ctx)
+{
+    struct wsk__oseg *lists[2] = {ctx->pool, ctx->spool};
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct wsk__oseg *s = lists[i];
+            lists[i] = s->next;
+            free(s);
+        }
+    }
+    ctx->pool = ctx->spool = NULL;
+    ctx->pool_len = ctx->spool_len = 0;
 }
 
 void wsk__ctx_destroy(struct wsk__ctx *ctx)
@@ -209,11 +233,7 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
     wsk_defer_cancel(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
-    while (ctx->pool) {
-        struct wsk__oseg *s = ctx->pool;
-        ctx->pool = s->next;
-        free(s);
-    }
+    wsk__ctx_free_pools(ctx);
     ctx->rbuf = NULL; /* the loop's */
     free(ctx->zbuf);
     ctx->zbuf = NULL;
@@ -505,10 +525,21 @@ static void read_again(struct wsk_conn *c)
 
 /* ---- send queue ---------------------------------------------------------- */
 
-static struct wsk__oseg *seg_new(struct wsk__ctx *ctx, size_t need)
+static struct wsk__oseg *seg_new(struct wsk__ctx *ctx, size_t need, bool small)
 {
     struct wsk__oseg *s;
-    if (need <= SEG_SIZE && ctx->pool) {
+    if (small && need <= SMALL_SEG_CAP) {
+        if (ctx->spool) {
+            s = ctx->spool;
+            ctx->spool = s->next;
+            ctx->spool_len--;
+        } else {
+            s = malloc(SMALL_SEG_ALLOC);
+            if (!s)
+                return NULL;
+            s->cap = SMALL_SEG_CAP;
+        }
+    } else if (need <= SEG_SIZE && ctx->pool) {
         s = ctx->pool;
         ctx->pool = s->next;
         ctx->pool_len--;
@@ -540,7 +571,9 @@ static uint8_t *queue_reserve(struct wsk_conn *c, size_t n)
 {
     struct wsk__oseg *t = c->out_tail;
     if (!t || t->shared || t->cap - t->len < n) {
-        t = seg_new(c->ctx, n);
+        /* A connection answering its own input tends to send many frames
+         * in a burst; one sent to from elsewhere, a few. */
+        t = seg_new(c->ctx, n, !c->out_head && !(c->flags & WSK__F_IN_READ));
         if (!t)
             return NULL;
         seg_append(c, t);
@@ -605,12 +638,15 @@ static ssize_t conn_send(struct wsk_conn *c, struct iovec *iov, int n)
         c->flags &= ~WSK__F_TLS_WR;
         return w == WSK__TLS_WANT_WRITE ? -EAGAIN : w;
     }
-    /* sendmsg() rather than writev() so a vanished peer is -EPIPE, not SIGPIPE. */
+    /* send() and sendmsg() rather than writev() so a vanished peer is
+     * -EPIPE, not SIGPIPE; send() for one buffer, the common case, spares
+     * the kernel the message header and iovec import. */
     struct msghdr mh = {0};
     mh.msg_iov = iov;
     mh.msg_iovlen = (size_t)n;
     for (;;) {
-        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = n == 1 ? send(c->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                           : sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
         if (w >= 0)
             return w;
         if (errno != EINTR)
@@ -702,6 +738,22 @@ static void conn_flush(struct wsk_conn *c)
  * nothing is queued before them, saving a copy. */
 static int queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *payload, size_t len)
 {
+    /* A small unmasked frame joins the tail segment in place when it fits:
+     * the common case of many small sends in one read burst. */
+    if (len < 126 && !(c->flags & WSK__F_CLIENT)) {
+        struct wsk__oseg *t = c->out_tail;
+        if (t && !t->shared && t->cap - t->len >= len + 2) {
+            uint8_t *p = t->data + t->len;
+            p[0] = first_byte;
+            p[1] = (uint8_t)len;
+            if (len)
+                memcpy(p + 2, payload, len);
+            t->len += len + 2;
+            c->out_bytes += len + 2;
+            wsk__conn_want_flush(c);
+            return 0;
+        }
+    }
     uint8_t key[4];
     const uint8_t *mask = NULL;
     if (c->flags & WSK__F_CLIENT) {

@@ -125,6 +125,8 @@ struct wsk__ctx {
     size_t zbuf_len, zbuf_cap;
     struct wsk__oseg *pool; /* spare send segments */
     size_t pool_len;
+    struct wsk__oseg *spool; /* spare small send segments */
+    size_t spool_len;
     bool is_shutting_down;
     bool in_teardown;
 };
@@ -135,6 +137,8 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
 /* Closes every connection at once (no handshake, on_close still called) and
  * frees what the context holds. */
 void wsk__ctx_destroy(struct wsk__ctx *ctx);
+/* Frees the spare send segments. */
+void wsk__ctx_free_pools(struct wsk__ctx *ctx);
 void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -672,6 +672,66 @@ static void test_random_roundtrip(void)
     }
 }
 
+/* The one-step path for whole small frames must agree with the byte-by-byte
+ * path on everything: random first and second bytes, payloads that are
+ * ASCII, valid UTF-8 or broken, tiny limits, both roles, with and without
+ * the parser's UTF-8 check. */
+static void test_small_frame_path(void)
+{
+    static const uint8_t b0s[] = {0x81, 0x82, 0x01, 0x02, 0x80, 0x00, 0x89, 0x8a,
+                                  0x88, 0xc1, 0x91, 0x83, 0x8b, 0x41, 0x0f, 0xff};
+    static const char *texts[] = {"",
+                                  "hello",
+                                  "caf\xc3\xa9",
+                                  "\xe2\x82",
+                                  "\xc0\xaf",
+                                  "0123456789abcdef0123456789",
+                                  "\xf0\x9f\x98\x80 ok",
+                                  "\xed\xa0\x80",
+                                  "plain ascii text that is longer than 8"};
+    uint64_t seed = 99;
+    for (int iter = 0; iter < 20000; iter++) {
+        struct wsk_frame_config cfg;
+        cfg_role(&cfg, (iter & 1) ? WSK_ROLE_SERVER : WSK_ROLE_CLIENT);
+        cfg.no_utf8_check = (iter % 7) == 0;
+        if (iter % 5 == 0)
+            cfg.max_message = wsk_test_rand(&seed) % 12;
+        if (iter % 11 == 0)
+            cfg.max_frame = wsk_test_rand(&seed) % 12;
+        cfg.rsv_allowed = (iter % 3 == 0) ? WSK_FRAME_RSV1 : 0;
+        uint8_t stream[1024];
+        size_t len = 0;
+        int nframes = 1 + (int)(wsk_test_rand(&seed) % 4);
+        for (int f = 0; f < nframes; f++) {
+            const char *t = texts[wsk_test_rand(&seed) % (sizeof texts / sizeof *texts)];
+            size_t n = strlen(t);
+            if (wsk_test_rand(&seed) % 4 == 0)
+                n = wsk_test_rand(&seed) % 126;
+            uint8_t payload[126];
+            for (size_t i = 0; i < n; i++)
+                payload[i] = i < strlen(t) ? (uint8_t)t[i] : (uint8_t)wsk_test_rand(&seed);
+            bool masked = wsk_test_rand(&seed) % 8 ? (iter & 1) : !(iter & 1);
+            uint8_t key[4];
+            uint64_t k = wsk_test_rand(&seed);
+            memcpy(key, &k, 4);
+            uint8_t b0 = b0s[wsk_test_rand(&seed) % sizeof b0s];
+            int64_t w = wsk_frame_encode(stream + len, sizeof stream - len, b0, payload, n,
+                                         masked ? key : NULL);
+            CHECK(w > 0);
+            len += (size_t)w;
+        }
+        /* Sometimes cut the last frame short. */
+        if (wsk_test_rand(&seed) % 6 == 0 && len > 1)
+            len -= 1 + wsk_test_rand(&seed) % (len - 1);
+        struct record whole, bytes;
+        run(&cfg, stream, len, SPLIT_WHOLE, 0, &whole);
+        run(&cfg, stream, len, SPLIT_BYTES, 0, &bytes);
+        CHECK(records_equal(&whole, &bytes));
+        record_free(&whole);
+        record_free(&bytes);
+    }
+}
+
 int main(void)
 {
     WSK_RUN(test_rfc_examples_parse);
@@ -687,5 +747,6 @@ int main(void)
     WSK_RUN(test_limits);
     WSK_RUN(test_compressed_rsv1);
     WSK_RUN(test_random_roundtrip);
+    WSK_RUN(test_small_frame_path);
     WSK_TEST_END();
 }
