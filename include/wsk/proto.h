@@ -310,7 +310,7 @@ WSK_API bool wsk_handshake_is_upgrade(const struct wsk_http_request *req);
 
 /* Writes the 101 response for info into out (not NUL-terminated).
  * extra_headers (may be NULL) are whole header lines ("Name: value\r\n"...),
- * checked, then appended verbatim. Returns the length, WSK_ENOSPC, -ENOMEM,
+ * checked, then appended verbatim. Returns the length, WSK_ENOSPC,
  * or -EINVAL when extra_headers is not a run of such lines or the subprotocol
  * contains a control character. */
 WSK_API int wsk_handshake_server_accept(char *out, size_t cap,
@@ -350,8 +350,7 @@ WSK_API int wsk_handshake_client_request(char *out, size_t cap,
  * WSK_EHSTATUS when the status is not 101 (resp->status says which),
  * WSK_EHANDSHAKE when Upgrade or Connection is wrong, WSK_EHACCEPT for a
  * wrong, missing or repeated Sec-WebSocket-Accept, WSK_EHSUBPROTO for a
- * subprotocol that was not offered (or a repeated header or a list), -ENOMEM
- * when the digest cannot be computed. */
+ * subprotocol that was not offered (or a repeated header or a list). */
 WSK_API int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char *key,
                                         const char *const *subprotocols, size_t num_subprotocols,
                                         struct wsk_slice *chosen);

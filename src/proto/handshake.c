@@ -1,8 +1,8 @@
 /* The WebSocket opening handshake (RFC 6455 section 4), without I/O.
  *
  * Both sides work on heads that http1.c has already parsed and write their
- * answers into caller buffers; nothing here allocates, except what OpenSSL
- * does inside the SHA-1 digest.
+ * answers into caller buffers; nothing here allocates. SHA-1 and base64 are
+ * the core's own (sha1.c), so the core needs no crypto library.
  *
  * Server (section 4.2.1): wsk_handshake_server_check() runs the checks in the
  * order below and answers with the first status that applies:
@@ -25,13 +25,10 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-
+#include "proto/sha1_internal.h"
 #include "proto/text_internal.h"
 
 /* RFC 6455 section 1.3. */
@@ -91,55 +88,27 @@ static bool list_next(const char **pos, const char *end, struct wsk_slice *elem)
     return false;
 }
 
-/* OpenSSL 3 looks the digest up in its provider tables each time EVP_sha1()
- * is used; that lookup was a quarter of a handshake's user time. Fetch it
- * once per process: an immutable, reference-counted object, so this cache is
- * the one piece of process-wide state in the core, set once and never
- * changed. If the fetch fails, EVP_sha1() still works, only slower. */
-static EVP_MD *sha1_md;
-static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha1(void)
+static void compute_accept(const char *key, size_t key_len, char out[ACCEPT_LEN + 1])
 {
-    ERR_set_mark();
-    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
-    ERR_pop_to_mark();
-}
-
-static int compute_accept(const char *key, size_t key_len, char out[ACCEPT_LEN + 1])
-{
-    /* EVP streams the key and the GUID without a concatenation buffer, so a
-     * key of any length works. OpenSSL 3 allocates inside the digest calls;
-     * that is the one way this can fail. The mark keeps such a failure off
-     * the thread's OpenSSL error queue, where SSL_get_error() in the TLS
-     * transport would later mistake it for its own. */
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    pthread_once(&sha1_once, fetch_sha1);
-    ERR_set_mark();
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, sha1_md ? sha1_md : EVP_sha1(), NULL) == 1 &&
-              EVP_DigestUpdate(ctx, key, key_len) == 1 &&
-              EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) == 1 &&
-              EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
-    EVP_MD_CTX_free(ctx);
-    ERR_pop_to_mark();
-    if (!ok) {
-        out[0] = '\0'; /* matches no real Sec-WebSocket-Accept */
-        return -ENOMEM;
-    }
-    EVP_EncodeBlock((unsigned char *)out, md, 20);
-    return 0;
+    /* The key and the GUID are hashed in two steps, so a key of any length
+     * works without a concatenation buffer. */
+    struct wsk__sha1 sha;
+    uint8_t md[20];
+    wsk__sha1_init(&sha);
+    wsk__sha1_update(&sha, key, key_len);
+    wsk__sha1_update(&sha, ws_guid, sizeof ws_guid - 1);
+    wsk__sha1_final(&sha, md);
+    wsk__base64_encode(out, md, sizeof md);
 }
 
 void wsk_handshake_accept_key(const char *key, size_t key_len, char out[29])
 {
-    (void)compute_accept(key, key_len, out);
+    compute_accept(key, key_len, out);
 }
 
 void wsk_handshake_client_key(const uint8_t random16[16], char out[25])
 {
-    EVP_EncodeBlock((unsigned char *)out, random16, 16);
+    wsk__base64_encode(out, random16, 16);
 }
 
 static int base64_value(unsigned char c)
@@ -362,9 +331,7 @@ int wsk_handshake_server_accept(char *out, size_t cap, const struct wsk_handshak
     if (!is_field_value(info->subprotocol) || (extra_headers && !are_header_lines(extra_headers)))
         return -EINVAL;
     char accept[ACCEPT_LEN + 1];
-    int rv = compute_accept(info->key.ptr, info->key.len, accept);
-    if (rv < 0)
-        return rv;
+    compute_accept(info->key.ptr, info->key.len, accept);
 
     struct out_buf o = out_init(out, cap);
     out_str(&o, "HTTP/1.1 101 Switching Protocols\r\n"
@@ -514,9 +481,7 @@ int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char
     if (header_count(hs, n, "Sec-WebSocket-Accept") != 1)
         return WSK_EHACCEPT;
     char expected[ACCEPT_LEN + 1];
-    int rv = compute_accept(key, strlen(key), expected);
-    if (rv < 0)
-        return rv;
+    compute_accept(key, strlen(key), expected);
     if (!slice_equals(*wsk_http_header_get(hs, n, "Sec-WebSocket-Accept"),
                       (struct wsk_slice){expected, ACCEPT_LEN}))
         return WSK_EHACCEPT;

@@ -90,6 +90,20 @@ static enum scan_state scan_step(enum scan_state s, unsigned char c)
     }
 }
 
+/* True when none of 8 bytes is a control character (HTAB included, which
+ * the byte-wise step then takes): bytes below 0x20 or equal to 0x7F. The
+ * classic word tricks; exact for "is there any", which is all that is asked. */
+static inline bool block_is_plain(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t below = (x - ones * 0x20) & ~x & highs;
+    uint64_t y = x ^ (ones * 0x7F);
+    uint64_t del = (y - ones) & ~y & highs;
+    return (below | del) == 0;
+}
+
 /* Step 1. Returns the length of the head including its empty line, 0 when the
  * end has not arrived yet, or an error. */
 static int find_head_end(struct wsk_http_parser *p, const char *buf, size_t len)
@@ -103,6 +117,11 @@ static int find_head_end(struct wsk_http_parser *p, const char *buf, size_t len)
 
     enum scan_state s = state_at(buf, p->scanned);
     for (size_t i = p->scanned; i < limit; i++) {
+        /* Inside a line, eight ordinary bytes at a time. */
+        while (s == IN_LINE && limit - i >= 8 && block_is_plain(buf + i))
+            i += 8;
+        if (i == limit)
+            break;
         s = scan_step(s, (unsigned char)buf[i]);
         if (s == DONE || s == BAD) {
             /* Stay on this byte so that calling again gives the same answer. */
