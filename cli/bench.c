@@ -77,7 +77,10 @@
 #define CLOSE_TIMEOUT_MS 3000u  /* closing too, then DRAIN_QUIET_MS, DRAIN_MAX_MS */
 #define TICK_MS          50u
 #define PROGRESS_NS      1000000000ull
-#define CONNS_PER_SOURCE 25000 /* 127.0.0.x source addresses, so ports never run out */
+/* Connections per 127.0.0.x source address: well under the ~28,000
+ * ephemeral ports, because connect() searches for a free port and that search
+ * grows slow as the range fills (16,000 from one address took minutes). */
+#define CONNS_PER_SOURCE 10000
 #define HDR_LEN          16
 #define PATTERN_PERIOD   61
 #define MASK48           ((UINT64_C(1) << 48) - 1)
@@ -121,6 +124,8 @@ static const char bench_usage[] =
     "      --rate N          fanout: messages/s the sender sends (default 100);\n"
     "                        echo: a cap on messages/s over all connections\n"
     "                        (default: none)\n"
+    "      --source-base N   bind source addresses from 127.0.0.(1 + N): give bench\n"
+    "                        processes run side by side different bases (default 0)\n"
     "      --json            print the result as one JSON object on stdout\n"
     "  -v, --verbose         report each error as it happens\n"
     "  -q, --quiet           no progress line, only the result\n"
@@ -128,7 +133,7 @@ static const char bench_usage[] =
     "\n"
     "On a terminal a progress line on stderr is updated every second. The result\n"
     "goes to stdout. MB are 10^6 bytes of payload, counted one way. Against a local\n"
-    "IPv4 address, connection i binds the source address 127.0.0.(1 + i/25000),\n"
+    "IPv4 address, connection i binds the source address 127.0.0.(1 + N + i/10000),\n"
     "so tens of thousands of connections do not run out of ports. The open-file\n"
     "limit is raised to its hard limit when the connections need it.\n"
     "\n"
@@ -155,6 +160,7 @@ struct bench_options {
     uint64_t in_flight;
     uint64_t threads;
     uint64_t rate; /* 0: none (echo) */
+    uint64_t source_base;
     uint32_t duration_ms;
     bool is_binary;
     bool is_json;
@@ -167,6 +173,7 @@ enum {
     OPT_THREADS,
     OPT_RATE,
     OPT_JSON,
+    OPT_SOURCE_BASE,
 };
 
 static const struct option bench_longopts[] = {
@@ -179,6 +186,7 @@ static const struct option bench_longopts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"rate", required_argument, NULL, OPT_RATE},
     {"json", no_argument, NULL, OPT_JSON},
+    {"source-base", required_argument, NULL, OPT_SOURCE_BASE},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -250,6 +258,11 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
             break;
         case OPT_JSON:
             opt->is_json = true;
+            break;
+        case OPT_SOURCE_BASE:
+            if (cli_parse_count(optarg, 0, 150, &opt->source_base) < 0)
+                return cli_usage_error("--source-base '%s': expected a number from 0 to 150",
+                                       optarg);
             break;
         default:
             if ((rv = cli_common_option(c, argv, bench_usage, CLI_VERBOSE, &opt->verbosity)) != 0)
@@ -843,16 +856,16 @@ static void conn_start_close(struct bconn *c)
 static void on_io(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
 
 /* Every client socket to a 127.x address binds its own source address first,
- * 127.0.0.(1 + id/25000): one source address has about 28,000 ephemeral ports
+ * 127.0.0.(1 + base + id/10000): one source address has about 28,000 ephemeral ports
  * toward one server port. IP_BIND_ADDRESS_NO_PORT leaves the port to connect(),
  * which can then share ports between destinations. */
-static void bind_source(int fd, uint32_t id)
+static void bind_source(int fd, uint32_t base, uint32_t id)
 {
     struct sockaddr_in sin = {0};
     int one = 1;
 
     sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl((127u << 24) | (1u + id / CONNS_PER_SOURCE));
+    sin.sin_addr.s_addr = htonl((127u << 24) | (1u + base + id / CONNS_PER_SOURCE));
     (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     (void)bind(fd, (const struct sockaddr *)&sin, sizeof sin);
 }
@@ -957,7 +970,7 @@ static void conn_open(struct bconn *c)
     c->deadline_ms = wsk_loop_now(w->loop) + OPEN_TIMEOUT_MS;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (b->target.is_loopback4)
-        bind_source(fd, c->id);
+        bind_source(fd, (uint32_t)b->opt.source_base, c->id);
     rv = connect(fd, (const struct sockaddr *)&b->target.addr, b->target.addr_len);
     if (rv < 0 && errno != EINPROGRESS) {
         conn_fail(c, ERR_CONNECT, "connect: %s", strerror(errno));

@@ -60,6 +60,8 @@ static const char serve_usage[] =
     "  --subprotocol P        offer subprotocol P; repeat for more, in order of\n"
     "                         preference (default: none)\n"
     "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
+    "  --reuse-port           share the port with other wsk serve --reuse-port\n"
+    "                         processes (SO_REUSEPORT); each has its own clients\n"
     "  --max-message BYTES    largest message accepted; bigger ones close the\n"
     "                         connection with 1009 (default 16M)\n"
     "  --max-queue BYTES      send queue cap per connection (default 1M): past it a\n"
@@ -123,6 +125,7 @@ struct serve_options {
     const char *tls_cert;
     const char *tls_key;
     bool has_deflate;
+    bool reuse_port;
     uint8_t deflate_window; /* 0: not given */
     int verbosity;
 };
@@ -158,6 +161,7 @@ enum {
     OPT_DEFLATE,
     OPT_NO_DEFLATE,
     OPT_DEFLATE_WINDOW,
+    OPT_REUSE_PORT,
 };
 
 static const struct option serve_longopts[] = {
@@ -179,6 +183,7 @@ static const struct option serve_longopts[] = {
     {"deflate", no_argument, NULL, OPT_DEFLATE},
     {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
     {"deflate-window", required_argument, NULL, OPT_DEFLATE_WINDOW},
+    {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -297,6 +302,9 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
             break;
         case OPT_NO_DEFLATE:
             opt->has_deflate = false;
+            break;
+        case OPT_REUSE_PORT:
+            opt->reuse_port = true;
             break;
         case OPT_DEFLATE_WINDOW:
             /* RFC 7692 allows 8, but zlib cannot compress raw deflate with
@@ -515,6 +523,7 @@ static int run(struct serve *s)
     cfg.num_origins = opt->origins.len;
     cfg.ws_path = opt->path;
     cfg.static_dir = opt->static_dir;
+    cfg.reuse_port = opt->reuse_port;
     if (!opt->static_dir) {
         cfg.index_page = wsk_cli_chat_page;
         cfg.index_page_len = (size_t)wsk_cli_chat_page_len;

@@ -105,7 +105,10 @@ struct wsk_server_config {
     size_t num_subprotocols;
     const char *const *origins; /* allowed Origin values; none: any (403 otherwise) */
     size_t num_origins;
-    const char *ws_path;    /* only upgrades on this path; NULL: any path */
+    const char *ws_path; /* only upgrades on this path; NULL: any path */
+    /* SO_REUSEPORT on listeners: several servers (processes or threads, same
+     * user) listen on one port and the kernel spreads connections. */
+    bool reuse_port;
     const char *static_dir; /* serve GET/HEAD files from here; NULL: none */
     /* TLS: with both set, every connection is https:// / wss://. PEM files:
      * the certificate chain (server certificate first) and an unencrypted

@@ -56,7 +56,7 @@ int wsk__sock_addr(const char *host, const char *port, struct sockaddr_storage *
     return -EINVAL;
 }
 
-int wsk__sock_listen(const char *host, const char *port, int backlog, int *out_fd)
+int wsk__sock_listen(const char *host, const char *port, int backlog, bool reuse_port, int *out_fd)
 {
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -70,6 +70,7 @@ int wsk__sock_listen(const char *host, const char *port, int backlog, int *out_f
         return -errno;
     /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
         bind(fd, (struct sockaddr *)&addr, addr_len) < 0 ||
         listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
         rv = -errno;

@@ -9,6 +9,7 @@
 #ifndef WSK_LOOP_SOCK_H
 #define WSK_LOOP_SOCK_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 /* Fills *out with host (numeric IPv4 or IPv6; NULL means "0.0.0.0") and port
@@ -18,8 +19,10 @@ int wsk__sock_addr(const char *host, const char *port, struct sockaddr_storage *
 
 /* Creates a TCP listener with SO_REUSEADDR bound to host and port (see
  * wsk__sock_addr; port NULL picks a free one, see wsk__sock_local_port).
- * backlog <= 0 means SOMAXCONN. On success *out_fd is the listener. */
-int wsk__sock_listen(const char *host, const char *port, int backlog, int *out_fd);
+ * backlog <= 0 means SOMAXCONN. With reuse_port, SO_REUSEPORT too: several
+ * listeners of the same user share the port and the kernel spreads new
+ * connections over them. On success *out_fd is the listener. */
+int wsk__sock_listen(const char *host, const char *port, int backlog, bool reuse_port, int *out_fd);
 
 /* Returns the local port of a bound socket (1..65535), or a negative errno. */
 int wsk__sock_local_port(int fd);

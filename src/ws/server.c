@@ -261,7 +261,7 @@ int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
     char portbuf[8];
     snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
     int fd;
-    int rv = wsk__sock_listen(host, portbuf, 0, &fd);
+    int rv = wsk__sock_listen(host, portbuf, 0, srv->cfg.reuse_port, &fd);
     if (rv < 0)
         return rv;
     wsk__sock_set_nodelay(fd);

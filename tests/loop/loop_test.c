@@ -1393,7 +1393,7 @@ static void test_sock_echo(void)
     char port[8];
     int rv, lport, fd;
 
-    CHECK_EQ_INT(wsk__sock_listen("127.0.0.1", NULL, 16, &c.lfd), 0);
+    CHECK_EQ_INT(wsk__sock_listen("127.0.0.1", NULL, 16, false, &c.lfd), 0);
     lport = wsk__sock_local_port(c.lfd);
     CHECK(lport > 0 && lport <= 65535);
     CHECK_EQ_INT(wsk__sock_accept(c.lfd, &fd), -EAGAIN);
@@ -1437,10 +1437,10 @@ static void test_sock_helpers(void)
     CHECK_EQ_INT(wsk__sock_addr("127.0.0.1", "-1", &addr, &addr_len), -EINVAL);
     CHECK_EQ_INT(wsk__sock_addr("127.0.0.1", "", &addr, &addr_len), -EINVAL);
     CHECK_EQ_INT(wsk__sock_addr("[::1]", "80", &addr, &addr_len), -EINVAL);
-    CHECK_EQ_INT(wsk__sock_listen("not-an-address", NULL, 0, &lfd), -EINVAL);
+    CHECK_EQ_INT(wsk__sock_listen("not-an-address", NULL, 0, false, &lfd), -EINVAL);
 
     /* IPv6 may be disabled on the machine: then say so and go on. */
-    rv = wsk__sock_listen("::1", NULL, 0, &lfd);
+    rv = wsk__sock_listen("::1", NULL, 0, false, &lfd);
     if (rv == 0) {
         CHECK(wsk__sock_local_port(lfd) > 0);
         close(lfd);
@@ -1449,7 +1449,7 @@ static void test_sock_helpers(void)
     }
 
     /* A refused connect is reported by connect_start or connect_finish. */
-    CHECK_EQ_INT(wsk__sock_listen("127.0.0.1", NULL, 0, &lfd), 0);
+    CHECK_EQ_INT(wsk__sock_listen("127.0.0.1", NULL, 0, false, &lfd), 0);
     lport = wsk__sock_local_port(lfd);
     close(lfd);
     snprintf(port, sizeof port, "%d", lport);
