@@ -87,6 +87,23 @@ if start_server --echo --handshake-timeout 1; then
     stop_server
 fi
 
+echo "== --reuse-port: two servers share one port"
+if start_server --echo --reuse-port -v; then
+    first_pid=$SERVER_PID first_err=$SERVER_ERR
+    if start_server --echo --reuse-port -v --listen "127.0.0.1:$PORT"; then
+        second_pid=$SERVER_PID second_err=$SERVER_ERR
+        check "200 connections through the shared port all open and answer" \
+            "$WSK_BIN" bench "$WS_URL" --mode idle -c 200 -d 1 -q
+        check "the kernel gave connections to the first server" grep -q ": open /" "$first_err"
+        check "and to the second" grep -q ": open /" "$second_err"
+        check "a server without --reuse-port cannot take the port" \
+            bash -c 'out=$(timeout 10 "$1" serve --echo --listen "127.0.0.1:$2" 2>&1)
+                     [[ $? -eq 1 && $out == *"Address already in use"* ]]' _ "$WSK_BIN" "$PORT"
+        stop_server "$second_pid"
+    fi
+    stop_server "$first_pid"
+fi
+
 echo "== --max-connections 2"
 if start_server --echo --max-connections 2; then
     CHECK_VERBOSE=1 check "third upgrade gets HTTP 503; a slot frees when a client leaves" \
