@@ -21,6 +21,8 @@
 
 #include <string.h>
 
+#include "proto/mask_internal.h"
+
 enum {
     STATE_HEADER = 0,
     STATE_PAYLOAD = 1,
@@ -276,26 +278,6 @@ static int emit(struct wsk_frame_parser *p, uint8_t *in, size_t avail,
     return (int)n;
 }
 
-/* Unmasks a payload of at most 125 bytes: 8-byte words, then bytes. Small
- * frames are the common case in chat and RPC traffic, and the general
- * wsk_mask() entry, with its offset rotation and vector dispatch, costs more
- * than the work here. */
-static inline void unmask_small(uint8_t *buf, size_t n, const uint8_t key[4])
-{
-    uint32_t k32;
-    memcpy(&k32, key, 4);
-    uint64_t k64 = (uint64_t)k32 * 0x100000001u;
-    size_t i = 0;
-    for (; n - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, buf + i, 8);
-        w ^= k64;
-        memcpy(buf + i, &w, 8);
-    }
-    for (; i < n; i++)
-        buf[i] ^= key[i & 3];
-}
-
 /* True when all of a short buffer is ASCII, hence valid UTF-8. */
 static inline bool is_ascii_small(const uint8_t *s, size_t n)
 {
@@ -331,7 +313,7 @@ static int64_t parse_small(struct wsk_frame_parser *p, uint8_t *in, size_t len,
         return 0;
     uint8_t *data = in + hl;
     if (masked)
-        unmask_small(data, n, in + 2);
+        wsk__mask_scalar(data, data, n, in + 2, 0); /* inlined: cheaper than the dispatch */
     uint8_t opcode = b0 & 0x0F;
     if (opcode == WSK_OP_TEXT && !(p->flags & FLAG_NO_UTF8) && !is_ascii_small(data, n) &&
         !wsk_utf8_valid(data, n))

@@ -26,42 +26,6 @@
 
 typedef uint32_t mask_v16 __attribute__((vector_size(16)));
 
-/* The key as a 32-bit word in memory order, rotated so that its first byte
- * masks payload position pos. */
-static uint32_t key_word(const uint8_t key[4], uint64_t pos)
-{
-    uint32_t w;
-    memcpy(&w, key, 4);
-    unsigned r = 8 * (unsigned)(pos & 3);
-    /* Moving byte j to position j - r/8 in memory is a right rotation on a
-     * little-endian machine and a left one on a big-endian machine. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (w << r) | (w >> ((32 - r) & 31));
-#else
-    return (w >> r) | (w << ((32 - r) & 31));
-#endif
-}
-
-/* Masks 8-byte words, then single bytes: the whole job for short buffers,
- * and the head and tail around the vector loops for long ones. */
-static void mask_scalar(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
-                        uint64_t pos)
-{
-    size_t i = 0;
-    if (len >= 8) {
-        /* Two copies of the key side by side, whatever the byte order. */
-        uint64_t k64 = (uint64_t)key_word(key, pos) * 0x100000001u;
-        for (; len - i >= 8; i += 8) {
-            uint64_t w;
-            memcpy(&w, src + i, 8);
-            w ^= k64;
-            memcpy(dst + i, &w, 8);
-        }
-    }
-    for (; i < len; i++)
-        dst[i] = src[i] ^ key[(pos + i) & 3];
-}
-
 /* Each mask_* helper masks a prefix of len with the pre-rotated key word k
  * and returns the number of bytes it did, a multiple of its vector width. */
 
@@ -156,9 +120,9 @@ void wsk__mask_copy_isa(uint8_t *dst, const uint8_t *src, size_t len, const uint
     if (len >= MASK_VECTOR_MIN && isa != MASK_ISA_SCALAR) {
         if (len >= MASK_ALIGN_MIN) {
             i = (size_t)(-(uintptr_t)dst & 31);
-            mask_scalar(dst, src, i, key, offset);
+            wsk__mask_scalar(dst, src, i, key, offset);
         }
-        uint32_t k = key_word(key, offset + i);
+        uint32_t k = wsk__mask_key_word(key, offset + i);
 #if MASK_HAVE_AVX2
         if (isa >= MASK_ISA_AVX2 && cpu_has_avx2())
             i += mask_avx2(dst + i, src + i, len - i, k);
@@ -166,7 +130,7 @@ void wsk__mask_copy_isa(uint8_t *dst, const uint8_t *src, size_t len, const uint
         i += mask_vec16(dst + i, src + i, len - i, k);
     }
 
-    mask_scalar(dst + i, src + i, len - i, key, offset + i);
+    wsk__mask_scalar(dst + i, src + i, len - i, key, offset + i);
 }
 
 void wsk_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
