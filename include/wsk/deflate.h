@@ -251,6 +251,20 @@ WSK_API int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, siz
 WSK_API int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_t len,
                                  wsk_deflate_sink_cb sink, void *ctx);
 
+/* The window our compressor uses, in bits (9..15; a negotiated 8 is
+ * compressed with 9, see wsk_deflate_negotiate()). A message compressed
+ * elsewhere with this window or a smaller one, starting with no history,
+ * is valid for this peer whatever else was negotiated. */
+WSK_API unsigned wsk_deflate_send_window_bits(const struct wsk_deflate *d);
+
+/* Makes the next wsk_deflate_compress() start with no history, as after a
+ * message with no context takeover. Call it when the peer was sent a
+ * message compressed by another state in between (a broadcast compressed
+ * once for many receivers): the peer's inflater then holds bytes this
+ * compressor never saw, so back-references into the old history would
+ * decode wrongly. Keeps the stream's memory. */
+WSK_API void wsk_deflate_reset_send(struct wsk_deflate *d);
+
 /* Bytes of heap the zlib streams hold now, counted exactly through zlib's
  * allocation hooks (16 bytes of bookkeeping per allocation included); 0 when
  * neither stream exists, as between messages with no context takeover. The

@@ -37,9 +37,13 @@ WSK_API void wsk_loop_config_init(struct wsk_loop_config *cfg);
  * negative errno. */
 WSK_API int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg);
 
-/* Frees the loop. Watchers still started are forgotten, not called. NULL is
- * fine. */
-WSK_API void wsk_loop_free(struct wsk_loop *loop);
+/* Frees the loop. Returns 0 (also for NULL), or -EBUSY and frees nothing
+ * while anything still uses it: a started io watcher, an active timer, a
+ * pending defer or a queued post. Free what lives on a loop first (servers
+ * with wsk_server_free(), client connections by closing them and running the
+ * loop until their on_close), then the loop. Signal watchers and the
+ * wake-up callback belong to the loop and go with it. */
+WSK_API int wsk_loop_free(struct wsk_loop *loop);
 
 /* Runs until wsk_loop_stop() is called or nothing is left (no started io
  * watcher, active timer or pending defer; signal watchers, the wake-up

@@ -6,6 +6,11 @@
  * callback is borrowed and valid until the callback returns. Closing, sending
  * or freeing the server from inside any callback is safe. A connection's
  * memory goes away after its on_close callback returns.
+ *
+ * Teardown order: wsk_server_free() (or wsk_server_shutdown() and run the
+ * loop until it returns), close client connections and run the loop until
+ * their on_close, then wsk_loop_free(), which refuses with -EBUSY while
+ * anything still lives on the loop.
  */
 #ifndef WSK_WS_H
 #define WSK_WS_H
@@ -87,9 +92,18 @@ struct wsk_conn_limits {
     size_t max_send_queue; /* default 1 MiB */
     enum wsk_overflow_policy overflow;
     uint32_t handshake_timeout_ms; /* default 10000 */
-    uint32_t ping_interval_ms;     /* default 20000; UINT32_MAX disables */
-    uint32_t pong_timeout_ms;      /* default 20000 */
-    uint32_t close_timeout_ms;     /* default 5000: wait for the peer's close */
+    /* Keepalive: after ping_interval_ms without a keepalive in flight, a
+     * ping with a 4-byte nonce is sent; only a pong with that payload
+     * counts. Without it in pong_timeout_ms the connection is closed with
+     * 1011 "keepalive ping timeout" and, if the peer does not answer that
+     * within close_timeout_ms, dropped; on_close then reports code 1006
+     * and error -ETIMEDOUT. */
+    uint32_t ping_interval_ms; /* default 20000; UINT32_MAX disables */
+    uint32_t pong_timeout_ms;  /* default: ping_interval_ms, at most 20000 */
+    uint32_t close_timeout_ms; /* default 5000: wait for the peer's close */
+    /* default 30000: a plain HTTP response (a static file) that makes no
+     * progress for this long is dropped; a slow but steady one goes on. */
+    uint32_t send_timeout_ms;
 };
 
 /* ---- server ----------------------------------------------------------- */
@@ -163,9 +177,12 @@ WSK_API int wsk_server_reload_tls(struct wsk_server *srv);
 /* Number of open WebSocket connections. */
 WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
 
-/* Closes everything at once (no close handshake) and frees the server. Call
- * it outside the server's callbacks, e.g. after wsk_loop_run() returns. NULL
- * is fine. */
+/* Closes everything at once (no close handshake; on_close is called for
+ * each open connection) and frees the server. NULL is fine, and so is a call
+ * from inside any of the server's callbacks: the connections end at once,
+ * the memory goes at the end of the loop iteration (srv must not be used
+ * after the call either way). Free servers before their loop:
+ * wsk_loop_free() refuses (-EBUSY) while a server still listens. */
 WSK_API void wsk_server_free(struct wsk_server *srv);
 
 /* ---- client ----------------------------------------------------------- */

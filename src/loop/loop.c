@@ -211,10 +211,18 @@ fail:
     return rv;
 }
 
-void wsk_loop_free(struct wsk_loop *loop)
+int wsk_loop_free(struct wsk_loop *loop)
 {
     if (!loop)
-        return;
+        return 0;
+    /* Freeing under live watchers, timers, defers or queued posts would
+     * leave them pointing into freed memory (a DNS thread posting its
+     * answer, a server's listener): refuse, as uv_loop_close() does. */
+    pthread_mutex_lock(&loop->post_lock);
+    bool has_posts = loop->post_head != NULL;
+    pthread_mutex_unlock(&loop->post_lock);
+    if (is_alive(loop) || has_posts)
+        return -EBUSY;
     /* A signal still pending gets its default action once unblocked: with no
      * loop left to handle it, that is what the process asked for. */
     pthread_sigmask(SIG_UNBLOCK, &loop->blocked_by_us, NULL);
@@ -227,13 +235,11 @@ void wsk_loop_free(struct wsk_loop *loop)
         close(loop->signal_fd);
     if (loop->wakeup_fd >= 0)
         close(loop->wakeup_fd);
-    /* User watchers still started, and posts still queued, are left as they
-     * are: their memory may already be gone, and the loop no longer runs
-     * them. */
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->heap);
     free(loop->scratch);
     free(loop);
+    return 0;
 }
 
 uint8_t *wsk__loop_scratch(struct wsk_loop *loop, size_t *len)

@@ -744,3 +744,15 @@ int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_t len,
         deflater_end(d);
     return rv;
 }
+
+unsigned wsk_deflate_send_window_bits(const struct wsk_deflate *d)
+{
+    return d->out_bits;
+}
+
+void wsk_deflate_reset_send(struct wsk_deflate *d)
+{
+    /* deflateReset() keeps the stream's memory and forgets its history. */
+    if (d->has_deflater)
+        deflateReset(&d->deflater);
+}

@@ -251,10 +251,12 @@ static int build_request(struct wsk__client_hs *hs, const struct wsk_client_conf
 static void fail(struct wsk_conn *c, int error)
 {
     if (c->hs && c->hs->in_connect_call) {
-        /* on_close must not run before wsk_client_connect() returns: let the
-         * next timeout sweep end the connection with this error. */
+        /* on_close must not run before wsk_client_connect() returns: end
+         * the connection on this iteration's flush round, at once but
+         * after the call. */
         c->error = error;
-        c->deadline = 1;
+        c->flags |= WSK__F_FAIL_SOON;
+        wsk__conn_want_flush(c);
         return;
     }
     wsk__conn_abort(c, error);

@@ -88,6 +88,10 @@ static void flush_all_cb(struct wsk_loop *loop, struct wsk_defer *d)
         c->flags &= ~WSK__F_FLUSH_LIST;
         if (c->state == WSK__DEAD)
             continue;
+        if (c->flags & WSK__F_FAIL_SOON) {
+            wsk__conn_abort(c, c->error);
+            continue;
+        }
         if (c->flags & WSK__F_READ_AGAIN) {
             c->flags &= ~WSK__F_READ_AGAIN;
             c->flags |= WSK__F_IN_READ;
@@ -167,10 +171,15 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
         l->handshake_timeout_ms = 10000;
     if (!l->ping_interval_ms)
         l->ping_interval_ms = 20000;
+    /* A peer gets as long to answer a keepalive ping as the interval
+     * between pings, at most 20 s: --ping-interval 2 finds a dead peer in
+     * 4 s, not 22. */
     if (!l->pong_timeout_ms)
-        l->pong_timeout_ms = 20000;
+        l->pong_timeout_ms = l->ping_interval_ms < 20000 ? l->ping_interval_ms : 20000;
     if (!l->close_timeout_ms)
         l->close_timeout_ms = 5000;
+    if (!l->send_timeout_ms)
+        l->send_timeout_ms = 30000;
     /* Timeouts are checked by one sweep over the connections rather than a
      * timer each: a deadline costs 8 bytes per connection and the sweep is
      * O(n) a few times a second, cheap even at 100k connections. Its period
@@ -178,17 +187,20 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
     uint32_t m = min_nonzero(l->handshake_timeout_ms, l->close_timeout_ms);
     m = min_nonzero(m, l->ping_interval_ms);
     m = min_nonzero(m, l->pong_timeout_ms);
+    m = min_nonzero(m, l->send_timeout_ms);
     ctx->sweep_ms = m / 4;
     if (ctx->sweep_ms > 1000)
         ctx->sweep_ms = 1000;
     if (ctx->sweep_ms < 10)
         ctx->sweep_ms = 10;
-    ctx->rbuf = wsk__loop_scratch(loop, &ctx->rbuf_cap);
-    if (!ctx->rbuf)
-        return -ENOMEM;
+    /* The watchers first: wsk__ctx_destroy() stops them even when this
+     * fails. */
     wsk_defer_init(&ctx->flush_defer, flush_all_cb, ctx);
     wsk_defer_init(&ctx->reap_defer, reap_cb, ctx);
     wsk_timer_init(&ctx->sweep, sweep_cb, ctx);
+    ctx->rbuf = wsk__loop_scratch(loop, &ctx->rbuf_cap);
+    if (!ctx->rbuf)
+        return -ENOMEM;
     return 0;
 }
 
@@ -390,7 +402,7 @@ static void conn_dead(struct wsk_conn *c)
         }
         if (!ev.error && !((c->flags & WSK__F_GOT_CLOSE) && (c->flags & WSK__F_SENT_CLOSE)))
             ev.error = WSK_EABNORMAL;
-        ctx->h.on_close(c, &ev, ctx->user_data);
+        WSK__CALL(ctx, on_close, c, &ev, ctx->user_data);
     }
     free(c->in);
     c->in = NULL;
@@ -504,6 +516,19 @@ int wsk__conn_start_tls(struct wsk_conn *c, bool is_server, const char *server_n
     /* A client speaks first; a server finds out it has to wait. */
     tls_handshake_step(c);
     return 0;
+}
+
+/* A read or write failed (a reset, say). After the peer's close frame that
+ * is a normal end, not an error: the Autobahn reference server, among
+ * others, resets right after the close handshake. */
+static void conn_io_error(struct wsk_conn *c, int error)
+{
+    if ((c->flags & WSK__F_GOT_CLOSE) && !(c->flags & WSK__F_FAILED)) {
+        conn_dead(c);
+        return;
+    }
+    tls_detail(c);
+    wsk__conn_abort(c, error);
 }
 
 /* Comes back to read on this iteration's flush round. */
@@ -693,12 +718,15 @@ static void conn_flush(struct wsk_conn *c)
         if (w == -EAGAIN || w == 0)
             break;
         if (w < 0) {
-            tls_detail(c);
-            wsk__conn_abort(c, (int)w);
+            conn_io_error(c, (int)w);
             return;
         }
         size_t left = (size_t)w;
         c->out_bytes -= left;
+        /* A response times out only when it stops moving (nginx's
+         * send_timeout): a slow but steady download goes on. */
+        if (c->state == WSK__HTTP_REPLY)
+            c->deadline = wsk_loop_now(ctx->loop) + ctx->lim.send_timeout_ms;
         while (left) {
             struct wsk__oseg *s = c->out_head;
             size_t avail = s->len - s->off;
@@ -722,7 +750,7 @@ static void conn_flush(struct wsk_conn *c)
         if ((c->flags & WSK__F_WANT_DRAIN) && c->state == WSK__OPEN) {
             c->flags &= ~WSK__F_WANT_DRAIN;
             if (ctx->h.on_drain) {
-                ctx->h.on_drain(c, ctx->user_data);
+                WSK__CALL(ctx, on_drain, c, ctx->user_data);
             }
         }
     }
@@ -823,7 +851,7 @@ static int check_queue(struct wsk_conn *c)
     return WSK_EBACKPRESSURE;
 }
 
-static int zbuf_sink(void *arg, const uint8_t *data, size_t len)
+int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len)
 {
     struct wsk__ctx *ctx = arg;
     if (ctx->zbuf_len + len > ctx->zbuf_cap) {
@@ -846,8 +874,12 @@ int wsk__conn_send_message(struct wsk_conn *c, uint8_t opcode, const uint8_t *da
     struct wsk__ctx *ctx = c->ctx;
     if (!c->deflate || len < ctx->deflate_min)
         return queue_frame(c, (uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    if (c->flags & WSK__F_Z_RESET) {
+        wsk_deflate_reset_send(c->deflate);
+        c->flags &= ~WSK__F_Z_RESET;
+    }
     ctx->zbuf_len = 0;
-    int rv = wsk_deflate_compress(c->deflate, data, len, zbuf_sink, ctx);
+    int rv = wsk_deflate_compress(c->deflate, data, len, wsk__zbuf_sink, ctx);
     if (rv < 0)
         return rv;
     rv = queue_frame(c, (uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode), ctx->zbuf,
@@ -993,7 +1025,7 @@ static void deliver(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, siz
     /* Echoing the very message being delivered needs no second UTF-8 pass. */
     c->ctx->valid_text = opcode == WSK_OP_TEXT ? m.data : NULL;
     c->ctx->valid_text_len = len;
-    c->ctx->h.on_message(c, &m, c->ctx->user_data);
+    WSK__CALL(c->ctx, on_message, c, &m, c->ctx->user_data);
     c->ctx->valid_text = NULL;
 }
 
@@ -1033,13 +1065,27 @@ static void on_control(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, 
     struct wsk__ctx *ctx = c->ctx;
     switch (opcode) {
     case WSK_OP_PING:
-        if (!(c->flags & WSK__F_SENT_CLOSE))
+        if (!(c->flags & WSK__F_SENT_CLOSE)) {
             queue_frame(c, WSK_FRAME_FIN | WSK_OP_PONG, data, len);
+            /* A pong counts against the send queue like data: a peer that
+             * pings and never reads is paused like one that never reads its
+             * echoes, so the pongs queued for it stay under the cap plus one
+             * read's worth, and the keepalive then drops it. */
+            if (c->out_bytes > ctx->lim.max_send_queue && !(c->flags & WSK__F_PAUSED)) {
+                wsk__conn_flush_now(c);
+                if (c->state != WSK__DEAD && c->out_bytes > ctx->lim.max_send_queue)
+                    c->flags |= WSK__F_PAUSED;
+            }
+        }
         if (ctx->h.on_ping)
-            ctx->h.on_ping(c, data, len, ctx->user_data);
+            WSK__CALL(ctx, on_ping, c, data, len, ctx->user_data);
         break;
     case WSK_OP_PONG:
-        if (c->flags & WSK__F_PING_SENT) {
+        /* Only the answer to our keepalive ping proves the peer reads: an
+         * unprompted pong (RFC 6455 5.5.3 allows them) must not keep alive a
+         * peer that never reads. */
+        if ((c->flags & WSK__F_PING_SENT) && len == sizeof c->ping_nonce &&
+            !memcmp(data, &c->ping_nonce, sizeof c->ping_nonce)) {
             c->flags &= ~WSK__F_PING_SENT;
             if (!(c->flags & WSK__F_SENT_CLOSE))
                 c->deadline = ctx->lim.ping_interval_ms == UINT32_MAX
@@ -1047,7 +1093,7 @@ static void on_control(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, 
                                   : wsk_loop_now(ctx->loop) + ctx->lim.ping_interval_ms;
         }
         if (ctx->h.on_pong)
-            ctx->h.on_pong(c, data, len, ctx->user_data);
+            WSK__CALL(ctx, on_pong, c, data, len, ctx->user_data);
         break;
     case WSK_OP_CLOSE:
         c->flags |= WSK__F_GOT_CLOSE;
@@ -1219,7 +1265,7 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
         memcpy(copy, rest, rest_len);
     }
     if (ctx->h.on_open)
-        ctx->h.on_open(c, ev, ctx->user_data);
+        WSK__CALL(ctx, on_open, c, ev, ctx->user_data);
     /* The head (which ev pointed into) is done with. */
     if (c->state == WSK__OPEN)
         wsk__conn_in_drop(c, c->in_len);
@@ -1285,8 +1331,7 @@ static void conn_read(struct wsk_conn *c)
         if (n == -EAGAIN)
             return;
         if (n < 0) {
-            tls_detail(c);
-            wsk__conn_abort(c, (int)n);
+            conn_io_error(c, (int)n);
             return;
         }
         if (n == 0) {
@@ -1307,9 +1352,41 @@ static void conn_read(struct wsk_conn *c)
         read_again(c);
 }
 
+/* A server's first look at a TLS connection: plain HTTP sent to the TLS
+ * port gets a readable 400, as nginx answers, instead of a reset. A TLS
+ * client starts with a handshake record (22); an HTTP request with a
+ * letter. Returns true when the connection was answered. */
+static bool plain_http_on_tls(struct wsk_conn *c)
+{
+    uint8_t first;
+    ssize_t n = recv(c->io.fd, &first, 1, MSG_PEEK);
+    if (n <= 0)
+        return false; /* nothing yet (or EOF, which the handshake reports) */
+    c->flags |= WSK__F_TLS_SNIFFED;
+    if (!((first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z')))
+        return false;
+    static const char answer[] =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 47\r\nConnection: close\r\n\r\n"
+        "400 Bad Request: plain HTTP sent to a TLS port\n";
+    wsk__log(c->ctx, 2, "%s: plain HTTP on the TLS port, answering 400", wsk_conn_peer(c));
+    wsk__tls_free(c->tls);
+    c->tls = NULL;
+    c->flags &= ~(WSK__F_TLS_HS | WSK__F_TLS_RW | WSK__F_TLS_WR);
+    c->flags |= WSK__F_HTTP_CLOSE;
+    c->state = WSK__HTTP_REPLY;
+    if (wsk__conn_queue(c, answer, sizeof answer - 1) < 0)
+        wsk__conn_abort(c, -ENOMEM);
+    else
+        conn_flush(c);
+    return true;
+}
+
 /* The TLS handshake, stepped by readiness. */
 static void tls_handshake_step(struct wsk_conn *c)
 {
+    if (!(c->flags & (WSK__F_CLIENT | WSK__F_TLS_SNIFFED)) && plain_http_on_tls(c))
+        return;
     int rv = wsk__tls_handshake(c->tls);
     c->flags &= ~(WSK__F_TLS_WR | WSK__F_TLS_RW);
     if (rv == WSK__TLS_WANT_READ) {
@@ -1377,17 +1454,33 @@ static void on_deadline(struct wsk_conn *c, uint64_t now)
             wsk__log(ctx, 2, "%s: no close from the peer in time", wsk_conn_peer(c));
             wsk__conn_abort(c, c->error ? c->error : -ETIMEDOUT);
         } else if (c->flags & WSK__F_PING_SENT) {
-            wsk__log(ctx, 2, "%s: no pong in time, dropping", wsk_conn_peer(c));
-            wsk__conn_abort(c, -ETIMEDOUT);
+            /* The peer is gone or does not read. Say so with 1011, as python
+             * websockets does ("keepalive ping timeout"), and give it
+             * close_timeout to answer; a dead peer's on_close then reports
+             * 1006 and -ETIMEDOUT. */
+            wsk__log(ctx, 2, "%s: no pong in time, closing with 1011", wsk_conn_peer(c));
+            c->error = -ETIMEDOUT;
+            c->flags |= WSK__F_FAILED;
+            c->flags &= ~WSK__F_PAUSED;
+            send_close(c, WSK_CLOSE_INTERNAL, "keepalive ping timeout", 22);
+            c->deadline = now + ctx->lim.close_timeout_ms;
+            wsk__conn_finish(c);
         } else {
             c->flags |= WSK__F_PING_SENT;
-            queue_frame(c, WSK_FRAME_FIN | WSK_OP_PING, NULL, 0);
+            c->ping_nonce = arc4random();
+            queue_frame(c, WSK_FRAME_FIN | WSK_OP_PING, (const uint8_t *)&c->ping_nonce,
+                        sizeof c->ping_nonce);
             c->deadline = now + ctx->lim.pong_timeout_ms;
         }
         break;
     case WSK__LINGER:
         /* The close handshake is complete or failed already: just close. */
         conn_dead(c);
+        break;
+    case WSK__HTTP_REPLY:
+        wsk__log(ctx, 2, "%s: response stalled: nothing sent for %u ms, closing", wsk_conn_peer(c),
+                 ctx->lim.send_timeout_ms);
+        wsk__conn_abort(c, -ETIMEDOUT);
         break;
     default:
         wsk__log(ctx, 3, "%s: handshake timeout", wsk_conn_peer(c));

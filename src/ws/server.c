@@ -18,6 +18,11 @@
 #define BROADCAST_SHARE_MIN 4096
 #define FILE_CHUNK          (64u * 1024)
 #define FILE_QUEUE_TARGET   (256u * 1024)
+/* Input bytes a server compresses for broadcasts per loop iteration. Past
+ * it, broadcasts go uncompressed (always valid) until the next iteration, so
+ * a burst of big messages cannot stall every other connection: 1 MiB of
+ * text deflates in about 10 ms (measured: see docs/ARCHITECTURE.md). */
+#define BROADCAST_Z_BUDGET (1u << 20)
 
 struct listener {
     struct wsk_io io;
@@ -36,6 +41,12 @@ struct wsk_server {
     struct listener listeners[MAX_LISTENERS];
     size_t num_listeners;
     struct wsk_timer accept_retry; /* after EMFILE: try accepting again later */
+    bool accept_paused;            /* in an EMFILE episode (logged once) */
+    bool free_pending;             /* freed from a callback: memory goes at the iteration's end */
+    struct wsk_defer free_defer;
+    struct wsk_deflate *bz[16]; /* broadcast compressors, by window bits */
+    size_t bz_used;             /* bytes compressed for broadcasts this iteration */
+    struct wsk_defer bz_defer;  /* resets bz_used at the end of the iteration */
     bool is_shutting_down;
     unsigned shutdown_code;
     char *shutdown_reason;
@@ -82,6 +93,8 @@ static void free_strings(char **list, size_t n)
 }
 
 static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t);
+static void free_defer_cb(struct wsk_loop *loop, struct wsk_defer *d);
+static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d);
 
 static int load_tls(struct wsk_server *srv, struct wsk__tls_ctx **out)
 {
@@ -150,6 +163,8 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
         srv->has_root = rv == 0;
     }
     wsk_timer_init(&srv->accept_retry, accept_retry_cb, srv);
+    wsk_defer_init(&srv->free_defer, free_defer_cb, srv);
+    wsk_defer_init(&srv->bz_defer, zbudget_cb, srv);
     if (rv < 0) {
         wsk_server_free(srv);
         return rv;
@@ -171,13 +186,41 @@ static void close_listeners(struct wsk_server *srv)
     wsk_timer_stop(srv->ctx.loop, &srv->accept_retry);
 }
 
+static void free_now(struct wsk_server *srv);
+
+static void free_defer_cb(struct wsk_loop *loop, struct wsk_defer *d)
+{
+    (void)loop;
+    free_now(d->data);
+}
+
 void wsk_server_free(struct wsk_server *srv)
 {
-    if (!srv)
+    if (!srv || srv->free_pending)
         return;
+    if (srv->ctx.cb_depth > 0) {
+        /* From inside one of the server's callbacks: the code that called
+         * it still uses the connection and the context. End everything now
+         * (on_close for each connection), free the memory at the end of the
+         * iteration. */
+        srv->free_pending = true;
+        srv->is_shutting_down = true;
+        close_listeners(srv);
+        while (srv->ctx.conns)
+            wsk__conn_abort(srv->ctx.conns, WSK_ECLOSED);
+        wsk_defer_start(srv->ctx.loop, &srv->free_defer);
+        return;
+    }
+    free_now(srv);
+}
+
+static void free_now(struct wsk_server *srv)
+{
     close_listeners(srv);
-    if (srv->ctx.loop)
+    if (srv->ctx.loop) {
+        wsk_defer_cancel(srv->ctx.loop, &srv->bz_defer);
         wsk__ctx_destroy(&srv->ctx);
+    }
     if (srv->has_root)
         wsk__static_root_close(&srv->root);
     free_strings(srv->subprotocols, srv->cfg.num_subprotocols);
@@ -187,6 +230,8 @@ void wsk_server_free(struct wsk_server *srv)
     free(srv->tls_key);
     wsk__tls_ctx_unref(srv->ctx.tls_ctx);
     free(srv->shutdown_reason);
+    for (int i = 0; i < 16; i++)
+        wsk_deflate_free(srv->bz[i]);
     free(srv);
 }
 
@@ -204,8 +249,12 @@ static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned event
         if (rv == -EAGAIN || rv == -ECONNABORTED || rv == -EINTR)
             return;
         if (rv == -EMFILE || rv == -ENFILE || rv == -ENOBUFS || rv == -ENOMEM) {
-            /* Level-triggered readiness would spin: stop listening briefly. */
-            wsk__log(&srv->ctx, 1, "accept: %s; pausing accepts for 100 ms", wsk_strerror(rv));
+            /* Level-triggered readiness would spin: stop listening briefly.
+             * Said once per episode, not ten times a second. */
+            if (!srv->accept_paused)
+                wsk__log(&srv->ctx, 1, "accept: %s; pausing accepts until it passes",
+                         wsk_strerror(rv));
+            srv->accept_paused = true;
             for (size_t j = 0; j < srv->num_listeners; j++)
                 wsk_io_stop(loop, &srv->listeners[j].io);
             wsk_timer_start(loop, &srv->accept_retry, 100, 0);
@@ -214,6 +263,10 @@ static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned event
         if (rv < 0) {
             wsk__log(&srv->ctx, 1, "accept: %s", wsk_strerror(rv));
             return;
+        }
+        if (srv->accept_paused) {
+            srv->accept_paused = false;
+            wsk__log(&srv->ctx, 1, "accept: accepting again");
         }
         /* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
         struct wsk_conn *c;
@@ -540,7 +593,13 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
         keep_alive = false;
     if (srv->is_shutting_down)
         keep_alive = false;
-    if (slice_eq(req.method, "GET") || slice_eq(req.method, "HEAD"))
+    if (wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Key") ||
+        wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Version")) {
+        /* A WebSocket handshake without "Upgrade: websocket" (a proxy that
+         * dropped the hop-by-hop headers, say): say what is missing rather
+         * than serve the page (RFC 9110 15.5.22). */
+        reply_error(c, 426, false, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    } else if (slice_eq(req.method, "GET") || slice_eq(req.method, "HEAD"))
         serve_get(srv, c, &req, keep_alive);
     else
         reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
@@ -574,6 +633,49 @@ void wsk__server_on_reply_drained(struct wsk_conn *c)
 
 /* ---- broadcast and shutdown ---------------------------------------------- */
 
+static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d)
+{
+    (void)loop;
+    struct wsk_server *srv = d->data;
+    srv->bz_used = 0;
+}
+
+/* The broadcast compressed once for every receiver whose compressor uses
+ * window bits `bits`: with no history (so any receiver's inflater takes it,
+ * context takeover or not) and a window no larger than theirs. NULL when
+ * out of memory or over this iteration's compression budget: those
+ * receivers then get the uncompressed frame, which is always valid. */
+static struct wsk__shared *compressed_frame(struct wsk_server *srv, unsigned bits, uint8_t opcode,
+                                            const void *data, size_t len)
+{
+    struct wsk__ctx *ctx = &srv->ctx;
+    if (len > BROADCAST_Z_BUDGET - srv->bz_used)
+        return NULL;
+    struct wsk_deflate **z = &srv->bz[bits & 15];
+    if (!*z) {
+        struct wsk_deflate_params p = {.server_max_window_bits = (uint8_t)bits,
+                                       .client_max_window_bits = 15,
+                                       .mem_level = srv->cfg.deflate.mem_level};
+        if (wsk_deflate_new(z, &p, WSK_ROLE_SERVER) < 0)
+            return NULL;
+    }
+    if (!srv->bz_used)
+        wsk_defer_start(ctx->loop, &srv->bz_defer);
+    srv->bz_used += len ? len : 1;
+    wsk_deflate_reset_send(*z);
+    ctx->zbuf_len = 0;
+    if (wsk_deflate_compress(*z, data, len, wsk__zbuf_sink, ctx) < 0)
+        return NULL;
+    struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode),
+                                               ctx->zbuf, ctx->zbuf_len);
+    if (ctx->zbuf_cap > 1024 * 1024) {
+        free(ctx->zbuf);
+        ctx->zbuf = NULL;
+        ctx->zbuf_cap = 0;
+    }
+    return sh;
+}
+
 int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
                          size_t len)
 {
@@ -583,12 +685,14 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
         return WSK_EUTF8;
     /* Server frames are not masked, so one encoding serves every receiver:
      * small frames are copied into each queue (cheaper than a reference),
-     * big ones are shared by reference count. */
-    struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
-    /* Connections with permessage-deflate compress for themselves (each has
-     * its own compression context); the shared frame serves the others. */
-    if (!sh)
+     * big ones are shared by reference count. With permessage-deflate the
+     * message is compressed once per distinct window size, not once per
+     * receiver (see compressed_frame()). */
+    struct wsk__shared *plain = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    if (!plain)
         return -ENOMEM;
+    struct wsk__shared *zframes[16] = {0};
+    bool ztried[16] = {0};
     struct wsk__ctx *ctx = &srv->ctx;
     int count = 0;
     struct wsk_conn *next;
@@ -596,11 +700,23 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
         next = c->next;
         if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
             continue;
-        if (c->out_bytes + sh->len > ctx->lim.max_send_queue)
-            wsk__conn_flush_now(c); /* the socket may take it now */
+        struct wsk__shared *sh = plain;
+        if (c->deflate && len >= ctx->deflate_min) {
+            unsigned bits = wsk_deflate_send_window_bits(c->deflate) & 15;
+            if (!ztried[bits]) {
+                ztried[bits] = true;
+                zframes[bits] = compressed_frame(srv, bits, (uint8_t)opcode, data, len);
+            }
+            if (zframes[bits])
+                sh = zframes[bits];
+        }
+        /* The cap is on what waits, not on one message: a receiver with
+         * nothing waiting takes any message up to max_message. */
+        if (c->out_bytes && c->out_bytes + sh->len > ctx->lim.max_send_queue)
+            wsk__conn_flush_now(c); /* the socket may take some now */
         if (c->state != WSK__OPEN)
             continue;
-        if (c->out_bytes + sh->len > ctx->lim.max_send_queue) {
+        if (c->out_bytes && c->out_bytes + sh->len > ctx->lim.max_send_queue) {
             if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
                 continue;
             wsk__log(ctx, 1, "%s: send queue full (%zu bytes), closing with 1008", wsk_conn_peer(c),
@@ -608,20 +724,21 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
             wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
             continue;
         }
-        int rv;
-        if (c->deflate && len >= ctx->deflate_min)
-            rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
-        else if (sh->len < BROADCAST_SHARE_MIN)
-            rv = wsk__conn_queue(c, sh->data, sh->len);
-        else
-            rv = wsk__conn_queue_shared(c, sh);
+        int rv = sh->len < BROADCAST_SHARE_MIN ? wsk__conn_queue(c, sh->data, sh->len)
+                                               : wsk__conn_queue_shared(c, sh);
         if (rv < 0) {
             wsk__conn_abort(c, rv);
             continue;
         }
+        /* The receiver's inflater now holds bytes its own compressor never
+         * saw: that compressor must not reach back past them. */
+        if (sh != plain)
+            c->flags |= WSK__F_Z_RESET;
         count++;
     }
-    wsk__shared_release(sh);
+    wsk__shared_release(plain);
+    for (int i = 0; i < 16; i++)
+        wsk__shared_release(zframes[i]);
     return count;
 }
 

@@ -57,7 +57,9 @@ enum {
     WSK__F_CLIENT = 1u << 7,
     WSK__F_WANT_DRAIN = 1u << 8,         /* a send returned WSK_EBACKPRESSURE */
     WSK__F_OPENED = 1u << 9,             /* on_open was called */
+    WSK__F_FAIL_SOON = 1u << 10,         /* end with c->error on this iteration's flush round */
     WSK__F_HTTP_CLOSE = 1u << 11,        /* close after the HTTP response */
+    WSK__F_TLS_SNIFFED = 1u << 12,       /* server: the first byte looked like TLS */
     WSK__F_TLS_HS = 1u << 13,            /* TLS handshake under way */
     WSK__F_TLS_RW = 1u << 14,            /* a TLS read waits for the socket to be writable */
     WSK__F_TLS_WR = 1u << 15,            /* a TLS write (or the handshake) waits for readable */
@@ -65,6 +67,8 @@ enum {
     WSK__F_DETAIL = 1u << 17,            /* c->in holds a NUL-terminated detail for on_close */
     WSK__F_PEER_CLOSED_FIRST = 1u << 18, /* the peer started the close handshake */
     WSK__F_ASSEMBLING = 1u << 19,        /* an uncompressed data frame is being copied into msg */
+    WSK__F_Z_RESET = 1u << 20,           /* our compressor must forget its history (a shared
+                                            broadcast frame went to the peer in between) */
 };
 
 struct wsk__ctx;
@@ -96,6 +100,7 @@ struct wsk_conn {
     uint8_t state;
     uint16_t http_status; /* client: status of a refused handshake */
     int error;            /* why it ended, for on_close */
+    uint32_t ping_nonce;  /* payload of our keepalive ping: only its pong counts */
 };
 
 struct wsk__ctx {
@@ -129,7 +134,21 @@ struct wsk__ctx {
     size_t spool_len;
     bool is_shutting_down;
     bool in_teardown;
+    /* User callbacks running now: an owner freed from inside one (a server
+     * from on_message, say) ends its connections at once but keeps its
+     * memory until the end of the iteration, since the code that called the
+     * callback still holds pointers into it. */
+    unsigned cb_depth;
 };
+
+/* Calls a user callback, counting it in ctx->cb_depth. */
+#define WSK__CALL(ctx, fn, ...)                                                                    \
+    do {                                                                                           \
+        struct wsk__ctx *wsk_ctx_ = (ctx);                                                         \
+        wsk_ctx_->cb_depth++;                                                                      \
+        wsk_ctx_->h.fn(__VA_ARGS__);                                                               \
+        wsk_ctx_->cb_depth--;                                                                      \
+    } while (0)
 
 /* The context. */
 int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_handlers *h,
@@ -187,6 +206,10 @@ void wsk__client_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len)
 void wsk__client_conn_gone(struct wsk_conn *conn);
 /* Client: the context is empty and may be freed (called from its reap). */
 void wsk__client_ctx_empty(struct wsk__ctx *ctx);
+
+/* A wsk_deflate_sink_cb that appends to ctx->zbuf (arg is the context).
+ * Returns 0 or -ENOMEM. */
+int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len);
 
 /* Shared frames for broadcasts. */
 struct wsk__shared *wsk__shared_frame(uint8_t first_byte, const void *payload, size_t len);

@@ -574,9 +574,11 @@ static void test_pong_timeout(void)
                     .send = (const uint8_t *)upgrade,
                     .send_len = sizeof upgrade - 1};
     run_raw(&r);
-    /* It got the 101 and a ping, never answered, and was dropped. */
+    /* It got the 101 and a ping with a 4-byte nonce, never answered, and
+     * was closed with 1011 (not a bare TCP close). */
     CHECK(memmem(r.got, r.got_len, "101 Switching", 13) != NULL);
-    CHECK(memmem(r.got, r.got_len, "\x89\x00", 2) != NULL);
+    CHECK(memmem(r.got, r.got_len, "\x89\x04", 2) != NULL);
+    CHECK_EQ_INT(server_close_code(&r), 1011);
     CHECK(r.seconds > 0.2 && r.seconds < 3);
     CHECK_EQ_INT(st.closed, 1);
     wsk_server_free(srv);
