@@ -4,7 +4,8 @@
  * is how the built-in chat page shows your own messages); echo mode sends
  * each message back to its sender. The HTTP side serves the chat page, or a
  * directory with --static. With --tls-cert and --tls-key the same port speaks
- * https:// and wss:// only, and SIGHUP reloads the certificate. Everything else
+ * https:// and wss:// only, and SIGHUP reloads the certificate; without TLS,
+ * SIGHUP is logged and ignored, never fatal. Everything else
  * is the library's: this file turns options into a wsk_server_config and
  * events into log lines. */
 #include <errno.h>
@@ -91,7 +92,11 @@ static const char serve_usage[] =
     "                         (peer, path, close code); twice: library debug too\n"
     "  -q, --quiet            print only errors (the listening line still goes to\n"
     "                         stdout: scripts read the port from it)\n"
-    "  -h, --help             show this help\n"
+    "  -h, --help             show this help\n";
+
+/* The rest of the help: a separate literal, since C17 compilers need not
+ * accept one over 4095 characters. */
+static const char serve_usage_notes[] =
     "\n"
     "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
     "fraction: 0.5.\n"
@@ -101,8 +106,10 @@ static const char serve_usage[] =
     "(https:// and wss:// with --tls-cert).\n"
     "\n"
     "SIGINT (Ctrl-C) or SIGTERM closes every connection with 1001 and exits 0; a\n"
-    "second one exits at once. SIGHUP reloads the TLS certificate and key; if they\n"
-    "cannot be used, the error is logged and the old ones stay in use.\n";
+    "second one exits at once. SIGHUP reloads the TLS certificate and key and logs\n"
+    "the outcome; if they cannot be used, the error is logged and the old ones stay\n"
+    "in use. Without TLS there is nothing to reload: SIGHUP is logged and ignored.\n"
+    "Either way open connections are not disturbed.\n";
 
 enum serve_mode {
     SERVE_BROADCAST,
@@ -315,6 +322,10 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                                        optarg);
             opt->deflate_window = (uint8_t)bits;
             break;
+        case 'h':
+            fputs(serve_usage, stdout);
+            fputs(serve_usage_notes, stdout);
+            return -1;
         default:
             if ((rv = cli_common_option(c, argv, serve_usage, CLI_DEBUG, &opt->verbosity)) != 0)
                 return rv;
@@ -429,8 +440,12 @@ static void on_library_log(int level, const char *msg, void *user_data)
     cli_log_library(level, msg, NULL);
 }
 
-/* SIGHUP: the certificate and key files were renewed. Connections already
- * open go on with the old ones. */
+/* SIGHUP: by convention "reread your configuration". The only thing wsk serve
+ * can reread is its certificate and key, renewed on disk; connections already
+ * open go on with the old ones. Without TLS there is nothing to do, but the
+ * signal is still handled: its default action would kill the server with no
+ * close frames, and an operator running `kill -HUP` after a renewal should
+ * not lose every client for it. */
 static void on_reload(struct wsk_loop *loop, int signo, void *data)
 {
     struct serve *s = data;
@@ -438,15 +453,20 @@ static void on_reload(struct wsk_loop *loop, int signo, void *data)
 
     (void)loop;
     (void)signo;
+    if (!s->opt.tls_cert) {
+        cli_info("SIGHUP: nothing to reload (no TLS)");
+        return;
+    }
     s->is_capturing_log = true;
     s->log_error[0] = '\0';
     rv = wsk_server_reload_tls(s->srv);
     s->is_capturing_log = false;
     if (rv < 0)
-        cli_error("cannot reload the certificate, still using the old one: %s",
+        cli_error("SIGHUP: cannot reload the TLS certificate and key, still using the old ones: "
+                  "%s",
                   s->log_error[0] ? s->log_error : wsk_strerror(rv));
     else
-        cli_verbose("certificate reloaded");
+        cli_info("SIGHUP: TLS certificate and key reloaded");
 }
 
 static void on_signal(struct wsk_loop *loop, int signo, void *data)
@@ -559,7 +579,7 @@ static int run(struct serve *s)
 
     if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
         (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0 ||
-        (opt->tls_cert && (rv = wsk_loop_signal(s->loop, SIGHUP, on_reload, s)) < 0)) {
+        (rv = wsk_loop_signal(s->loop, SIGHUP, on_reload, s)) < 0) {
         cli_error("cannot handle signals: %s", wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }
