@@ -47,7 +47,9 @@ static const char serve_usage[] =
     "                         a name, an IPv4 address or an IPv6 address in\n"
     "                         brackets ([::1]:8080); 0.0.0.0 or [::] listens on\n"
     "                         every interface. Port 0 picks a free port. A bare\n"
-    "                         PORT means 127.0.0.1:PORT.\n"
+    "                         PORT means 127.0.0.1:PORT. A name is looked up at\n"
+    "                         start; the first of its addresses that can be\n"
+    "                         bound is used, IPv4 first (localhost: 127.0.0.1)\n"
     "  --broadcast            send each message to every client, the sender included\n"
     "                         (the default)\n"
     "  --echo                 send each message back to its sender only\n"
@@ -207,7 +209,7 @@ static bool is_printable(const char *s)
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct serve_options *opt, int argc, char **argv)
 {
-    const char *listen = NULL;
+    const char *listen = NULL, *why;
     uint64_t bits;
     int c, rv;
 
@@ -340,13 +342,13 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
     if (opt->deflate_window && !opt->has_deflate)
         return cli_usage_error("--deflate-window has no effect with --no-deflate");
 
-    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen);
+    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen,
+                               &why);
     if (rv == -ENOMEM)
         return cli_usage_error("out of memory");
     if (rv < 0)
-        return cli_usage_error("--listen '%s': expected HOST:PORT, [IPV6]:PORT or PORT, with "
-                               "a port from 0 to 65535",
-                               listen);
+        return cli_usage_error("--listen '%s': %s (expected HOST:PORT, [IPV6]:PORT or PORT)",
+                               listen, why);
     return 0;
 }
 
@@ -501,6 +503,17 @@ static int check_static_dir(const char *dir)
     return 0;
 }
 
+/* What the usual wsk_server_listen() failures mean for the user; the OS's
+ * own words ("Cannot assign requested address") do not say. */
+static const char *listen_hint(int err, uint16_t port)
+{
+    if (err == -EADDRNOTAVAIL)
+        return " (not an address of this machine)";
+    if (err == -EACCES && port > 0 && port < 1024)
+        return " (ports below 1024 need privileges)";
+    return "";
+}
+
 static void print_banner(const struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
@@ -572,8 +585,8 @@ static int run(struct serve *s)
     rv = wsk_server_listen(s->srv, opt->listen.host, opt->listen.port);
     if (rv < 0) {
         const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
-        cli_error("cannot listen on %s%s%s:%u: %s", lb, opt->listen.host, rb,
-                  (unsigned)opt->listen.port, wsk_strerror(rv));
+        cli_error("cannot listen on %s%s%s:%u: %s%s", lb, opt->listen.host, rb,
+                  (unsigned)opt->listen.port, wsk_strerror(rv), listen_hint(rv, opt->listen.port));
         return CLI_EXIT_FAILURE;
     }
 
