@@ -87,7 +87,11 @@ def frame(opcode, payload=b""):
 
 
 def expect_close(s, buf):
+    """Reads up to the client's close frame. Data frames before it are
+    skipped: a client may send before it has read the server's close."""
     opcode, payload, buf = read_frame(s, buf)
+    while opcode in (0x0, 0x1, 0x2):
+        opcode, payload, buf = read_frame(s, buf)
     if opcode != 0x8:
         raise Failure(f"expected a close frame, got opcode {opcode} {payload!r}")
     code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
