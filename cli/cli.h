@@ -73,13 +73,15 @@ int cli_parse_bytes(const char *s, uint64_t max, uint64_t *out);
 int cli_parse_seconds(const char *s, uint32_t *out_ms);
 
 /* "HOST:PORT", "[IPV6]:PORT" or a bare "PORT" (host default_host). host is a
- * copy without brackets; free it with cli_listen_addr_reset(). */
+ * copy without brackets; free it with cli_listen_addr_reset(). Returns 0,
+ * -ENOMEM, or -EINVAL with *why saying what is wrong ("no port after ':'"). */
 struct cli_listen_addr {
     char *host;
     uint16_t port;
     bool is_ipv6; /* needs brackets in a URL */
 };
-int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out);
+int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out,
+                          const char **why);
 void cli_listen_addr_reset(struct cli_listen_addr *a);
 
 /* An RFC 9110 token (a subprotocol name, a header name). */

@@ -52,7 +52,8 @@ static const char connect_usage[] =
     "Otherwise each line of stdin, without its newline, is sent as a message, and\n"
     "each message received is written to stdout followed by a newline. At the end of\n"
     "stdin the client closes the connection (1000) and still prints what arrives\n"
-    "until the server's close.\n"
+    "until the server's close. When the server closes first, the lines not sent yet\n"
+    "are dropped.\n"
     "\n"
     "options:\n"
     "  --header 'NAME: VALUE'  add a header to the handshake request; repeat for more\n"
@@ -89,7 +90,9 @@ static const char connect_usage[] =
     "fraction: 0.5.\n"
     "\n"
     "Exit status: 0 once the close handshake is done, whatever the server's close\n"
-    "code (printed as 'Connection closed: CODE REASON.' on a terminal or with -v);\n"
+    "code (printed as 'Connection closed: CODE REASON.' on a terminal or with -v),\n"
+    "also when the server closes first, before all of stdin is sent, or resets TCP\n"
+    "right after its close frame;\n"
     "1 when connecting fails, the handshake is rejected, the peer breaks the protocol\n"
     "or the connection is lost; 2 for a bad command line.\n";
 
@@ -405,6 +408,12 @@ static void send_line(struct client *c, const char *line, size_t len)
         cli_error("line %llu is not valid UTF-8 (use --binary to send bytes)",
                   (unsigned long long)c->line_no);
         fail(c);
+    } else if (rv == WSK_ESTATE) {
+        /* The server's close frame has come (the library answered it), or
+         * the connection failed: either way nothing more can be sent, and
+         * on_close, which follows, tells which. A server that ends the
+         * conversation before stdin does is not an error. */
+        start_close(c, WSK_CLOSE_NORMAL);
     } else if (rv < 0) {
         cli_error("cannot send: %s", wsk_strerror(rv));
         fail(c);
@@ -521,7 +530,9 @@ static void terminal_read(struct client *c)
         case LINEEDIT_LINE:
             line = lineedit_line(&c->le, &len);
             rv = wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, line, len);
-            if (rv < 0 && rv != WSK_EBACKPRESSURE)
+            if (rv == WSK_ESTATE)
+                cli_info("not sent: the server is closing the connection");
+            else if (rv < 0 && rv != WSK_EBACKPRESSURE)
                 cli_error("cannot send: %s", wsk_strerror(rv));
             break;
         case LINEEDIT_EOF:
@@ -664,6 +675,17 @@ static bool is_connection_lost(int err)
            err == -ETIMEDOUT || err == WSK_ECLOSED;
 }
 
+/* The TCP connection was reset after the server's close frame had arrived.
+ * The close handshake is then over as far as the server is concerned (many
+ * servers, Autobahn's among them, reset right after it), and nothing could
+ * have followed the close frame: a normal end, not a lost connection. The
+ * close code is the server's when it is not 1006: a connection we failed
+ * ourselves carries a protocol error, never a reset. */
+static bool is_reset_after_close(const struct wsk_close_event *ev)
+{
+    return ev->code != WSK_CLOSE_ABNORMAL && (ev->error == -ECONNRESET || ev->error == -EPIPE);
+}
+
 static bool is_protocol_error(int err)
 {
     return err == WSK_EPROTO || err == WSK_EUTF8 || err == WSK_ETOOBIG || err == WSK_EDEFLATE;
@@ -696,7 +718,10 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                       ev->detail);
             c->status = CLI_EXIT_FAILURE;
         }
-    } else if (ev->error == 0) {
+    } else if (ev->error == 0 || is_reset_after_close(ev)) {
+        if (ev->error)
+            cli_log(CLI_DEBUG, "the server reset the connection after its close frame (%s)",
+                    wsk_strerror(ev->error));
         if (c->opt.verbosity >= CLI_VERBOSE ||
             (c->opt.verbosity > CLI_QUIET && (c->mode == MODE_TERMINAL || isatty(STDERR_FILENO))))
             client_note(c, "Connection closed: %u%s%.*s.", ev->code, ev->reason.len ? " " : "",

@@ -277,17 +277,46 @@ int cli_parse_seconds(const char *s, uint32_t *out_ms)
     return 0;
 }
 
-int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out)
+/* The port of a --listen value, or why it is not one. */
+static const char *listen_port(const char *s, uint64_t *port)
 {
-    const char *host = default_host, *port_str = s;
+    int rv;
+
+    if (!*s)
+        return "no port after ':'";
+    rv = cli_parse_count(s, 0, 65535, port);
+    if (rv == -ERANGE)
+        return "the port is not from 0 to 65535";
+    if (rv < 0)
+        return "the port is not a number";
+    return NULL;
+}
+
+int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_listen_addr *out,
+                          const char **why)
+{
+    const char *host = default_host, *port_str = s, *reason;
     size_t host_len = strlen(default_host);
     bool is_ipv6 = strchr(default_host, ':') != NULL;
     uint64_t port;
     char *copy;
 
+    *why = NULL;
+    if (!*s) {
+        *why = "empty";
+        return -EINVAL;
+    }
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
-        if (!close || close == s + 1 || close[1] != ':')
+        if (!close)
+            *why = "no ']' after the IPv6 address";
+        else if (close == s + 1)
+            *why = "no IPv6 address between the brackets";
+        else if (!memchr(s + 1, ':', (size_t)(close - s - 1)))
+            *why = "brackets are for IPv6 addresses only";
+        else if (close[1] != ':')
+            *why = "no ':PORT' after ']'";
+        if (*why)
             return -EINVAL;
         host = s + 1;
         host_len = (size_t)(close - host);
@@ -299,12 +328,24 @@ int cli_parse_listen_addr(const char *s, const char *default_host, struct cli_li
         host_len = (size_t)(colon - s);
         port_str = colon + 1;
         /* "::1:8080" cannot be split safely; RFC 3986 wants brackets. */
-        if (host_len == 0 || memchr(host, ':', host_len))
+        if (memchr(host, ':', host_len)) {
+            *why = "more than one ':'";
             return -EINVAL;
+        }
         is_ipv6 = false;
-    }
-    if (cli_parse_count(port_str, 0, 65535, &port) < 0)
+    } else if (strchr(s, '.') || !strchr("0123456789+-", s[0])) {
+        /* A host alone, like "example.com" or "1.2.3.4"; "-1" is a port. */
+        *why = "no ':PORT'";
         return -EINVAL;
+    }
+    if ((reason = listen_port(port_str, &port)) != NULL) {
+        *why = reason;
+        return -EINVAL;
+    }
+    if (host_len == 0) {
+        *why = "no host before ':'";
+        return -EINVAL;
+    }
     copy = malloc(host_len + 1);
     if (!copy)
         return -ENOMEM;

@@ -4,7 +4,8 @@
  * is how the built-in chat page shows your own messages); echo mode sends
  * each message back to its sender. The HTTP side serves the chat page, or a
  * directory with --static. With --tls-cert and --tls-key the same port speaks
- * https:// and wss:// only, and SIGHUP reloads the certificate. Everything else
+ * https:// and wss:// only, and SIGHUP reloads the certificate; without TLS,
+ * SIGHUP is logged and ignored, never fatal. Everything else
  * is the library's: this file turns options into a wsk_server_config and
  * events into log lines. */
 #include <errno.h>
@@ -46,7 +47,9 @@ static const char serve_usage[] =
     "                         a name, an IPv4 address or an IPv6 address in\n"
     "                         brackets ([::1]:8080); 0.0.0.0 or [::] listens on\n"
     "                         every interface. Port 0 picks a free port. A bare\n"
-    "                         PORT means 127.0.0.1:PORT.\n"
+    "                         PORT means 127.0.0.1:PORT. A name is looked up at\n"
+    "                         start; the first of its addresses that can be\n"
+    "                         bound is used, IPv4 first (localhost: 127.0.0.1)\n"
     "  --broadcast            send each message to every client, the sender included\n"
     "                         (the default)\n"
     "  --echo                 send each message back to its sender only\n"
@@ -91,7 +94,11 @@ static const char serve_usage[] =
     "                         (peer, path, close code); twice: library debug too\n"
     "  -q, --quiet            print only errors (the listening line still goes to\n"
     "                         stdout: scripts read the port from it)\n"
-    "  -h, --help             show this help\n"
+    "  -h, --help             show this help\n";
+
+/* The rest of the help: a separate literal, since C17 compilers need not
+ * accept one over 4095 characters. */
+static const char serve_usage_notes[] =
     "\n"
     "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
     "fraction: 0.5.\n"
@@ -101,8 +108,10 @@ static const char serve_usage[] =
     "(https:// and wss:// with --tls-cert).\n"
     "\n"
     "SIGINT (Ctrl-C) or SIGTERM closes every connection with 1001 and exits 0; a\n"
-    "second one exits at once. SIGHUP reloads the TLS certificate and key; if they\n"
-    "cannot be used, the error is logged and the old ones stay in use.\n";
+    "second one exits at once. SIGHUP reloads the TLS certificate and key and logs\n"
+    "the outcome; if they cannot be used, the error is logged and the old ones stay\n"
+    "in use. Without TLS there is nothing to reload: SIGHUP is logged and ignored.\n"
+    "Either way open connections are not disturbed.\n";
 
 enum serve_mode {
     SERVE_BROADCAST,
@@ -200,7 +209,7 @@ static bool is_printable(const char *s)
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct serve_options *opt, int argc, char **argv)
 {
-    const char *listen = NULL;
+    const char *listen = NULL, *why;
     uint64_t bits;
     int c, rv;
 
@@ -315,6 +324,10 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                                        optarg);
             opt->deflate_window = (uint8_t)bits;
             break;
+        case 'h':
+            fputs(serve_usage, stdout);
+            fputs(serve_usage_notes, stdout);
+            return -1;
         default:
             if ((rv = cli_common_option(c, argv, serve_usage, CLI_DEBUG, &opt->verbosity)) != 0)
                 return rv;
@@ -329,13 +342,13 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
     if (opt->deflate_window && !opt->has_deflate)
         return cli_usage_error("--deflate-window has no effect with --no-deflate");
 
-    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen);
+    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen,
+                               &why);
     if (rv == -ENOMEM)
         return cli_usage_error("out of memory");
     if (rv < 0)
-        return cli_usage_error("--listen '%s': expected HOST:PORT, [IPV6]:PORT or PORT, with "
-                               "a port from 0 to 65535",
-                               listen);
+        return cli_usage_error("--listen '%s': %s (expected HOST:PORT, [IPV6]:PORT or PORT)",
+                               listen, why);
     return 0;
 }
 
@@ -429,8 +442,12 @@ static void on_library_log(int level, const char *msg, void *user_data)
     cli_log_library(level, msg, NULL);
 }
 
-/* SIGHUP: the certificate and key files were renewed. Connections already
- * open go on with the old ones. */
+/* SIGHUP: by convention "reread your configuration". The only thing wsk serve
+ * can reread is its certificate and key, renewed on disk; connections already
+ * open go on with the old ones. Without TLS there is nothing to do, but the
+ * signal is still handled: its default action would kill the server with no
+ * close frames, and an operator running `kill -HUP` after a renewal should
+ * not lose every client for it. */
 static void on_reload(struct wsk_loop *loop, int signo, void *data)
 {
     struct serve *s = data;
@@ -438,15 +455,20 @@ static void on_reload(struct wsk_loop *loop, int signo, void *data)
 
     (void)loop;
     (void)signo;
+    if (!s->opt.tls_cert) {
+        cli_info("SIGHUP: nothing to reload (no TLS)");
+        return;
+    }
     s->is_capturing_log = true;
     s->log_error[0] = '\0';
     rv = wsk_server_reload_tls(s->srv);
     s->is_capturing_log = false;
     if (rv < 0)
-        cli_error("cannot reload the certificate, still using the old one: %s",
+        cli_error("SIGHUP: cannot reload the TLS certificate and key, still using the old ones: "
+                  "%s",
                   s->log_error[0] ? s->log_error : wsk_strerror(rv));
     else
-        cli_verbose("certificate reloaded");
+        cli_info("SIGHUP: TLS certificate and key reloaded");
 }
 
 static void on_signal(struct wsk_loop *loop, int signo, void *data)
@@ -479,6 +501,17 @@ static int check_static_dir(const char *dir)
     if (access(dir, R_OK | X_OK) < 0)
         return cli_usage_error("--static '%s': %s", dir, wsk_strerror(-errno));
     return 0;
+}
+
+/* What the usual wsk_server_listen() failures mean for the user; the OS's
+ * own words ("Cannot assign requested address") do not say. */
+static const char *listen_hint(int err, uint16_t port)
+{
+    if (err == -EADDRNOTAVAIL)
+        return " (not an address of this machine)";
+    if (err == -EACCES && port > 0 && port < 1024)
+        return " (ports below 1024 need privileges)";
+    return "";
 }
 
 static void print_banner(const struct serve *s)
@@ -552,14 +585,14 @@ static int run(struct serve *s)
     rv = wsk_server_listen(s->srv, opt->listen.host, opt->listen.port);
     if (rv < 0) {
         const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
-        cli_error("cannot listen on %s%s%s:%u: %s", lb, opt->listen.host, rb,
-                  (unsigned)opt->listen.port, wsk_strerror(rv));
+        cli_error("cannot listen on %s%s%s:%u: %s%s", lb, opt->listen.host, rb,
+                  (unsigned)opt->listen.port, wsk_strerror(rv), listen_hint(rv, opt->listen.port));
         return CLI_EXIT_FAILURE;
     }
 
     if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
         (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0 ||
-        (opt->tls_cert && (rv = wsk_loop_signal(s->loop, SIGHUP, on_reload, s)) < 0)) {
+        (rv = wsk_loop_signal(s->loop, SIGHUP, on_reload, s)) < 0) {
         cli_error("cannot handle signals: %s", wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }

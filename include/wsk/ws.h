@@ -148,9 +148,23 @@ WSK_API void wsk_server_config_init(struct wsk_server_config *cfg);
 WSK_API int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
                            const struct wsk_server_config *cfg);
 
-/* Listens on host ("127.0.0.1", "::", "0.0.0.0", "localhost") and port
- * (0: any free port; see wsk_server_port()). May be called several times.
- * Returns 0 or a negative errno (-EADDRINUSE, ...). */
+/* Listens on host and port (0: any free port; see wsk_server_port()). May be
+ * called several times, for at most 8 listeners.
+ *
+ * host is an IPv4 or IPv6 address ("127.0.0.1", "::1", "0.0.0.0" or "::" for
+ * every interface; brackets around IPv6 are accepted: "[::1]"), or a name.
+ * NULL or "" means 127.0.0.1, and "localhost" means 127.0.0.1, without a
+ * lookup. Any other name is resolved with getaddrinfo(), which BLOCKS the
+ * calling thread until the resolver answers: call this at startup, before
+ * the loop has connections to serve. Of the name's addresses, IPv4 ones are
+ * tried first, then IPv6 ones, each in the resolver's order, and the first
+ * that can be bound is listened on; only that one (to listen on several
+ * addresses, call this once for each). Addresses that are not on this
+ * machine or of a family it lacks are skipped.
+ *
+ * Returns 0; WSK_EDNS when the name has no address; -ENOSPC past 8
+ * listeners; or the socket error (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL when
+ * no address of the name is on this machine, ...). */
 WSK_API int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port);
 
 /* The port of the first listener (useful after listening on port 0). */

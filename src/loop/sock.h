@@ -4,7 +4,9 @@
  * Every fd they create is non-blocking and close-on-exec. Every function
  * returns 0 (or a port number, for wsk__sock_local_port) on success and a
  * negative errno on failure. Hosts are numeric addresses only ("127.0.0.1",
- * "::1"); name resolution belongs to the layer that knows about DNS.
+ * "::1"), except for wsk__sock_listen_host(): listeners are made at startup,
+ * where a blocking name lookup is acceptable. Connecting resolves names
+ * without blocking the loop, in the layer that knows about DNS (ws/client.c).
  */
 #ifndef WSK_LOOP_SOCK_H
 #define WSK_LOOP_SOCK_H
@@ -23,6 +25,18 @@ int wsk__sock_addr(const char *host, const char *port, struct sockaddr_storage *
  * listeners of the same user share the port and the kernel spreads new
  * connections over them. On success *out_fd is the listener. */
 int wsk__sock_listen(const char *host, const char *port, int backlog, bool reuse_port, int *out_fd);
+
+/* wsk__sock_listen(), but host may also be a name: numeric hosts are used
+ * as they are, and anything else goes to getaddrinfo() (AI_PASSIVE), which
+ * BLOCKS until the resolver answers. Of the name's addresses, IPv4 ones are
+ * tried first, then the others, each family in the resolver's order; the
+ * first that can be bound is the one listened on (only that one). An address
+ * not on this machine (-EADDRNOTAVAIL) or of a family the system lacks is
+ * skipped; any other error stops the search and is returned. Returns 0,
+ * -EINVAL for a bad port, WSK_EDNS when the name has no address, -ENOMEM, or
+ * the error of the first address tried when none could be used. */
+int wsk__sock_listen_host(const char *host, const char *port, int backlog, bool reuse_port,
+                          int *out_fd);
 
 /* Returns the local port of a bound socket (1..65535), or a negative errno. */
 int wsk__sock_local_port(int fd);

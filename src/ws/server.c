@@ -303,6 +303,8 @@ int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
     char hostbuf[64];
     if (!host || !*host)
         host = "127.0.0.1";
+    /* Loopback by definition (RFC 6761), so no lookup, and IPv4 as it has
+     * always been here. */
     if (!strcmp(host, "localhost"))
         host = "127.0.0.1";
     size_t hl = strlen(host);
@@ -314,7 +316,8 @@ int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
     char portbuf[8];
     snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
     int fd;
-    int rv = wsk__sock_listen(host, portbuf, 0, srv->cfg.reuse_port, &fd);
+    /* Other names are resolved here, blocking: see wsk/ws.h. */
+    int rv = wsk__sock_listen_host(host, portbuf, 0, srv->cfg.reuse_port, &fd);
     if (rv < 0)
         return rv;
     wsk__sock_set_nodelay(fd);

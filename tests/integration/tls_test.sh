@@ -257,8 +257,8 @@ if start_server --echo -v --tls-cert "$LIVE/cert.pem" --tls-key "$LIVE/key.pem";
     check "a client trusting only CA A is connected" wait_for_line "$HOLD_OUT" '^waiting' 20
     install_cert srv-b srv-b
     kill -HUP "$SERVER_PID"
-    check "SIGHUP: the server logs 'certificate reloaded' (-v)" \
-        wait_for_line "$SERVER_ERR" 'wsk serve: certificate reloaded$' 10
+    check "SIGHUP: the server logs 'TLS certificate and key reloaded'" \
+        wait_for_line "$SERVER_ERR" 'wsk serve: SIGHUP: TLS certificate and key reloaded$' 10
     touch "$TEST_TMP/go"
     held_on()
     {
@@ -276,14 +276,14 @@ if start_server --echo -v --tls-cert "$LIVE/cert.pem" --tls-key "$LIVE/key.pem";
     install_cert srv-b srv-a
     kill -HUP "$SERVER_PID"
     check "SIGHUP with a mismatched key: one error line, the old certificate stays" \
-        wait_for_line "$SERVER_ERR" 'wsk serve: cannot reload the certificate, still using the old one: private key .* does not match' 10
+        wait_for_line "$SERVER_ERR" 'wsk serve: SIGHUP: cannot reload the TLS certificate and key, still using the old ones: private key .* does not match' 10
     server_alive "server still running after the failed reload"
     check "new clients still get certificate B" \
         "$PY" "$PEERS/py_client.py" --cafile "$PKI/ca-b.pem" "$WSS" text
     rm -f "$LIVE/cert.pem"
     kill -HUP "$SERVER_PID"
     check "SIGHUP with the certificate file gone: one error line naming it" \
-        wait_for_line "$SERVER_ERR" 'wsk serve: cannot reload the certificate, still using the old one: cannot read certificate .*cert\.pem' 10
+        wait_for_line "$SERVER_ERR" 'wsk serve: SIGHUP: cannot reload the TLS certificate and key, still using the old ones: cannot read certificate .*cert\.pem' 10
     check "new clients still get certificate B" \
         "$PY" "$PEERS/py_client.py" --cafile "$PKI/ca-b.pem" "$WSS" text
     stop_server
