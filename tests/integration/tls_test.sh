@@ -165,10 +165,13 @@ if start_server --echo -v --max-message 4M --tls-cert "$PKI/srv-a.pem" --tls-key
             https://localhost:$PORT/ | tee /dev/stderr | grep -q '^200 text/html' && grep -q '<html' '$TEST_TMP/page'"
     check "curl without the CA: refused" \
         bash -c "! curl -sS --max-time 10 -o /dev/null https://localhost:$PORT/"
-    check "plain HTTP to the TLS port: no HTTP answer, connection closed" \
+    check "a plain WebSocket upgrade to the TLS port: 400, then closed" \
         "$PY" "$PEERS/raw_client.py" plain-to-tls "ws://127.0.0.1:$PORT/"
-    check "curl http:// to the TLS port fails" \
-        bash -c "! curl -sS --max-time 10 -o /dev/null http://127.0.0.1:$PORT/"
+    check "curl http:// to the TLS port gets a readable 400, as nginx answers" \
+        bash -c "[[ \$(curl -s --max-time 10 -o '$TEST_TMP/plain' -w '%{http_code}' http://127.0.0.1:$PORT/) == 400 ]] &&
+                 grep -q 'plain HTTP sent to a TLS port' '$TEST_TMP/plain'"
+    check "the TLS port still serves wss:// after the plain request" \
+        bash -c "curl -sS --max-time 10 --cacert '$PKI/ca-a.pem' -o /dev/null https://localhost:$PORT/"
     check "the server logged permessage-deflate for a wss client (-v)" \
         grep -q "open /, extensions permessage-deflate" "$SERVER_ERR"
     server_alive "server still running"

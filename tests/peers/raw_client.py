@@ -362,8 +362,11 @@ def run_plain_to_tls(url):
         raise Failure(f"the server kept the connection open {WAIT}s; it sent {data[:40]!r}")
     elapsed = time.monotonic() - t0
     print(f"server closed the connection after {elapsed:.2f}s; it sent {data[:40]!r}")
-    if data.startswith(b"HTTP/"):
-        raise Failure("the TLS port answered plain HTTP")
+    # Like nginx: a readable 400 and a close, never an upgrade.
+    if not data.startswith(b"HTTP/1.1 400 "):
+        raise Failure(f"expected a plain 400 answer, got {data[:40]!r}")
+    if b" 101 " in data:
+        raise Failure("the TLS port upgraded a plain connection")
 
 
 def run_upgrade_status(url):
