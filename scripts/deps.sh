@@ -27,9 +27,23 @@ if ((${#missing[@]})); then
     echo "deps.sh: installing ${missing[*]}"
     SUDO=
     [[ $(id -u) == 0 ]] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    # Another apt or dpkg (an unattended upgrade, a second job) may hold the
+    # lock: wait for it, up to 15 minutes, rather than fail.
+    apt() {
+        local try
+        for ((try = 1; ; try++)); do
+            if DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=60 "$@"; then
+                return 0
+            fi
+            if ((try >= 15)) || ! pgrep -x 'apt-get|apt|dpkg|unattended-upgr' >/dev/null; then
+                return 1
+            fi
+            echo "deps.sh: apt or dpkg is busy; waiting (try $try of 15)" >&2
+            sleep 60
+        done
+    }
+    apt update -qq
+    apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 for what in "$@"; do
