@@ -1,14 +1,19 @@
 /* Micro-benchmarks for the protocol core's hot loops: masking, UTF-8
- * validation and parsing of small frames, against memcpy as the yardstick.
+ * validation and parsing of small frames, against memcpy as the yardstick;
+ * and the opening handshake, in handshakes per second.
  *
  * Each figure repeats its operation for about 0.3 s on a buffer that stays
  * in cache (64 KiB) and on one that does not (16 MiB), and reports the best
  * of ten slices of that time. Results feed a checksum that is printed, so
  * the compiler cannot drop the work.
  *
- *   proto_bench          all figures
- *   proto_bench SECONDS  a different time per figure
+ *   proto_bench                   all figures
+ *   proto_bench SECONDS           a different time per figure
+ *   proto_bench handshake ROUNDS  exactly ROUNDS handshakes and nothing else,
+ *                                 for callgrind: (Ir(N) - Ir(0)) / N is the
+ *                                 cost of one
  */
+#include "wsk/deflate.h"
 #include "wsk/proto.h"
 
 #include <stdio.h>
@@ -264,13 +269,102 @@ static void bench_frames(void)
            best / 1e6, best * FRAME / 1e9);
 }
 
+/* One whole opening handshake through the core, both sides, as a server and
+ * a client with permessage-deflate would run it: the client writes its
+ * request and offer, the server parses the head, checks it, negotiates the
+ * extension and writes the 101, the client parses and verifies the answer.
+ * Plus, once per round, a 400 rejection, the other head the server writes.
+ * No I/O: these are the instructions the handshake itself costs. */
+static void handshake_round(void)
+{
+    static const char *const protos[] = {"chat", "superchat"};
+    static const uint8_t random16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    char key[25], offer[WSK_DEFLATE_HEADER_MAX], extra[64 + WSK_DEFLATE_HEADER_MAX];
+    char request[1024], response[1024], reject[512], ext_value[WSK_DEFLATE_HEADER_MAX];
+    struct wsk_deflate_config dcfg;
+    wsk_deflate_config_init(&dcfg);
+    dcfg.enabled = true;
+
+    wsk_handshake_client_key(random16, key);
+    int n = wsk_deflate_offer(offer, sizeof offer, &dcfg);
+    snprintf(extra, sizeof extra, "Sec-WebSocket-Extensions: %s\r\n", n > 0 ? offer : "");
+    struct wsk_handshake_client_request cr = {
+        .host = "127.0.0.1:8080",
+        .target = "/chat?room=1",
+        .key = key,
+        .subprotocols = protos,
+        .num_subprotocols = 2,
+        .origin = "http://127.0.0.1:8080",
+        .extra_headers = extra,
+    };
+    int req_len = wsk_handshake_client_request(request, sizeof request, &cr);
+
+    struct wsk_http_parser p;
+    struct wsk_http_request req;
+    wsk_http_parser_init(&p, 0);
+    int rv = wsk_http_request_parse(&p, request, req_len > 0 ? (size_t)req_len : 0, &req);
+    struct wsk_handshake_server_config sc = {.subprotocols = protos + 1, .num_subprotocols = 1};
+    struct wsk_handshake_info info;
+    int status = rv > 0 ? wsk_handshake_server_check(&req, &sc, &info) : 0;
+    struct wsk_deflate_params params;
+    int en = wsk_deflate_negotiate(req.headers, req.num_headers, &dcfg, &params, ext_value,
+                                   sizeof ext_value);
+    snprintf(extra, sizeof extra, "Sec-WebSocket-Extensions: %s\r\n", en > 0 ? ext_value : "");
+    int resp_len = wsk_handshake_server_accept(response, sizeof response, &info, extra);
+
+    struct wsk_http_response resp;
+    wsk_http_parser_init(&p, 0);
+    rv = wsk_http_response_parse(&p, response, resp_len > 0 ? (size_t)resp_len : 0, &resp);
+    struct wsk_slice chosen = {0};
+    int verdict = rv > 0 ? wsk_handshake_client_verify(&resp, key, protos, 2, &chosen) : -1;
+    const struct wsk_slice *ext =
+        wsk_http_header_get(resp.headers, resp.num_headers, "Sec-WebSocket-Extensions");
+    int accepted = ext ? wsk_deflate_accept(ext, &dcfg, &params) : -1;
+    int rej = wsk_handshake_server_reject(reject, sizeof reject, 400);
+    if (status != 101 || verdict != 0 || chosen.len != 9 || accepted != 1 || rej <= 0) {
+        fprintf(stderr,
+                "handshake failed: status %d, verify %d, chosen %zu, deflate %d, "
+                "reject %d\n",
+                status, verdict, chosen.len, accepted, rej);
+        exit(1);
+    }
+    checksum += (uint64_t)req_len + (uint64_t)resp_len + (uint64_t)rej + (uint8_t)response[40];
+}
+
+static void bench_handshake(void)
+{
+    double best = 0, slice = seconds_per_figure / 10, total = now() + seconds_per_figure;
+    handshake_round();
+    do {
+        uint64_t rounds = 0;
+        double start = now(), elapsed;
+        do {
+            handshake_round();
+            rounds++;
+            elapsed = now() - start;
+        } while (elapsed < slice);
+        if ((double)rounds / elapsed > best)
+            best = (double)rounds / elapsed;
+    } while (now() < total);
+    printf("handshake both sides, deflate, a 400   %6.0f k/s  (%.2f us each)\n", best / 1e3,
+           1e6 / best);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "handshake") == 0) {
+        long rounds = atol(argv[2]);
+        for (long i = 0; i < rounds; i++)
+            handshake_round();
+        printf("checksum  %llu\n", (unsigned long long)checksum);
+        return 0;
+    }
     if (argc > 1)
         seconds_per_figure = atof(argv[1]);
     bench_size(64 * 1024);
     bench_size(16 * 1024 * 1024);
     bench_frames();
+    bench_handshake();
     printf("checksum  %llu\n", (unsigned long long)checksum);
     return 0;
 }

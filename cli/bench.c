@@ -298,68 +298,48 @@ struct bench_target {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool is_loopback4; /* IPv4 127.0.0.0/8: source addresses can be spread */
-    char *host;        /* Host header, "name:port" */
+    char *host;        /* Host header, "name[:port]" */
     char *target;      /* path and query */
 };
 
-/* ws://HOST[:PORT][/PATH][?QUERY] or, for raw-echo, tcp://HOST:PORT. The
- * name is resolved once, here: a benchmark must not measure the resolver. */
+/* ws://HOST[:PORT][/PATH][?QUERY] or, for raw-echo, tcp://HOST:PORT, split
+ * by wsk_url_parse(). The name is resolved once, here: a benchmark must not
+ * measure the resolver. */
 static int parse_url(const char *url, enum bench_mode mode, struct bench_target *t)
 {
-    const char *p, *host, *host_end, *port = "80";
-    char host_buf[256], port_buf[8];
-    struct addrinfo hints = {0}, *res = NULL;
-    size_t host_len;
-    int rv;
-
-    if (!strncmp(url, "ws://", 5)) {
-        p = url + 5;
-    } else if (!strncmp(url, "tcp://", 6) && mode == MODE_RAW_ECHO) {
-        p = url + 6;
-    } else if (!strncmp(url, "wss://", 6)) {
+    const char *expected = mode == MODE_RAW_ECHO ? "expected ws://HOST[:PORT][/PATH] or "
+                                                   "tcp://HOST:PORT"
+                                                 : "expected ws://HOST[:PORT][/PATH]";
+    struct wsk_url u;
+    if (wsk_url_parse(url, strlen(url), &u) < 0) {
+        cli_error("'%s': %s (at byte %zu); %s, HOST a name, an IPv4 address or an IPv6 "
+                  "address in brackets",
+                  url, u.error, u.error_at, expected);
+        return -1;
+    }
+    if (u.scheme == WSK_URL_WSS) {
         cli_error("'%s': wss:// is not supported: it would measure TLS, not WebSocket", url);
         return -1;
-    } else {
-        cli_error("'%s': expected ws://HOST[:PORT][/PATH]%s", url,
-                  mode == MODE_RAW_ECHO ? " or tcp://HOST:PORT" : "");
+    }
+    if (u.scheme != WSK_URL_WS && !(u.scheme == WSK_URL_TCP && mode == MODE_RAW_ECHO)) {
+        cli_error("'%s': %s", url, expected);
         return -1;
     }
-    if (*p == '[') {
-        host = p + 1;
-        host_end = strchr(host, ']');
-        if (!host_end)
-            goto bad;
-        p = host_end + 1;
-    } else {
-        host = p;
-        host_end = p + strcspn(p, ":/?#");
-        p = host_end;
-    }
-    host_len = (size_t)(host_end - host);
-    if (host_len == 0 || host_len >= sizeof host_buf)
-        goto bad;
-    memcpy(host_buf, host, host_len);
-    host_buf[host_len] = '\0';
-    if (*p == ':') {
-        size_t port_len = strcspn(p + 1, "/?#");
-        uint64_t port_num;
-        if (port_len == 0 || port_len >= sizeof port_buf)
-            goto bad;
-        memcpy(port_buf, p + 1, port_len);
-        port_buf[port_len] = '\0';
-        if (cli_parse_count(port_buf, 1, 65535, &port_num) < 0)
-            goto bad;
-        port = port_buf;
-        p += 1 + port_len;
-    }
-    if (*p && *p != '/' && *p != '?')
-        goto bad;
 
+    char host[256], port[8];
+    if (u.host.len >= sizeof host) {
+        cli_error("'%s': the host name is too long", url);
+        return -1;
+    }
+    memcpy(host, u.host.ptr, u.host.len);
+    host[u.host.len] = '\0';
+    snprintf(port, sizeof port, "%u", (unsigned)u.port);
+    struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    rv = getaddrinfo(host_buf, port, &hints, &res);
+    int rv = getaddrinfo(host, port, &hints, &res);
     if (rv != 0) {
-        cli_error("'%s': cannot resolve %s: %s", url, host_buf, gai_strerror(rv));
+        cli_error("'%s': cannot resolve %s: %s", url, host, gai_strerror(rv));
         return -1;
     }
     memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
@@ -370,34 +350,15 @@ static int parse_url(const char *url, enum bench_mode mode, struct bench_target 
     }
     freeaddrinfo(res);
 
-    size_t cap = host_len + 16;
-    t->host = malloc(cap);
-    t->target = strdup(*p ? p : "/");
-    if (!t->host || !t->target) {
+    size_t host_cap = u.host.len + 9, target_cap = strlen(url) + 2;
+    t->host = malloc(host_cap);
+    t->target = malloc(target_cap);
+    if (!t->host || !t->target || wsk_url_host_header(&u, t->host, host_cap) < 0 ||
+        wsk_url_request_target(&u, t->target, target_cap) < 0) {
         cli_error("out of memory");
         return -1;
     }
-    snprintf(t->host, cap, "%s%s%s:%s", strchr(host_buf, ':') ? "[" : "", host_buf,
-             strchr(host_buf, ':') ? "]" : "", port);
-    if (t->target[0] == '?') {
-        /* "ws://h?x" means path "/" with a query. */
-        size_t len = strlen(t->target);
-        char *fixed = malloc(len + 2);
-        if (!fixed) {
-            cli_error("out of memory");
-            return -1;
-        }
-        fixed[0] = '/';
-        memcpy(fixed + 1, t->target, len + 1);
-        free(t->target);
-        t->target = fixed;
-    }
     return 0;
-bad:
-    cli_error("'%s': expected ws://HOST[:PORT][/PATH], HOST a name, an IPv4 address or an "
-              "IPv6 address in brackets",
-              url);
-    return -1;
 }
 
 /* ---- payloads ------------------------------------------------------------ */

@@ -8,12 +8,13 @@
  *      param          = token [ "=" ( token / quoted-string ) ]
  *                       ; a quoted value must unescape to a token
  *
- * ext_next() walks one element with a cursor, through these states:
+ wsk__list_next() (text_internal.h) cuts the list into elements, and
+ * ext_parse() walks one element with a cursor, through these states:
  *
  *      NAME --";"--> PARAM --"="--> VALUE
  *        |             ^              |
  *        |             +-----";"------+
- *        +--- "," or end, from NAME, PARAM or VALUE: element done
+ *        +--- end, from NAME, PARAM or VALUE: element done
  *
  * A syntax error anywhere fails the whole header (WSK_EHEXT); a well-formed
  * permessage-deflate element with parameters that section 7.1 forbids is an
@@ -185,42 +186,36 @@ static void pmd_param(struct pmd_ext *e, struct wsk_slice name, bool has_value, 
     e->seen |= which;
 }
 
-/* Parses the next element of the list at lx. Returns 1 with *name set (and
- * *e filled when the name is permessage-deflate), 0 at the end of the list,
- * or WSK_EHEXT on a syntax error. */
-static int ext_next(struct lexer *lx, struct wsk_slice *name, struct pmd_ext *e, bool is_response)
+/* Parses one element of an extension list, as cut out by wsk__list_next().
+ * Returns 0 with *name set (and *e filled when the name is
+ * permessage-deflate), or WSK_EHEXT on a syntax error. */
+static int ext_parse(struct wsk_slice elem, struct wsk_slice *name, struct pmd_ext *e,
+                     bool is_response)
 {
-    while (lx->p < lx->end && (wsk__is_ows(*lx->p) || *lx->p == ','))
-        lx->p++;
-    if (lx->p == lx->end)
-        return 0;
-    if (!lex_token(lx, name))
+    struct lexer lx = {elem.ptr, elem.ptr + elem.len};
+    if (!lex_token(&lx, name))
         return WSK_EHEXT;
     bool is_pmd = slice_is(*name, ext_name);
     memset(e, 0, sizeof *e);
     e->is_valid = true;
     for (;;) {
-        skip_ows(lx);
-        if (lx->p == lx->end)
-            return 1;
-        if (*lx->p == ',') {
-            lx->p++;
-            return 1;
-        }
-        if (*lx->p != ';')
+        skip_ows(&lx);
+        if (lx.p == lx.end)
+            return 0;
+        if (*lx.p != ';')
             return WSK_EHEXT;
-        lx->p++;
-        skip_ows(lx);
+        lx.p++;
+        skip_ows(&lx);
         struct wsk_slice param;
-        if (!lex_token(lx, &param))
+        if (!lex_token(&lx, &param))
             return WSK_EHEXT;
-        skip_ows(lx);
+        skip_ows(&lx);
         bool has_value = false;
         uint8_t bits = BITS_INVALID;
-        if (lx->p < lx->end && *lx->p == '=') {
-            lx->p++;
-            skip_ows(lx);
-            if (!lex_value(lx, &bits))
+        if (lx.p < lx.end && *lx.p == '=') {
+            lx.p++;
+            skip_ows(&lx);
+            if (!lex_value(&lx, &bits))
                 return WSK_EHEXT;
             has_value = true;
         }
@@ -285,36 +280,12 @@ static bool server_takes(const struct pmd_ext *e, const struct wsk_deflate_confi
     return true;
 }
 
-struct out_buf {
-    char *ptr;
-    size_t cap;
-    size_t len; /* bytes wanted so far, may exceed cap */
-};
-
-static void out_str(struct out_buf *o, const char *s)
+static void put_bits(struct wsk__wbuf *w, const char *name, uint8_t bits)
 {
-    size_t n = strlen(s);
-    if (o->len <= o->cap && n <= o->cap - o->len)
-        memcpy(o->ptr + o->len, s, n);
-    o->len += n;
-}
-
-static void out_bits(struct out_buf *o, const char *name, uint8_t bits)
-{
-    char num[3] = {(char)('0' + bits / 10), (char)('0' + bits % 10), '\0'};
-    out_str(o, "; ");
-    out_str(o, name);
-    out_str(o, "=");
-    out_str(o, bits >= 10 ? num : num + 1);
-}
-
-/* NUL-terminates and returns the length, or WSK_ENOSPC. */
-static int out_finish(struct out_buf *o)
-{
-    if (o->len >= o->cap)
-        return WSK_ENOSPC;
-    o->ptr[o->len] = '\0';
-    return (int)o->len;
+    wsk__wbuf_str(w, "; ");
+    wsk__wbuf_str(w, name);
+    wsk__wbuf_char(w, '=');
+    wsk__wbuf_u64(w, bits);
 }
 
 int wsk_deflate_negotiate(const struct wsk_http_header *headers, size_t num_headers,
@@ -333,15 +304,14 @@ int wsk_deflate_negotiate(const struct wsk_http_header *headers, size_t num_head
     for (size_t i = 0; i < num_headers; i++) {
         if (!slice_is(headers[i].name, "sec-websocket-extensions"))
             continue;
-        struct lexer lx = {headers[i].value.ptr, headers[i].value.ptr + headers[i].value.len};
-        for (;;) {
+        struct wsk__list list = wsk__list_init(headers[i].value);
+        struct wsk_slice elem;
+        while (wsk__list_next(&list, &elem)) {
             struct wsk_slice name;
             struct pmd_ext e;
-            int rv = ext_next(&lx, &name, &e, false);
+            int rv = ext_parse(elem, &name, &e, false);
             if (rv < 0)
                 return rv;
-            if (rv == 0)
-                break;
             if (!has_chosen && slice_is(name, ext_name) && server_takes(&e, cfg, &chosen)) {
                 has_chosen = true;
                 offer = e;
@@ -350,20 +320,20 @@ int wsk_deflate_negotiate(const struct wsk_http_header *headers, size_t num_head
     }
     if (!has_chosen)
         return 0;
-    struct out_buf o = {out, cap, 0};
-    out_str(&o, ext_name);
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__wbuf_str(&w, ext_name);
     if (chosen.server_no_context_takeover)
-        out_str(&o, "; server_no_context_takeover");
+        wsk__wbuf_str(&w, "; server_no_context_takeover");
     if (chosen.client_no_context_takeover)
-        out_str(&o, "; client_no_context_takeover");
+        wsk__wbuf_str(&w, "; client_no_context_takeover");
     /* A client that asked for server_max_window_bits needs it back, even
      * at 15 (section 7.1.2.1); a client_max_window_bits value is echoed too,
      * as ws does, though only a smaller one binds the client. */
     if (offer.smwb || chosen.server_max_window_bits < DEFAULT_BITS)
-        out_bits(&o, "server_max_window_bits", chosen.server_max_window_bits);
+        put_bits(&w, "server_max_window_bits", chosen.server_max_window_bits);
     if (offer.cmwb || chosen.client_max_window_bits < DEFAULT_BITS)
-        out_bits(&o, "client_max_window_bits", chosen.client_max_window_bits);
-    int n = out_finish(&o);
+        put_bits(&w, "client_max_window_bits", chosen.client_max_window_bits);
+    int n = wsk__wbuf_finish_cstr(&w);
     if (n > 0)
         *params = chosen;
     return n;
@@ -378,21 +348,21 @@ int wsk_deflate_offer(char *out, size_t cap, const struct wsk_deflate_config *cf
     }
     if (!config_ok(cfg))
         return -EINVAL;
-    struct out_buf o = {out, cap, 0};
-    out_str(&o, ext_name);
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__wbuf_str(&w, ext_name);
     if (cfg->server_no_context_takeover)
-        out_str(&o, "; server_no_context_takeover");
+        wsk__wbuf_str(&w, "; server_no_context_takeover");
     if (cfg->client_no_context_takeover)
-        out_str(&o, "; client_no_context_takeover");
+        wsk__wbuf_str(&w, "; client_no_context_takeover");
     uint8_t s = bits_or_default(cfg->server_max_window_bits);
     uint8_t c = bits_or_default(cfg->client_max_window_bits);
     if (s < DEFAULT_BITS)
-        out_bits(&o, "server_max_window_bits", s);
+        put_bits(&w, "server_max_window_bits", s);
     if (c < DEFAULT_BITS)
-        out_bits(&o, "client_max_window_bits", c);
+        put_bits(&w, "client_max_window_bits", c);
     else
-        out_str(&o, "; client_max_window_bits");
-    return out_finish(&o);
+        wsk__wbuf_str(&w, "; client_max_window_bits");
+    return wsk__wbuf_finish_cstr(&w);
 }
 
 int wsk_deflate_accept(const struct wsk_slice *value, const struct wsk_deflate_config *offered,
@@ -402,17 +372,16 @@ int wsk_deflate_accept(const struct wsk_slice *value, const struct wsk_deflate_c
         return -EINVAL;
     if (!value || value->len == 0)
         return 0;
-    struct lexer lx = {value->ptr, value->ptr + value->len};
-    struct wsk_slice name;
+    struct wsk__list list = wsk__list_init(*value);
+    struct wsk_slice elem, name;
     struct pmd_ext e;
-    int rv = ext_next(&lx, &name, &e, true);
-    if (rv <= 0)
-        return rv; /* blank: declined; or malformed */
-    struct wsk_slice name2;
-    struct pmd_ext e2;
-    rv = ext_next(&lx, &name2, &e2, true);
-    if (rv != 0)
-        return WSK_EHEXT; /* malformed, or a second extension */
+    if (!wsk__list_next(&list, &elem))
+        return 0; /* blank: declined */
+    int rv = ext_parse(elem, &name, &e, true);
+    if (rv < 0)
+        return rv;
+    if (wsk__list_next(&list, &elem))
+        return WSK_EHEXT; /* a second extension */
     if (!offered || !offered->enabled || !slice_is(name, ext_name) || !e.is_valid)
         return WSK_EHEXT;
     uint8_t our_s = bits_or_default(offered->server_max_window_bits);

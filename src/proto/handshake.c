@@ -24,10 +24,9 @@
 #include "wsk/proto.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "proto/http1_internal.h"
 #include "proto/sha1_internal.h"
 #include "proto/text_internal.h"
 
@@ -62,30 +61,6 @@ static size_t header_count(const struct wsk_http_header *headers, size_t num_hea
     for (size_t i = 0; i < num_headers; i++)
         count += slice_equals_nocase(headers[i].name, n);
     return count;
-}
-
-/* Steps through a comma-separated list (RFC 9110 section 5.6.1): sets *elem to
- * the next non-empty element with its whitespace trimmed and returns true, or
- * returns false at the end. */
-static bool list_next(const char **pos, const char *end, struct wsk_slice *elem)
-{
-    const char *s = *pos;
-    while (s < end) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *e = comma ? comma : end;
-        *pos = comma ? comma + 1 : end;
-        while (s < e && wsk__is_ows(*s))
-            s++;
-        while (e > s && wsk__is_ows(e[-1]))
-            e--;
-        if (e > s) {
-            *elem = (struct wsk_slice){s, (size_t)(e - s)};
-            return true;
-        }
-        s = *pos;
-    }
-    *pos = end;
-    return false;
 }
 
 static void compute_accept(const char *key, size_t key_len, char out[ACCEPT_LEN + 1])
@@ -160,10 +135,9 @@ static struct wsk_slice choose_subprotocol(const struct wsk_http_request *req,
         for (size_t h = 0; h < req->num_headers; h++) {
             if (!slice_equals_nocase(req->headers[h].name, name))
                 continue;
-            const char *pos = req->headers[h].value.ptr;
-            const char *end = pos + req->headers[h].value.len;
+            struct wsk__list list = wsk__list_init(req->headers[h].value);
             struct wsk_slice offered;
-            while (list_next(&pos, end, &offered))
+            while (wsk__list_next(&list, &offered))
                 if (slice_equals(offered, want))
                     return offered;
         }
@@ -251,38 +225,6 @@ int wsk_handshake_server_check(const struct wsk_http_request *req,
     return 101;
 }
 
-/* An output buffer that never writes past cap and remembers whether
- * everything fitted. */
-struct out_buf {
-    char *ptr;
-    size_t cap;
-    size_t len; /* bytes wanted so far, may exceed cap */
-};
-
-static struct out_buf out_init(char *out, size_t cap)
-{
-    /* Lengths are returned as int. */
-    return (struct out_buf){out, cap < INT_MAX ? cap : INT_MAX, 0};
-}
-
-static void out_put(struct out_buf *o, const char *s, size_t n)
-{
-    /* n > 0 keeps memcpy away from a NULL out with cap 0. */
-    if (n > 0 && o->len <= o->cap && n <= o->cap - o->len)
-        memcpy(o->ptr + o->len, s, n);
-    o->len += n;
-}
-
-static void out_str(struct out_buf *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static int out_finish(const struct out_buf *o)
-{
-    return o->len <= o->cap ? (int)o->len : WSK_ENOSPC;
-}
-
 /* Header values that the caller passes in must not contain control
  * characters (HTAB aside): a CR or LF would let them inject header lines. */
 static bool is_field_value(struct wsk_slice s)
@@ -333,59 +275,21 @@ int wsk_handshake_server_accept(char *out, size_t cap, const struct wsk_handshak
     char accept[ACCEPT_LEN + 1];
     compute_accept(info->key.ptr, info->key.len, accept);
 
-    struct out_buf o = out_init(out, cap);
-    out_str(&o, "HTTP/1.1 101 Switching Protocols\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: Upgrade\r\n"
-                "Sec-WebSocket-Accept: ");
-    out_put(&o, accept, ACCEPT_LEN);
-    out_str(&o, "\r\n");
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__wbuf_str(&w, WSK__HTTP_STATUS_LINE_101 "Upgrade: websocket\r\n"
+                                                "Connection: Upgrade\r\n"
+                                                "Sec-WebSocket-Accept: ");
+    wsk__wbuf_put(&w, accept, ACCEPT_LEN);
+    wsk__wbuf_str(&w, "\r\n");
     if (info->subprotocol.len > 0) {
-        out_str(&o, "Sec-WebSocket-Protocol: ");
-        out_put(&o, info->subprotocol.ptr, info->subprotocol.len);
-        out_str(&o, "\r\n");
+        wsk__wbuf_str(&w, "Sec-WebSocket-Protocol: ");
+        wsk__wbuf_slice(&w, info->subprotocol);
+        wsk__wbuf_str(&w, "\r\n");
     }
     if (extra_headers)
-        out_str(&o, extra_headers);
-    out_str(&o, "\r\n");
-    return out_finish(&o);
-}
-
-/* Reason phrases from RFC 9110 section 15 and RFC 6585. */
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 426:
-        return "Upgrade Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return status < 500 ? "Client Error" : "Server Error";
-    }
+        wsk__wbuf_str(&w, extra_headers);
+    wsk__wbuf_str(&w, "\r\n");
+    return wsk__wbuf_finish(&w);
 }
 
 int wsk_handshake_server_reject(char *out, size_t cap, int status)
@@ -394,25 +298,25 @@ int wsk_handshake_server_reject(char *out, size_t cap, int status)
      * know. */
     if (status < 400 || status > 599)
         return -EINVAL;
-    const char *reason = reason_phrase(status);
-    char body[64];
-    int body_len = snprintf(body, sizeof body, "%d %s\n", status, reason);
-    char length[24];
-    snprintf(length, sizeof length, "%d", body_len);
+    /* The body repeats the status line's tail: "426 Upgrade Required\n". */
+    const char *reason = wsk__http_reason(status);
+    size_t reason_len = strlen(reason);
 
-    struct out_buf o = out_init(out, cap);
-    out_str(&o, "HTTP/1.1 ");
-    out_put(&o, body, (size_t)body_len - 1); /* the body is the status line's tail */
-    out_str(&o, "\r\nContent-Type: text/plain\r\nContent-Length: ");
-    out_str(&o, length);
-    out_str(&o, "\r\nConnection: close\r\n");
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__http_status_line(&w, status);
+    wsk__wbuf_str(&w, "Content-Type: text/plain\r\nContent-Length: ");
+    wsk__wbuf_u64(&w, 3 + 1 + reason_len + 1);
+    wsk__wbuf_str(&w, "\r\nConnection: close\r\n");
     if (status == 426)
-        out_str(&o, "Sec-WebSocket-Version: 13\r\n");
+        wsk__wbuf_str(&w, "Sec-WebSocket-Version: 13\r\n");
     else if (status == 405)
-        out_str(&o, "Allow: GET\r\n");
-    out_str(&o, "\r\n");
-    out_put(&o, body, (size_t)body_len);
-    return out_finish(&o);
+        wsk__wbuf_str(&w, "Allow: GET\r\n");
+    wsk__wbuf_str(&w, "\r\n");
+    wsk__wbuf_u64(&w, (uint64_t)status);
+    wsk__wbuf_char(&w, ' ');
+    wsk__wbuf_put(&w, reason, reason_len);
+    wsk__wbuf_char(&w, '\n');
+    return wsk__wbuf_finish(&w);
 }
 
 int wsk_handshake_client_request(char *out, size_t cap,
@@ -434,32 +338,32 @@ int wsk_handshake_client_request(char *out, size_t cap,
         if (!is_token(r->subprotocols[i]))
             return -EINVAL;
 
-    struct out_buf o = out_init(out, cap);
-    out_str(&o, "GET ");
-    out_str(&o, target);
-    out_str(&o, " HTTP/1.1\r\nHost: ");
-    out_str(&o, r->host);
-    out_str(&o, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
-    out_str(&o, r->key);
-    out_str(&o, "\r\nSec-WebSocket-Version: 13\r\n");
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__wbuf_str(&w, "GET ");
+    wsk__wbuf_str(&w, target);
+    wsk__wbuf_str(&w, " HTTP/1.1\r\nHost: ");
+    wsk__wbuf_str(&w, r->host);
+    wsk__wbuf_str(&w, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+    wsk__wbuf_str(&w, r->key);
+    wsk__wbuf_str(&w, "\r\nSec-WebSocket-Version: 13\r\n");
     if (r->num_subprotocols > 0) {
-        out_str(&o, "Sec-WebSocket-Protocol: ");
+        wsk__wbuf_str(&w, "Sec-WebSocket-Protocol: ");
         for (size_t i = 0; i < r->num_subprotocols; i++) {
             if (i > 0)
-                out_str(&o, ", ");
-            out_str(&o, r->subprotocols[i]);
+                wsk__wbuf_str(&w, ", ");
+            wsk__wbuf_str(&w, r->subprotocols[i]);
         }
-        out_str(&o, "\r\n");
+        wsk__wbuf_str(&w, "\r\n");
     }
     if (r->origin) {
-        out_str(&o, "Origin: ");
-        out_str(&o, r->origin);
-        out_str(&o, "\r\n");
+        wsk__wbuf_str(&w, "Origin: ");
+        wsk__wbuf_str(&w, r->origin);
+        wsk__wbuf_str(&w, "\r\n");
     }
     if (r->extra_headers)
-        out_str(&o, r->extra_headers);
-    out_str(&o, "\r\n");
-    return out_finish(&o);
+        wsk__wbuf_str(&w, r->extra_headers);
+    wsk__wbuf_str(&w, "\r\n");
+    return wsk__wbuf_finish(&w);
 }
 
 int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char *key,

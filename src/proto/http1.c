@@ -312,9 +312,8 @@ const struct wsk_slice *wsk_http_header_get(const struct wsk_http_header *header
     return NULL;
 }
 
-/* Lists are #element rules (RFC 9110 section 5.6.1): elements separated by
- * commas with optional whitespace, and a recipient ignores empty elements.
- * A field that may be a list may also be sent as several field lines, which
+/* Lists are #element rules (RFC 9110 section 5.6.1), walked by
+ * wsk__list_next(). A field that may be a list may also be sent as several field lines, which
  * mean the same as one line with the values joined by commas (section 5.3). */
 bool wsk_http_header_has_token(const struct wsk_http_header *headers, size_t num_headers,
                                const char *name, const char *token)
@@ -323,19 +322,11 @@ bool wsk_http_header_has_token(const struct wsk_http_header *headers, size_t num
     for (size_t i = 0; i < num_headers; i++) {
         if (!wsk__slice_equals_nocase(headers[i].name, name, name_len))
             continue;
-        const char *s = headers[i].value.ptr, *end = s + headers[i].value.len;
-        while (s < end) {
-            const char *comma = memchr(s, ',', (size_t)(end - s));
-            const char *elem_end = comma ? comma : end;
-            const char *e = elem_end;
-            while (s < e && wsk__is_ows(*s))
-                s++;
-            while (e > s && wsk__is_ows(e[-1]))
-                e--;
-            if (wsk__slice_equals_nocase((struct wsk_slice){s, (size_t)(e - s)}, token, token_len))
+        struct wsk__list list = wsk__list_init(headers[i].value);
+        struct wsk_slice elem;
+        while (wsk__list_next(&list, &elem))
+            if (wsk__slice_equals_nocase(elem, token, token_len))
                 return true;
-            s = comma ? comma + 1 : end;
-        }
     }
     return false;
 }

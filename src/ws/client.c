@@ -16,6 +16,7 @@
 #include "loop/sock.h"
 #include "transport/tls.h"
 #include "ws/ws_internal.h"
+#include "wsk/url.h"
 
 struct dns_job;
 
@@ -123,78 +124,28 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     free(cl);
 }
 
-/* Splits ws://host[:port][/path][?query]. */
+/* ws://host[:port][/path][?query] or wss://..., split by wsk_url_parse().
+ * Fragments are refused: they mean nothing to a WebSocket URL (RFC 6455
+ * section 3). */
 static int parse_url(const char *url, struct wsk__client_hs *hs)
 {
-    const char *p;
-    unsigned default_port;
-    if (!strncasecmp(url, "ws://", 5)) {
-        p = url + 5;
-        default_port = 80;
-    } else if (!strncasecmp(url, "wss://", 6)) {
-        p = url + 6;
-        default_port = 443;
-        hs->is_tls = true;
-    } else {
+    struct wsk_url u;
+    if (!url || wsk_url_parse(url, strlen(url), &u) < 0 ||
+        (u.scheme != WSK_URL_WS && u.scheme != WSK_URL_WSS) || u.has_fragment ||
+        u.host.len >= sizeof hs->host)
         return WSK_EURL;
-    }
-    const char *host = p, *host_end;
-    bool is_v6 = false;
-    if (*p == '[') {
-        host = p + 1;
-        host_end = strchr(host, ']');
-        if (!host_end)
-            return WSK_EURL;
-        p = host_end + 1;
-        is_v6 = true;
-    } else {
-        while (*p && *p != ':' && *p != '/' && *p != '?' && *p != '#')
-            p++;
-        host_end = p;
-    }
-    size_t host_len = (size_t)(host_end - host);
-    if (host_len == 0 || host_len >= sizeof hs->host)
-        return WSK_EURL;
-    for (const char *q = host; q < host_end; q++)
-        if (*q == '@' || (unsigned char)*q <= ' ')
-            return WSK_EURL; /* userinfo is not for WebSocket URLs */
-    memcpy(hs->host, host, host_len);
-    hs->host[host_len] = 0;
-    unsigned long port = default_port;
-    if (*p == ':') {
-        char *end;
-        p++;
-        if (*p < '0' || *p > '9')
-            return WSK_EURL;
-        port = strtoul(p, &end, 10);
-        if (port == 0 || port > 65535)
-            return WSK_EURL;
-        p = end;
-    }
-    if (*p && *p != '/' && *p != '?')
-        return WSK_EURL; /* fragments are not allowed (RFC 6455 3) */
-    snprintf(hs->port, sizeof hs->port, "%lu", port);
-    const char *target = *p ? p : "/";
-    if (strchr(target, '#'))
-        return WSK_EURL;
-    for (const char *q = target; *q; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f)
-            return WSK_EURL;
-    if (*target == '?') {
-        hs->target = malloc(strlen(target) + 2);
-        if (hs->target)
-            sprintf(hs->target, "/%s", target);
-    } else {
-        hs->target = strdup(target);
-    }
-    size_t hh = host_len + 16;
-    hs->host_header = malloc(hh);
+    hs->is_tls = u.scheme == WSK_URL_WSS;
+    memcpy(hs->host, u.host.ptr, u.host.len);
+    hs->host[u.host.len] = 0;
+    snprintf(hs->port, sizeof hs->port, "%u", (unsigned)u.port);
+    size_t target_cap = strlen(url) + 2, host_cap = u.host.len + 9;
+    hs->target = malloc(target_cap);
+    hs->host_header = malloc(host_cap);
     if (!hs->target || !hs->host_header)
         return -ENOMEM;
-    if (port == default_port)
-        snprintf(hs->host_header, hh, is_v6 ? "[%s]" : "%s", hs->host);
-    else
-        snprintf(hs->host_header, hh, is_v6 ? "[%s]:%lu" : "%s:%lu", hs->host, port);
+    if (wsk_url_request_target(&u, hs->target, target_cap) < 0 ||
+        wsk_url_host_header(&u, hs->host_header, host_cap) < 0)
+        return WSK_EURL; /* cannot happen: the sizes are the documented bounds */
     return 0;
 }
 

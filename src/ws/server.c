@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "loop/sock.h"
+#include "proto/http1_internal.h"
 #include "transport/tls.h"
 #include "ws/static.h"
 #include "ws/ws_internal.h"

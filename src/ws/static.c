@@ -1,5 +1,6 @@
-/* Static files for `wsk serve --static DIR`: request path to open file, and
- * the response head (RFC 9110 sections 5.6.7, 8.3, 15; RFC 9112 section 4).
+/* Static files for `wsk serve --static DIR`: request path to open file. The
+ * response head, its date and the file's content type are written by the
+ * HTTP/1.1 module, src/proto/http1_write.c.
  *
  * A request is served in four steps, each of which can only narrow what the
  * next one sees:
@@ -27,7 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "proto/http1_internal.h"
 #include "wsk/error.h"
 
 /* openat2() is not in glibc, and <linux/openat2.h> is missing from older
@@ -357,192 +358,4 @@ int wsk__static_resolve(const struct wsk__static_root *root, struct wsk_slice pa
     out->mtime = (int64_t)st.st_mtim.tv_sec;
     out->content_type = wsk__mime_type(rel, rel_len);
     return 200;
-}
-
-/* ---- content types ------------------------------------------------------ */
-
-static const struct {
-    const char *ext;
-    const char *type;
-} mime_types[] = {
-    {"html", "text/html; charset=utf-8"},
-    {"htm", "text/html; charset=utf-8"},
-    {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},
-    {"json", "application/json"},
-    {"map", "application/json"},
-    {"svg", "image/svg+xml"},
-    {"png", "image/png"},
-    {"ico", "image/x-icon"},
-    {"txt", "text/plain; charset=utf-8"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"wasm", "application/wasm"},
-    {"webp", "image/webp"},
-    {"woff2", "font/woff2"},
-};
-
-/* ASCII only: strncasecmp() would consult the locale. */
-static bool ext_equals(const char *ext, size_t len, const char *lower)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)ext[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        if (lower[i] == '\0' || c != (unsigned char)lower[i])
-            return false;
-    }
-    return lower[len] == '\0';
-}
-
-const char *wsk__mime_type(const char *path, size_t len)
-{
-    size_t i = len;
-    while (i > 0 && path[i - 1] != '.' && path[i - 1] != '/')
-        i--;
-    if (i > 0 && path[i - 1] == '.') {
-        for (size_t k = 0; k < sizeof mime_types / sizeof mime_types[0]; k++) {
-            if (ext_equals(path + i, len - i, mime_types[k].ext))
-                return mime_types[k].type;
-        }
-    }
-    return "application/octet-stream";
-}
-
-/* ---- response heads ------------------------------------------------------ */
-
-static const struct {
-    int status;
-    const char *reason;
-} reasons[] = {
-    {100, "Continue"},
-    {101, "Switching Protocols"},
-    {200, "OK"},
-    {204, "No Content"},
-    {206, "Partial Content"},
-    {301, "Moved Permanently"},
-    {302, "Found"},
-    {304, "Not Modified"},
-    {307, "Temporary Redirect"},
-    {308, "Permanent Redirect"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {408, "Request Timeout"},
-    {411, "Length Required"},
-    {413, "Content Too Large"},
-    {414, "URI Too Long"},
-    {416, "Range Not Satisfiable"},
-    {426, "Upgrade Required"},
-    {429, "Too Many Requests"},
-    {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"},
-    {501, "Not Implemented"},
-    {503, "Service Unavailable"},
-    {505, "HTTP Version Not Supported"},
-};
-
-const char *wsk__http_reason(int status)
-{
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
-        if (reasons[i].status == status)
-            return reasons[i].reason;
-    }
-    return "Unknown";
-}
-
-int wsk__http_head(char *out, size_t cap, int status, const char *content_type,
-                   uint64_t content_length, bool keep_alive, const char *extra, int64_t now)
-{
-    char date[30];
-    wsk__http_date(now, date);
-    bool has_type = content_type != NULL;
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\n"
-                     "Server: wsk\r\n"
-                     "Date: %s\r\n"
-                     "%s%s%s"
-                     "Content-Length: %" PRIu64 "\r\n"
-                     "Connection: %s\r\n"
-                     "%s"
-                     "\r\n",
-                     status, wsk__http_reason(status), date, has_type ? "Content-Type: " : "",
-                     has_type ? content_type : "", has_type ? "\r\n" : "", content_length,
-                     keep_alive ? "keep-alive" : "close", extra != NULL ? extra : "");
-    if (n < 0 || (size_t)n >= cap)
-        return WSK_ENOSPC;
-    return n;
-}
-
-/* ---- dates ----------------------------------------------------------------- */
-
-#define DATE_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
-#define DATE_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
-
-static char *put_digits(char *p, int64_t v, int width)
-{
-    for (int k = width - 1; k >= 0; k--) {
-        p[k] = (char)('0' + v % 10);
-        v /= 10;
-    }
-    return p + width;
-}
-
-static char *put_str(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* Calendar arithmetic by hand rather than gmtime_r(): no dependence on the
- * width of time_t, and the result for any int64_t is defined. The date
- * conversion is Howard Hinnant's days_from_civil inverse ("chrono-Compatible
- * Low-Level Date Algorithms"), which counts in 400-year eras from 0000-03-01
- * so that the leap day falls at the end of each year. */
-void wsk__http_date(int64_t t, char out[30])
-{
-    static const char wdays[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    if (t < DATE_MIN)
-        t = DATE_MIN;
-    if (t > DATE_MAX)
-        t = DATE_MAX;
-    int64_t days = t / 86400, secs = t % 86400;
-    if (secs < 0) {
-        secs += 86400;
-        days--;
-    }
-    int wday = (int)(((days % 7) + 7) % 7); /* 1970-01-01 was a Thursday */
-
-    int64_t z = days + 719468; /* days since 0000-03-01 */
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                    /* March = 0 */
-    int64_t mday = doy - (153 * mp + 2) / 5 + 1;
-    int64_t month = mp < 10 ? mp + 3 : mp - 9;
-    int64_t year = yoe + era * 400 + (month <= 2);
-
-    char *p = out;
-    p = put_str(p, wdays[wday], 3);
-    p = put_str(p, ", ", 2);
-    p = put_digits(p, mday, 2);
-    *p++ = ' ';
-    p = put_str(p, months[month - 1], 3);
-    *p++ = ' ';
-    p = put_digits(p, year, 4);
-    *p++ = ' ';
-    p = put_digits(p, secs / 3600, 2);
-    *p++ = ':';
-    p = put_digits(p, secs / 60 % 60, 2);
-    *p++ = ':';
-    p = put_digits(p, secs % 60, 2);
-    p = put_str(p, " GMT", 4);
-    *p = '\0';
 }

@@ -1,8 +1,9 @@
 /* Private to src/ws: the static-file half of `wsk serve --static DIR`.
  *
  * Everything here is synchronous and loop-free: the server maps a request
- * path to an open file (or to a status), and formats the response head. The
- * server then sends the head and the file's bytes on its own.
+ * path to an open file (or to a status), then writes the response head with
+ * the HTTP/1.1 module (proto/http1_internal.h) and sends the head and the
+ * file's bytes on its own.
  *
  * Safety model: a request can only ever name a regular file under the root.
  *   - The path is decoded once and checked segment by segment before any
@@ -97,41 +98,5 @@ int wsk__static_resolve(const struct wsk__static_root *root, struct wsk_slice pa
 /* Test hook: when true, wsk__static_resolve() behaves as on a kernel without
  * openat2(). Only tests set it, before resolving; it is not synchronised. */
 extern bool wsk__static_no_openat2;
-
-/* Returns the Content-Type for the extension of path (the part after the
- * last '.' of the last segment; ASCII case-insensitive), or
- * "application/octet-stream" when there is none or it is unknown. Never
- * returns NULL; the result is a static string. */
-const char *wsk__mime_type(const char *path, size_t len);
-
-/* Writes a response head into out:
- *
- *   HTTP/1.1 <status> <reason>\r\n
- *   Server: wsk\r\n
- *   Date: <IMF-fixdate of now>\r\n
- *   Content-Type: <content_type>\r\n        (only when content_type != NULL)
- *   Content-Length: <content_length>\r\n
- *   Connection: keep-alive|close\r\n
- *   <extra>                                  (whole CRLF-terminated lines, may be NULL)
- *   \r\n
- *
- * now is the Unix time for the Date header; passing it in keeps the function
- * clock-free. status should be a three-digit code. content_type and extra are
- * copied verbatim and must not contain untrusted bytes.
- *
- * Returns the length of the head, or WSK_ENOSPC when it does not fit in cap
- * bytes including a terminating NUL (out then holds a truncated head). On
- * success out is NUL-terminated. */
-int wsk__http_head(char *out, size_t cap, int status, const char *content_type,
-                   uint64_t content_length, bool keep_alive, const char *extra, int64_t now);
-
-/* Returns the RFC 9110 reason phrase for status ("OK", "Not Found", ...), or
- * "Unknown" for a code it does not know. Never returns NULL. */
-const char *wsk__http_reason(int status);
-
-/* Formats t (Unix time) as an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT",
- * into out, NUL-terminated. The format has exactly four year digits, so t is
- * clamped to years 0001 to 9999. */
-void wsk__http_date(int64_t t, char out[30]);
 
 #endif

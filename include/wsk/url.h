@@ -1,0 +1,86 @@
+/* wsk: URLs of the form scheme://host[:port][/path][?query][#fragment].
+ *
+ * One I/O-free parser for every URL the library and the wsk command take:
+ * WebSocket (ws, wss), HTTP (http, https) and raw sockets (tcp, udp). It
+ * splits and checks; it does not resolve names, decode percent escapes or
+ * normalise paths. The caller decides which schemes it accepts.
+ */
+#ifndef WSK_URL_H
+#define WSK_URL_H
+
+#include "wsk/common.h"
+#include "wsk/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum wsk_url_scheme {
+    WSK_URL_WS = 1, /* default port 80 */
+    WSK_URL_WSS,    /* 443 */
+    WSK_URL_HTTP,   /* 80 */
+    WSK_URL_HTTPS,  /* 443 */
+    WSK_URL_TCP,    /* no default: the port is required */
+    WSK_URL_UDP,    /* likewise */
+};
+
+/* A parsed URL. Slices point into the string that was parsed (path may
+ * instead point to a static "/"); nothing is allocated or copied. */
+struct wsk_url {
+    enum wsk_url_scheme scheme;
+    struct wsk_slice host;  /* a name, an IPv4 address, or an IPv6 address without brackets */
+    struct wsk_slice path;  /* from the '/' on, before '?' or '#'; "/" when absent */
+    struct wsk_slice query; /* after '?', before '#'; empty when absent */
+    uint16_t port;          /* given, or the scheme's default: 1..65535 */
+    bool is_ipv6;           /* host was written in brackets */
+    bool has_port;          /* the URL gave the port */
+    bool has_query;         /* the URL has a '?', even with an empty query */
+    bool has_fragment;      /* the URL has a '#'; the fragment itself is dropped */
+    /* On failure: what is wrong, as a static English phrase ("userinfo
+     * (user:pass@) is not supported"), and the byte offset where. */
+    const char *error;
+    size_t error_at;
+};
+
+/* Parses url[0..len). Returns 0 with *out filled, or WSK_EURL with
+ * out->error and out->error_at set (other fields unspecified) when:
+ *   - the scheme is not one of the six above (compared without case), or
+ *     "://" does not follow it;
+ *   - the host is empty, contains a byte other than letters, digits and
+ *     "-._~!$&'()*+,;=" (so no spaces, control characters, '%' escapes or
+ *     non-ASCII bytes), or, in brackets, is not made of hex digits, ':' and
+ *     '.' with at least one ':' (no zone identifiers);
+ *   - userinfo ("user:pass@host") is present: credentials in URLs end up in
+ *     logs and histories, and neither WebSocket nor wsk uses them;
+ *   - the port is empty, not all digits, 0 or above 65535, or missing for
+ *     tcp and udp;
+ *   - the path, query or fragment contains a space, a control character or
+ *     DEL (bytes 0x80 and above pass, for UTF-8 paths).
+ * A NUL byte anywhere inside len is a control character. Port 0 is refused
+ * because nothing can be reached there; to listen on any port, pass the
+ * port separately. */
+WSK_API int wsk_url_parse(const char *url, size_t len, struct wsk_url *out);
+
+/* Writes the request-target of an HTTP request line for u (RFC 9112
+ * section 3.2.1, origin-form): the path, then '?' and the query when the URL
+ * had a '?'. NUL-terminated. Returns its length, or WSK_ENOSPC when it does
+ * not fit in cap bytes with the NUL. A target is never longer than the URL
+ * plus one byte (the '/' of a URL without a path), so a buffer that size
+ * always suffices. */
+WSK_API int wsk_url_request_target(const struct wsk_url *u, char *out, size_t cap);
+
+/* Writes the value of a Host header for u (RFC 9110 section 7.2): the host,
+ * in brackets when it is IPv6, then ':' and the port unless the port is the
+ * scheme's default. NUL-terminated. Returns its length, or WSK_ENOSPC when it
+ * does not fit in cap bytes with the NUL; host.len + 9 always suffices. */
+WSK_API int wsk_url_host_header(const struct wsk_url *u, char *out, size_t cap);
+
+/* The scheme's default port: 80 for ws and http, 443 for wss and https, 0
+ * for tcp and udp (which have none). */
+WSK_API uint16_t wsk_url_default_port(enum wsk_url_scheme scheme);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

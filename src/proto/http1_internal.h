@@ -1,0 +1,67 @@
+/* Private to the library: writing HTTP/1.1 responses (http1_write.c).
+ *
+ * Reason phrases, status lines, whole response heads, IMF-fixdates and
+ * content types live here, in one place, for every head the library writes:
+ * the handshake's 101 and its rejections (handshake.c), and the server's plain
+ * HTTP replies and static files (src/ws/server.c, src/ws/static.c). Like the
+ * rest of src/proto it is I/O-free and clock-free: the time for the Date
+ * header is passed in. */
+#ifndef WSK_PROTO_HTTP1_INTERNAL_H
+#define WSK_PROTO_HTTP1_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/text_internal.h"
+
+/* Returns the RFC 9110 reason phrase for status ("OK", "Not Found", ...).
+ * A code without an entry gets its class's name from RFC 9110 section 15
+ * ("Informational", "Success", "Redirection", "Client Error", "Server
+ * Error"), and one outside 100-599 "Unknown". Never returns NULL; the result
+ * is a static string. */
+const char *wsk__http_reason(int status);
+
+/* Appends "HTTP/1.1 <status> <reason>\r\n" to w. */
+void wsk__http_status_line(struct wsk__wbuf *w, int status);
+
+/* The 101's status line as a string constant, so that the handshake's
+ * answer joins it to the constant header lines after it and copies them at
+ * once; it is the one head written on every connection. Tests hold it equal
+ * to wsk__http_status_line(w, 101). */
+#define WSK__HTTP_STATUS_LINE_101 "HTTP/1.1 101 Switching Protocols\r\n"
+
+/* Writes a response head into out:
+ *
+ *   HTTP/1.1 <status> <reason>\r\n
+ *   Server: wsk\r\n
+ *   Date: <IMF-fixdate of now>\r\n
+ *   Content-Type: <content_type>\r\n        (only when content_type != NULL)
+ *   Content-Length: <content_length>\r\n
+ *   Connection: keep-alive|close\r\n
+ *   <extra>                                  (whole CRLF-terminated lines, may be NULL)
+ *   \r\n
+ *
+ * now is the Unix time for the Date header; passing it in keeps the function
+ * clock-free. status should be a three-digit code. content_type and extra are
+ * copied verbatim and must not contain untrusted bytes.
+ *
+ * Returns the length of the head, or WSK_ENOSPC when it does not fit in cap
+ * bytes including a terminating NUL (out then holds a truncated head). On
+ * success out is NUL-terminated. */
+int wsk__http_head(char *out, size_t cap, int status, const char *content_type,
+                   uint64_t content_length, bool keep_alive, const char *extra, int64_t now);
+
+/* Formats t (Unix time) as an IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT",
+ * into out, NUL-terminated. The format has exactly four year digits, so t is
+ * clamped to years 0001 to 9999. */
+void wsk__http_date(int64_t t, char out[30]);
+
+/* Returns the Content-Type for the extension of path (the part after the
+ * last '.' of the last segment; ASCII case-insensitive), or
+ * "application/octet-stream" when there is none or it is unknown. Never
+ * returns NULL; the result is a static string. path may be NULL when len is
+ * 0. */
+const char *wsk__mime_type(const char *path, size_t len);
+
+#endif
