@@ -681,11 +681,6 @@ static bool is_connection_lost(int err)
  * have followed the close frame: a normal end, not a lost connection. The
  * close code is the server's when it is not 1006: a connection we failed
  * ourselves carries a protocol error, never a reset. */
-static bool is_reset_after_close(const struct wsk_close_event *ev)
-{
-    return ev->code != WSK_CLOSE_ABNORMAL && (ev->error == -ECONNRESET || ev->error == -EPIPE);
-}
-
 static bool is_protocol_error(int err)
 {
     return err == WSK_EPROTO || err == WSK_EUTF8 || err == WSK_ETOOBIG || err == WSK_EDEFLATE;
@@ -718,10 +713,9 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                       ev->detail);
             c->status = CLI_EXIT_FAILURE;
         }
-    } else if (ev->error == 0 || is_reset_after_close(ev)) {
-        if (ev->error)
-            cli_log(CLI_DEBUG, "the server reset the connection after its close frame (%s)",
-                    wsk_strerror(ev->error));
+    } else if (ev->error == 0) {
+        /* The library counts a reset after the server's close frame as a
+         * normal end too (the Autobahn reference server does that). */
         if (c->opt.verbosity >= CLI_VERBOSE ||
             (c->opt.verbosity > CLI_QUIET && (c->mode == MODE_TERMINAL || isatty(STDERR_FILENO))))
             client_note(c, "Connection closed: %u%s%.*s.", ev->code, ev->reason.len ? " " : "",
