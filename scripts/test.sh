@@ -4,7 +4,8 @@
 #   1. gcc build, warnings as errors: unit and integration tests (real peers)
 #   2. clang build, warnings as errors: unit tests
 #   3. ASan+UBSan build: unit and integration tests
-#   4. each libFuzzer target for WSK_FUZZ_SECONDS (default 60) seconds
+#   4. TSan build: the unit tests labelled "threads"
+#   5. each libFuzzer target for WSK_FUZZ_SECONDS (default 60) seconds
 # Set WSK_FUZZ_SECONDS=0 to skip fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,16 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=De
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE nosan || status=1
+
+step "TSan build: tests labelled threads"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWSK_SANITIZE=thread >/dev/null
+# Only the library and those tests: this stage should stay well under a minute.
+mapfile -t tsan_targets < <(ctest --test-dir build/tsan -N -L threads |
+    sed -n 's|.*Test *#[0-9]*: [a-z]*/\([a-z_0-9]*\)$|\1|p')
+cmake --build build/tsan --target "${tsan_targets[@]}"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L threads || status=1
 
 if ((fuzz_seconds > 0)); then
     step "fuzzing: each target ${fuzz_seconds}s"

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -36,6 +37,30 @@ static void run_for(uint64_t ms)
     wsk_loop_run(loop);
     wsk_timer_stop(loop, &guard);
 }
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Runs the loop in slices of a millisecond until cond holds; fails the test
+ * when it still does not after ms. The deadlines are generous: they only
+ * bound a failure, a passing run never waits for them. */
+#define RUN_UNTIL(cond, ms)                                                                        \
+    do {                                                                                           \
+        uint64_t run_until_end_ = now_ms() + (ms);                                                 \
+        while (!(cond)) {                                                                          \
+            if (now_ms() > run_until_end_) {                                                       \
+                fprintf(stderr, "%s:%d: timed out after %d ms waiting for %s\n", __FILE__,         \
+                        __LINE__, (int)(ms), #cond);                                               \
+                wsk_test_failures_++;                                                              \
+                break;                                                                             \
+            }                                                                                      \
+            run_for(1);                                                                            \
+        }                                                                                          \
+    } while (0)
 
 /* ---- an echo server ------------------------------------------------------ */
 
@@ -110,6 +135,7 @@ static struct wsk_server *start_server(struct server_state *st, struct wsk_serve
 
 struct client_state {
     int step;
+    struct wsk_conn *conn;
     int opened, messages;
     bool closed;
     struct wsk_close_event close;
@@ -123,6 +149,7 @@ struct client_state {
 static void cl_open(struct wsk_conn *c, const struct wsk_open_event *ev, void *ud)
 {
     struct client_state *s = ud;
+    s->conn = c;
     s->opened++;
     snprintf(s->subprotocol, sizeof s->subprotocol, "%.*s", (int)ev->subprotocol.len,
              ev->subprotocol.ptr);
@@ -204,8 +231,7 @@ static void test_echo_and_client_close(void)
         cs.big[i] = (uint8_t)(i * 7 + i / 256);
     cs.stop_loop_on_close = true;
     connect_to("127.0.0.1", wsk_server_port(srv), "/chat?room=1", &cs, NULL);
-    run_for(5000);
-    CHECK(!timed_out);
+    RUN_UNTIL(cs.closed, 10000);
     CHECK_EQ_INT(cs.opened, 1);
     CHECK_EQ_INT(cs.messages, 3);
     CHECK(cs.closed);
@@ -213,7 +239,7 @@ static void test_echo_and_client_close(void)
     CHECK_EQ_INT(cs.close.error, 0);
     CHECK(cs.close.was_open);
     /* Let the server finish its side. */
-    run_for(200);
+    RUN_UNTIL(st.closed == 1, 5000);
     CHECK_EQ_INT(st.opened, 1);
     CHECK_EQ_INT(st.closed, 1);
     CHECK_EQ_INT(st.last_code, 1000);
@@ -233,10 +259,11 @@ static void test_server_close_with_reason(void)
     struct wsk_conn *c = connect_to("127.0.0.1", wsk_server_port(srv), "/", &cs, NULL);
     (void)c;
     /* cl_open sends "hello"; make the server close instead. */
-    run_for(300);
+    /* Once "hello" is echoed, nothing is in flight when the server closes. */
+    RUN_UNTIL(cs.messages == 1 && st.opened == 1, 5000);
     CHECK_EQ_INT(cs.opened, 1);
     wsk_server_shutdown(srv, 1001, "going away");
-    run_for(3000);
+    RUN_UNTIL(cs.closed, 10000);
     CHECK(cs.closed);
     CHECK_EQ_INT(cs.close.code, 1001);
     CHECK_STR(cs.reason, "going away");
@@ -251,7 +278,7 @@ static void test_loop_ends_after_shutdown(void)
     struct client_state cs = {0};
     cs.step = 100;
     connect_to("127.0.0.1", wsk_server_port(srv), "/", &cs, NULL);
-    run_for(300);
+    RUN_UNTIL(st.opened == 1 && cs.messages == 1, 5000);
     CHECK_EQ_INT(st.opened, 1);
     wsk_server_shutdown(srv, 1001, NULL);
     /* Nothing is left once the close handshake completes: run returns by
@@ -275,8 +302,8 @@ static void test_broadcast(void)
         cs[i].step = 100;
         connect_to("127.0.0.1", wsk_server_port(srv), "/", &cs[i], NULL);
     }
-    run_for(500);
     /* Each client said hello once, and everyone hears all three. */
+    RUN_UNTIL(cs[0].messages == 3 && cs[1].messages == 3 && cs[2].messages == 3, 5000);
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(cs[i].opened, 1);
         CHECK_EQ_INT(cs[i].messages, 3);
@@ -285,11 +312,11 @@ static void test_broadcast(void)
     uint8_t *big = calloc(1, 100000);
     CHECK_EQ_INT(wsk_server_broadcast(srv, WSK_OP_BINARY, big, 100000), 3);
     free(big);
-    run_for(500);
+    RUN_UNTIL(cs[0].messages == 4 && cs[1].messages == 4 && cs[2].messages == 4, 5000);
     for (int i = 0; i < 3; i++)
         CHECK_EQ_INT(cs[i].messages, 4);
     wsk_server_shutdown(srv, 1001, NULL);
-    run_for(3000);
+    RUN_UNTIL(cs[0].closed && cs[1].closed && cs[2].closed, 5000);
     for (int i = 0; i < 3; i++)
         CHECK(cs[i].closed);
     wsk_server_free(srv);
@@ -323,7 +350,9 @@ static void test_rejected_handshakes(void)
     cc.num_subprotocols = 2;
     good.step = 100;
     connect_to("127.0.0.1", port, "/ws", &good, &cc);
-    run_for(1000);
+    /* Wait for the echo of good's "hello" too: a server freed with unread
+     * input would reset the connection (-ECONNRESET) instead of ending it. */
+    RUN_UNTIL(bad_origin.closed && bad_path.closed && good.messages == 1 && st.opened, 5000);
     CHECK(bad_origin.closed);
     CHECK(!bad_origin.close.was_open);
     CHECK_EQ_INT(bad_origin.close.error, WSK_EHSTATUS);
@@ -334,7 +363,7 @@ static void test_rejected_handshakes(void)
     CHECK_STR(good.subprotocol, "chat.v2"); /* the server's preference wins */
     CHECK_EQ_INT(st.opened, 1);
     wsk_server_free(srv);
-    run_for(1000);
+    RUN_UNTIL(good.closed, 5000);
     CHECK(good.closed);
     CHECK_EQ_INT(good.close.error, WSK_EABNORMAL);
 }
@@ -361,7 +390,7 @@ static void test_connect_errors(void)
     connect_to("127.0.0.1", port, "/", &refused, NULL);
     /* on_close never runs inside wsk_client_connect(). */
     CHECK(!refused.closed);
-    run_for(3000);
+    RUN_UNTIL(refused.closed, 10000);
     CHECK(refused.closed);
     CHECK_EQ_INT(refused.close.error, -ECONNREFUSED);
     CHECK(!refused.close.was_open);
@@ -369,7 +398,7 @@ static void test_connect_errors(void)
     struct client_state dns = {0};
     dns.stop_loop_on_close = true;
     connect_to("nonexistent.invalid", 80, "/", &dns, NULL);
-    run_for(10000);
+    RUN_UNTIL(dns.closed, 20000);
     CHECK(dns.closed);
     CHECK_EQ_INT(dns.close.error, WSK_EDNS);
 }
@@ -382,11 +411,11 @@ static void test_localhost_name(void)
     struct client_state cs = {0};
     cs.step = 100;
     connect_to("localhost", wsk_server_port(srv), "/", &cs, NULL);
-    run_for(1000);
+    RUN_UNTIL(cs.messages == 1, 10000);
     CHECK_EQ_INT(cs.opened, 1);
     CHECK_EQ_INT(cs.messages, 1);
     wsk_server_free(srv);
-    run_for(1000);
+    RUN_UNTIL(cs.closed, 5000);
     CHECK(cs.closed);
 }
 
@@ -401,13 +430,14 @@ static void test_keepalive_ping(void)
     struct client_state cs = {0};
     cs.step = 100;
     connect_to("127.0.0.1", wsk_server_port(srv), "/", &cs, NULL);
-    run_for(600);
+    /* Pings every 50 ms: three pongs arrive in 150 ms or so. */
+    RUN_UNTIL(st.pongs >= 3 || cs.closed, 10000);
     CHECK(st.pongs >= 3);
     if (cs.closed)
         fprintf(stderr, "closed: code %u error %s\n", cs.close.code, wsk_err_name(cs.close.error));
     CHECK(!cs.closed);
     wsk_server_free(srv);
-    run_for(1000);
+    RUN_UNTIL(cs.closed, 5000);
     CHECK(cs.closed);
 }
 
@@ -421,6 +451,7 @@ struct raw {
     uint8_t got[4096];
     size_t got_len;
     double seconds; /* until EOF */
+    atomic_bool is_done;
 };
 
 static double now_s(void)
@@ -442,6 +473,7 @@ static void *raw_thread(void *arg)
     double t0 = now_s();
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
+        atomic_store(&r->is_done, true);
         return NULL;
     }
     if (r->send_len)
@@ -456,6 +488,7 @@ static void *raw_thread(void *arg)
     }
     r->seconds = now_s() - t0;
     close(fd);
+    atomic_store(&r->is_done, true);
     return NULL;
 }
 
@@ -469,12 +502,9 @@ static void run_raw(struct raw *r)
 {
     pthread_t t;
     pthread_create(&t, NULL, raw_thread, r);
-    /* The loop must serve the peer: run it in slices until the thread ends. */
-    for (int i = 0; i < 100; i++) {
-        run_for(100);
-        if (pthread_tryjoin_np(t, NULL) == 0)
-            return;
-    }
+    /* The loop must serve the peer until the thread is done. The peer gives
+     * up after 8 s without data, so this bound is only for a failure. */
+    RUN_UNTIL(atomic_load(&r->is_done), 15000);
     pthread_join(t, NULL);
 }
 
@@ -693,7 +723,7 @@ static void test_deflate_roundtrip(void)
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/", wsk_server_port(srv));
     struct wsk_conn *c;
     CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
-    run_for(10000);
+    RUN_UNTIL(z.closed, 20000);
     CHECK_EQ_INT(z.opened, 1);
     CHECK(strstr(z.ext, "permessage-deflate") != NULL);
     CHECK_EQ_INT(z.got, 5);
@@ -811,7 +841,7 @@ static void test_tls_echo_and_verify(void)
     cc.user_data = &ok;
     struct wsk_conn *c;
     CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
-    run_for(5000);
+    RUN_UNTIL(ok.closed, 10000);
     CHECK_EQ_INT(ok.opened, 1);
     CHECK_EQ_INT(ok.messages, 3);
     CHECK_EQ_INT(ok.close.code, 1000);
@@ -821,18 +851,19 @@ static void test_tls_echo_and_verify(void)
     cc.user_data = &ok_ip;
     snprintf(url, sizeof url, "wss://127.0.0.1:%u/", port);
     CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
-    run_for(1000);
+    RUN_UNTIL(ok_ip.messages == 1, 5000);
     CHECK_EQ_INT(ok_ip.opened, 1);
 
     /* The system store does not know the test CA. */
     wsk_client_config_init(&cc);
     cc.handlers.on_open = cl_open;
+    cc.handlers.on_message = cl_message;
     cc.handlers.on_close = cl_close;
     untrusted.stop_loop_on_close = true;
     cc.user_data = &untrusted;
     snprintf(url, sizeof url, "wss://localhost:%u/", port);
     CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
-    run_for(5000);
+    RUN_UNTIL(untrusted.closed, 10000);
     CHECK(untrusted.closed);
     CHECK(!untrusted.close.was_open);
     CHECK_EQ_INT(untrusted.close.error, WSK_ETLS);
@@ -842,17 +873,25 @@ static void test_tls_echo_and_verify(void)
     insecure.step = 100;
     cc.user_data = &insecure;
     CHECK_EQ_INT(wsk_client_connect(&c, loop, url, &cc), 0);
-    run_for(1000);
+    RUN_UNTIL(insecure.messages == 1, 5000);
     CHECK_EQ_INT(insecure.opened, 1);
 
-    /* Reloading keeps the open connections. */
+    /* Reloading keeps the open connections: they still echo. */
     CHECK_EQ_INT(wsk_server_reload_tls(srv), 0);
-    run_for(200);
+    if (insecure.conn && ok_ip.conn) {
+        CHECK_EQ_INT(wsk_conn_send(insecure.conn, WSK_OP_TEXT, "again", 5), 0);
+        CHECK_EQ_INT(wsk_conn_send(ok_ip.conn, WSK_OP_TEXT, "again", 5), 0);
+        RUN_UNTIL((insecure.messages == 2 && ok_ip.messages == 2) || insecure.closed ||
+                      ok_ip.closed,
+                  5000);
+    }
     CHECK(!insecure.closed);
     CHECK(!ok_ip.closed);
+    CHECK_EQ_INT(insecure.messages, 2);
+    CHECK_EQ_INT(ok_ip.messages, 2);
 
     wsk_server_free(srv);
-    run_for(1000);
+    RUN_UNTIL(insecure.closed && ok_ip.closed, 5000);
     free(ok.big);
     snprintf(url, sizeof url, "rm -rf %s", tls_dir);
     CHECK_EQ_INT(system(url), 0);

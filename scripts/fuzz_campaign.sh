@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# A fuzzing campaign: runs libFuzzer targets for a while, then grows the
+# committed corpus by the inputs that add coverage.
+#
+#   scripts/fuzz_campaign.sh [--jobs N] SECONDS [TARGET...]
+#
+# Builds the libFuzzer targets (build/fuzz, clang, -DWSK_FUZZ=ON) and runs
+# every target in fuzz/ (or the named ones) for SECONDS each, N at a time
+# (default 1). Each target keeps a working corpus in
+# build/fuzz-campaign/corpus-NAME that survives between campaigns; it starts
+# from that and fuzz/corpus/NAME, and writes new inputs only to the former.
+# Afterwards `-merge=1` copies into fuzz/corpus/NAME the working inputs that
+# add coverage to it, so the committed corpus grows by what matters only.
+#
+# Prints per target: executions, final coverage (libFuzzer's cov: and ft:),
+# committed corpus size before and after, working corpus size, and crashes
+# (crash-, leak-, timeout-, oom- artifacts in build/fuzz-campaign/artifacts).
+# Exits 1 if any target crashed or failed, 2 on bad usage.
+#
+# For a long run in the background on a shared machine:
+#   nice -n 19 scripts/fuzz_campaign.sh 3600 > fuzz-campaign.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+jobs=1
+while (($#)); do
+    case $1 in
+    --jobs) jobs=${2:-}; shift 2 || usage ;;
+    --jobs=*) jobs=${1#--jobs=}; shift ;;
+    -h | --help) usage ;;
+    --) shift; break ;;
+    -*) usage ;;
+    *) break ;;
+    esac
+done
+(($# >= 1)) || usage
+seconds=$1
+shift
+[[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || usage
+[[ $jobs =~ ^[0-9]+$ ]] && ((jobs > 0)) || usage
+
+all=()
+for src in fuzz/*_fuzz.c; do all+=("$(basename "$src" .c)"); done
+if (($#)); then
+    targets=("$@")
+    for t in "${targets[@]}"; do
+        [[ -f fuzz/$t.c ]] || { echo "unknown target $t (have: ${all[*]})" >&2; exit 2; }
+    done
+else
+    targets=("${all[@]}")
+fi
+
+echo "=== building ${targets[*]}"
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWSK_FUZZ=ON -DBUILD_TESTING=ON >/dev/null
+cmake --build build/fuzz -j "$jobs" --target "${targets[@]}"
+
+work=build/fuzz-campaign
+mkdir -p "$work/artifacts" "$work/logs"
+fuzz_bin=$PWD/build/fuzz
+
+count_files() { find "$1" -maxdepth 1 -type f | wc -l; }
+
+# Fuzzes one target, then merges; leaves its numbers in $work/logs/NAME.result.
+campaign() {
+    local name=$1 committed=fuzz/corpus/$1 corpus=$work/corpus-$1 log=$work/logs/$1.log
+    local before after rc=0 mrc=0
+    mkdir -p "$committed" "$corpus"
+    rm -f "$work/artifacts/$name-"*
+    before=$(count_files "$committed")
+    "$fuzz_bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$work/artifacts/$name-" \
+        "$corpus" "$committed" >"$log" 2>&1 || rc=$?
+    # Only inputs that add coverage to the committed corpus go into it.
+    "$fuzz_bin/$name" -merge=1 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$work/artifacts/$name-" \
+        "$committed" "$corpus" >"$work/logs/$name.merge.log" 2>&1 || mrc=$?
+    after=$(count_files "$committed")
+    local execs cov ft crashes
+    execs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+    crashes=$(find "$work/artifacts" -maxdepth 1 -type f -name "$name-*" | wc -l)
+    printf '%s %s %s %s %s %s %s %s %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+        "$before" "$after" "$(count_files "$corpus")" "$crashes" "$rc/$mrc" \
+        >"$work/logs/$name.result"
+}
+
+echo "=== fuzzing ${#targets[@]} target(s) for ${seconds}s each, $jobs at a time"
+running=0
+for name in "${targets[@]}"; do
+    if ((running >= jobs)); then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    echo "start $name"
+    campaign "$name" &
+    running=$((running + 1))
+done
+wait || true
+
+echo
+status=0
+printf '%-20s %12s %7s %8s %17s %8s %8s  %s\n' target execs cov ft "corpus before>after" working \
+    crashes status
+for name in "${targets[@]}"; do
+    result=$work/logs/$name.result
+    if [[ ! -f $result ]]; then
+        printf '%-20s  no result (see %s)\n' "$name" "$work/logs/$name.log"
+        status=1
+        continue
+    fi
+    read -r _ execs cov ft before after working crashes rcs <"$result"
+    verdict=ok
+    if ((crashes > 0)) || [[ $rcs != 0/0 ]]; then
+        verdict="FAILED (fuzz/merge exit $rcs)"
+        status=1
+    fi
+    printf '%-20s %12s %7s %8s %8s > %-8s %8s %8s  %s\n' "$name" "$execs" "$cov" "$ft" \
+        "$before" "$after" "$working" "$crashes" "$verdict"
+    rm -f "$result"
+done
+if ((status)); then
+    echo
+    for name in "${targets[@]}"; do
+        for a in "$work/artifacts/$name-"*; do
+            [[ -e $a ]] || continue
+            echo "artifact: $a (replay: build/fuzz/$name $a)"
+        done
+    done
+    echo "logs: $work/logs/"
+fi
+exit "$status"
