@@ -1246,17 +1246,11 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
         /* Compressed payloads may be smaller than what they inflate to; the
          * inflated size is what max_message limits, in on_compressed_chunk. */
     }
-    wsk_frame_parser_init(&c->parser, &fc);
-    c->state = WSK__OPEN;
-    c->flags |= WSK__F_OPENED;
-    ctx->num_open++;
-    c->deadline = ctx->lim.ping_interval_ms == UINT32_MAX
-                      ? 0
-                      : wsk_loop_now(ctx->loop) + ctx->lim.ping_interval_ms;
     uint8_t *copy = NULL;
     if (rest_len) {
         /* Frames that came with the head: they sit in c->in, which frames
-         * may need, so move them aside first. */
+         * may need, so move them aside first. Before the connection counts
+         * as open: a failure here must not report an open that never was. */
         copy = malloc(rest_len);
         if (!copy) {
             wsk__conn_abort(c, -ENOMEM);
@@ -1264,6 +1258,13 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
         }
         memcpy(copy, rest, rest_len);
     }
+    wsk_frame_parser_init(&c->parser, &fc);
+    c->state = WSK__OPEN;
+    c->flags |= WSK__F_OPENED;
+    ctx->num_open++;
+    c->deadline = ctx->lim.ping_interval_ms == UINT32_MAX
+                      ? 0
+                      : wsk_loop_now(ctx->loop) + ctx->lim.ping_interval_ms;
     if (ctx->h.on_open)
         WSK__CALL(ctx, on_open, c, ev, ctx->user_data);
     /* The head (which ev pointed into) is done with. */
