@@ -3,7 +3,8 @@
  *
  * One loop per thread. Watchers (struct wsk_io, wsk_timer, wsk_defer) live in
  * the caller's memory, usually embedded in a bigger object, and must stay put
- * while started. Only wsk_loop_wakeup() may be called from another thread.
+ * while started. Only wsk_loop_wakeup() and wsk_loop_post() may be called
+ * from another thread; everything else belongs to the loop's thread.
  */
 #ifndef WSK_LOOP_H
 #define WSK_LOOP_H

@@ -267,9 +267,8 @@ WSK_API bool wsk_http_header_has_token(const struct wsk_http_header *headers, si
 /* Opening handshake (RFC 6455 section 4)                                    */
 /* ------------------------------------------------------------------------ */
 
-/* Writes base64(SHA-1(key + the RFC 6455 GUID)) as 28 characters and a NUL;
- * an empty string if the digest cannot be computed (out of memory), which
- * matches no real accept value. */
+/* Writes base64(SHA-1(key + the RFC 6455 GUID)) as 28 characters and a NUL.
+ * Cannot fail: the digest is computed in place, with no allocation. */
 WSK_API void wsk_handshake_accept_key(const char *key, size_t key_len, char out[29]);
 
 struct wsk_handshake_server_config {
