@@ -39,8 +39,9 @@ WSK_API void wsk_loop_config_init(struct wsk_loop_config *cfg);
 WSK_API int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg);
 
 /* Frees the loop. Returns 0 (also for NULL), or -EBUSY and frees nothing
- * while anything still uses it: a started io watcher, an active timer, a
- * pending defer or a queued post. Free what lives on a loop first (servers
+ * while anything still uses it: a started io watcher, an active timer or a
+ * pending defer. Posts still queued are dropped, not run; no thread may
+ * post to the loop once this returned 0. Free what lives on a loop first (servers
  * with wsk_server_free(), client connections by closing them and running the
  * loop until their on_close), then the loop. Signal watchers and the
  * wake-up callback belong to the loop and go with it. */

@@ -215,13 +215,12 @@ int wsk_loop_free(struct wsk_loop *loop)
 {
     if (!loop)
         return 0;
-    /* Freeing under live watchers, timers, defers or queued posts would
-     * leave them pointing into freed memory (a DNS thread posting its
-     * answer, a server's listener): refuse, as uv_loop_close() does. */
-    pthread_mutex_lock(&loop->post_lock);
-    bool has_posts = loop->post_head != NULL;
-    pthread_mutex_unlock(&loop->post_lock);
-    if (is_alive(loop) || has_posts)
+    /* Freeing under live watchers, timers or defers would leave their
+     * owners pointing into freed memory (a server's listener, a client whose
+     * DNS thread will post its answer): refuse, as uv_loop_close() does.
+     * Posts already queued are the posters' memory: they are dropped, not
+     * run, and a thread must not post to a loop it knows is being freed. */
+    if (is_alive(loop))
         return -EBUSY;
     /* A signal still pending gets its default action once unblocked: with no
      * loop left to handle it, that is what the process asked for. */

@@ -236,7 +236,7 @@ static void test_free_with_queued_posts(void)
     }
     for (int t = 0; t < 2; t++)
         pthread_join(th[t], NULL);
-    wsk_loop_free(loop);
+    CHECK_EQ_INT(wsk_loop_free(loop), 0);
     CHECK_EQ_INT(ip[0].runs + ip[1].runs, 0);
 }
 
