@@ -136,8 +136,20 @@ start_listener()
     # option, say) fails the start now rather than after the whole timeout. A
     # timed-out read keeps what it got of the line in $part.
     local part acc= deadline=$((SECONDS + READY_TIMEOUT))
+    # The URL ends at a space, comma or parenthesis: "(WebSocket URL, MODE)".
+    # A TLS server's line says https:// and wss://; the first ws:// or wss://
+    # URL is the one.
+    local url_re='(wss?://[^ ,()]*:([0-9]+)/[^ ,()]*)'
     while ! IFS= read -r -t 0.2 -u "$fd" part; do
         acc+=$part
+        # On a loaded machine bash's timed read has been seen to swallow the
+        # newline with a timed-out piece (CI: the whole line in $acc, then
+        # no further line for 15 s). Every listening line ends with ')':
+        # take a complete one without its newline.
+        if [[ $acc == *')' && $acc =~ $url_re ]]; then
+            part=
+            break
+        fi
         if ! kill -0 "$LISTENER_PID" 2>/dev/null || ((SECONDS >= deadline)); then
             exec {fd}<&-
             if kill -0 "$LISTENER_PID" 2>/dev/null; then
@@ -158,10 +170,6 @@ start_listener()
     cat <&"$fd" >"$LISTENER_OUT" &
     track_pid "$!"
     exec {fd}<&-
-    # The URL ends at a space, comma or parenthesis: "(WebSocket URL, MODE)".
-    # A TLS server's line says https:// and wss://; the first ws:// or wss://
-    # URL is the one.
-    local url_re='(wss?://[^ ,()]*:([0-9]+)/[^ ,()]*)'
     if [[ $line =~ $url_re ]]; then
         LISTENER_URL=${BASH_REMATCH[1]}
         LISTENER_PORT=${BASH_REMATCH[2]}
