@@ -192,6 +192,39 @@ void wsk__conn_finish(struct wsk_conn *conn);
 int wsk__conn_in_append(struct wsk_conn *conn, const uint8_t *data, size_t len);
 void wsk__conn_in_drop(struct wsk_conn *conn, size_t n);
 
+/* Between conn.c (lifecycle, readiness), conn_send.c (the send queue and
+ * the socket) and conn_recv.c (frames in). */
+/* Watches the socket for what the connection needs now. */
+void wsk__conn_set_events(struct wsk_conn *conn);
+/* Ends the connection: on_close once, the socket closed, memory freed at the
+ * end of the iteration. */
+void wsk__conn_dead(struct wsk_conn *conn);
+/* A read or write failed: a normal end after the peer's close frame, else
+ * an abort with error (and TLS's reason for on_close). */
+void wsk__conn_io_error(struct wsk_conn *conn, int error);
+/* Keeps OpenSSL's reason for a TLS failure for on_close. */
+void wsk__conn_tls_detail(struct wsk_conn *conn);
+/* Frees every queued segment. */
+void wsk__conn_free_queue(struct wsk_conn *conn);
+/* Writes as much of the queue as the socket takes, then watches for the rest. */
+void wsk__conn_flush(struct wsk_conn *conn);
+/* Reads from the socket (or TLS): a count, 0 at end of stream, -EAGAIN, or
+ * a negative error. */
+ssize_t wsk__conn_recv(struct wsk_conn *conn, uint8_t *buf, size_t len);
+/* Queues one frame (masked for clients). Returns 0, -ENOMEM or WSK_ECLOSED
+ * (the connection ended on a direct write). */
+int wsk__conn_queue_frame(struct wsk_conn *conn, uint8_t first_byte, const uint8_t *payload,
+                          size_t len);
+/* Queues a close frame and marks it sent. Returns 0 or the error of encoding
+ * or queueing it. */
+int wsk__conn_send_close(struct wsk_conn *conn, unsigned code, const char *reason,
+                         size_t reason_len);
+/* Makes room for len more bytes of the message being assembled. Returns 0
+ * or -ENOMEM. */
+int wsk__conn_msg_reserve(struct wsk_conn *conn, size_t len);
+/* Parses frames from input received while open. */
+void wsk__conn_feed_frames(struct wsk_conn *conn, uint8_t *data, size_t len);
+
 /* Hooks implemented by server.c and client.c. */
 /* Server: bytes of a request head arrived (state WSK__HTTP). */
 void wsk__server_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len);

@@ -1,0 +1,513 @@
+/* A connection's send queue and the socket under it (RFC 6455 section 5:
+ * frames out).
+ *
+ * Sends append frames to the connection's queue and put it on the context's
+ * flush list; the queue is written with one writev() at the end of the read
+ * burst that caused it (or at the end of the loop iteration), so a burst of
+ * 32 requests costs one read and one write. What the socket refuses stays
+ * queued, up to max_send_queue: past it a connection's own traffic stops
+ * reading from that peer until the queue drains (TCP pushes back); others'
+ * traffic (broadcasts) meets the overflow policy.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "loop/loop_internal.h"
+#include "transport/tls.h"
+#include "ws/ws_internal.h"
+
+#define SEG_SIZE (16u * 1024)
+#define POOL_MAX 64
+/* A connection that is sent one small frame (a broadcast, say) gets a small
+ * segment: 1,000 receivers then cost 256 KiB, not 16 MiB of segments that
+ * malloc hands back to the kernel at once. */
+#define SMALL_SEG_ALLOC  256u
+#define SMALL_SEG_CAP    (SMALL_SEG_ALLOC - sizeof(struct wsk__oseg))
+#define SPOOL_MAX        4096
+#define DIRECT_WRITE_MIN (16u * 1024)
+#define IOV_MAX_BATCH    64
+
+static void seg_free(struct wsk__ctx *ctx, struct wsk__oseg *s)
+{
+    if (s->shared) {
+        wsk__shared_release(s->shared);
+        free(s);
+    } else if (s->cap == SEG_SIZE && ctx->pool_len < POOL_MAX) {
+        s->next = ctx->pool;
+        ctx->pool = s;
+        ctx->pool_len++;
+    } else if (s->cap == SMALL_SEG_CAP && ctx->spool_len < SPOOL_MAX) {
+        s->next = ctx->spool;
+        ctx->spool = s;
+        ctx->spool_len++;
+    } else {
+        free(s);
+    }
+}
+
+void wsk__ctx_free_pools(struct wsk__ctx *ctx)
+{
+    struct wsk__oseg *lists[2] = {ctx->pool, ctx->spool};
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct wsk__oseg *s = lists[i];
+            lists[i] = s->next;
+            free(s);
+        }
+    }
+    ctx->pool = ctx->spool = NULL;
+    ctx->pool_len = ctx->spool_len = 0;
+}
+
+struct wsk__shared *wsk__shared_frame(uint8_t first_byte, const void *payload, size_t len)
+{
+    struct wsk__shared *sh = malloc(sizeof *sh + WSK_FRAME_HEADER_MAX + len);
+    if (!sh)
+        return NULL;
+    size_t h = wsk_frame_header_encode(sh->data, first_byte, len, NULL);
+    if (len)
+        memcpy(sh->data + h, payload, len);
+    sh->len = h + len;
+    sh->refs = 1;
+    return sh;
+}
+
+void wsk__shared_release(struct wsk__shared *sh)
+{
+    if (sh && --sh->refs == 0)
+        free(sh);
+}
+
+void wsk__conn_free_queue(struct wsk_conn *c)
+{
+    struct wsk__oseg *s = c->out_head;
+    while (s) {
+        struct wsk__oseg *next = s->next;
+        seg_free(c->ctx, s);
+        s = next;
+    }
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+static struct wsk__oseg *seg_new(struct wsk__ctx *ctx, size_t need, bool small)
+{
+    struct wsk__oseg *s;
+    if (small && need <= SMALL_SEG_CAP) {
+        if (ctx->spool) {
+            s = ctx->spool;
+            ctx->spool = s->next;
+            ctx->spool_len--;
+        } else {
+            s = malloc(SMALL_SEG_ALLOC);
+            if (!s)
+                return NULL;
+            s->cap = SMALL_SEG_CAP;
+        }
+    } else if (need <= SEG_SIZE && ctx->pool) {
+        s = ctx->pool;
+        ctx->pool = s->next;
+        ctx->pool_len--;
+    } else {
+        size_t cap = need <= SEG_SIZE ? SEG_SIZE : need;
+        s = malloc(sizeof *s + cap);
+        if (!s)
+            return NULL;
+        s->cap = cap;
+    }
+    s->next = NULL;
+    s->shared = NULL;
+    s->off = 0;
+    s->len = 0;
+    return s;
+}
+
+static void seg_append(struct wsk_conn *c, struct wsk__oseg *s)
+{
+    if (c->out_tail)
+        c->out_tail->next = s;
+    else
+        c->out_head = s;
+    c->out_tail = s;
+}
+
+/* Returns room for n more bytes at the end of the queue. */
+static uint8_t *queue_reserve(struct wsk_conn *c, size_t n)
+{
+    struct wsk__oseg *t = c->out_tail;
+    if (!t || t->shared || t->cap - t->len < n) {
+        /* A connection answering its own input tends to send many frames
+         * in a burst; one sent to from elsewhere, a few. */
+        t = seg_new(c->ctx, n, !c->out_head && !(c->flags & WSK__F_IN_READ));
+        if (!t)
+            return NULL;
+        seg_append(c, t);
+    }
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    c->out_bytes += n;
+    return p;
+}
+
+int wsk__conn_queue(struct wsk_conn *c, const void *data, size_t len)
+{
+    uint8_t *p = queue_reserve(c, len);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, data, len);
+    wsk__conn_want_flush(c);
+    return 0;
+}
+
+int wsk__conn_queue_shared(struct wsk_conn *c, struct wsk__shared *sh)
+{
+    struct wsk__oseg *s = malloc(sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->next = NULL;
+    s->shared = sh;
+    s->off = 0;
+    s->len = sh->len;
+    s->cap = 0;
+    sh->refs++;
+    seg_append(c, s);
+    c->out_bytes += sh->len;
+    wsk__conn_want_flush(c);
+    return 0;
+}
+
+void wsk__conn_want_flush(struct wsk_conn *c)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    /* A connection handling its own input is flushed when that ends. */
+    if (c->flags & (WSK__F_FLUSH_LIST | WSK__F_IN_READ))
+        return;
+    c->flags |= WSK__F_FLUSH_LIST;
+    c->flush_next = ctx->flush_list;
+    ctx->flush_list = c;
+    wsk_defer_start(ctx->loop, &ctx->flush_defer);
+}
+
+/* The transport: plain TCP or TLS behind two calls. Both return a count,
+ * 0 for end of stream (receive only), -EAGAIN when the socket is not ready,
+ * or a negative error. TLS may need the other direction's readiness: the
+ * flags say so and wsk__conn_set_events() watches for it. */
+static ssize_t conn_send(struct wsk_conn *c, struct iovec *iov, int n)
+{
+    if (c->tls) {
+        ssize_t w = wsk__tls_writev(c->tls, iov, n);
+        if (w == WSK__TLS_WANT_READ) {
+            c->flags |= WSK__F_TLS_WR;
+            return -EAGAIN;
+        }
+        c->flags &= ~WSK__F_TLS_WR;
+        return w == WSK__TLS_WANT_WRITE ? -EAGAIN : w;
+    }
+    /* send() and sendmsg() rather than writev() so a vanished peer is
+     * -EPIPE, not SIGPIPE; send() for one buffer, the common case, spares
+     * the kernel the message header and iovec import. */
+    struct msghdr mh = {0};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    for (;;) {
+        ssize_t w = n == 1 ? send(c->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                           : sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t wsk__conn_recv(struct wsk_conn *c, uint8_t *buf, size_t len)
+{
+    if (c->tls) {
+        ssize_t n = wsk__tls_read(c->tls, buf, len);
+        if (n == WSK__TLS_WANT_WRITE) {
+            c->flags |= WSK__F_TLS_RW;
+            return -EAGAIN;
+        }
+        c->flags &= ~WSK__F_TLS_RW;
+        return n == WSK__TLS_WANT_READ ? -EAGAIN : n;
+    }
+    for (;;) {
+        /* recv(), not read(): the socket call skips the VFS layer's checks
+         * and notification hooks that read() makes on every call. */
+        ssize_t n = recv(c->io.fd, buf, len, 0);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Writes as much of the queue as the socket takes. */
+void wsk__conn_flush(struct wsk_conn *c)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    while (c->out_bytes && c->state != WSK__DEAD) {
+        struct iovec iov[IOV_MAX_BATCH];
+        int n = 0;
+        for (struct wsk__oseg *s = c->out_head; s && n < IOV_MAX_BATCH; s = s->next) {
+            const uint8_t *base = s->shared ? s->shared->data : s->data;
+            iov[n].iov_base = (void *)(uintptr_t)(base + s->off);
+            iov[n].iov_len = s->len - s->off;
+            n++;
+        }
+        ssize_t w = conn_send(c, iov, n);
+        if (w == -EAGAIN || w == 0)
+            break;
+        if (w < 0) {
+            wsk__conn_io_error(c, (int)w);
+            return;
+        }
+        size_t left = (size_t)w;
+        c->out_bytes -= left;
+        /* A response times out only when it stops moving (nginx's
+         * send_timeout): a slow but steady download goes on. */
+        if (c->state == WSK__HTTP_REPLY)
+            c->deadline = wsk_loop_now(ctx->loop) + ctx->lim.send_timeout_ms;
+        while (left) {
+            struct wsk__oseg *s = c->out_head;
+            size_t avail = s->len - s->off;
+            if (left < avail) {
+                s->off += left;
+                break;
+            }
+            left -= avail;
+            c->out_head = s->next;
+            if (!c->out_head)
+                c->out_tail = NULL;
+            seg_free(ctx, s);
+        }
+    }
+    if (c->state == WSK__DEAD)
+        return;
+    size_t low = ctx->lim.max_send_queue / 2;
+    if (c->out_bytes <= low) {
+        if (c->flags & WSK__F_PAUSED)
+            c->flags &= ~WSK__F_PAUSED;
+        if ((c->flags & WSK__F_WANT_DRAIN) && c->state == WSK__OPEN) {
+            c->flags &= ~WSK__F_WANT_DRAIN;
+            if (ctx->h.on_drain) {
+                WSK__CALL(ctx, on_drain, c, ctx->user_data);
+            }
+        }
+    }
+    if (!c->out_bytes) {
+        if (c->state == WSK__HTTP_REPLY)
+            wsk__server_on_reply_drained(c);
+        else if (c->state == WSK__OPEN && (c->flags & WSK__F_SENT_CLOSE) &&
+                 (c->flags & (WSK__F_GOT_CLOSE | WSK__F_FAILED)))
+            wsk__conn_finish(c);
+    }
+    wsk__conn_set_events(c);
+}
+
+/* Queues one frame. Large server payloads go straight to the socket when
+ * nothing is queued before them, saving a copy. */
+int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *payload,
+                          size_t len)
+{
+    /* A small unmasked frame joins the tail segment in place when it fits:
+     * the common case of many small sends in one read burst. */
+    if (len < 126 && !(c->flags & WSK__F_CLIENT)) {
+        struct wsk__oseg *t = c->out_tail;
+        if (t && !t->shared && t->cap - t->len >= len + 2) {
+            uint8_t *p = t->data + t->len;
+            p[0] = first_byte;
+            p[1] = (uint8_t)len;
+            if (len)
+                memcpy(p + 2, payload, len);
+            t->len += len + 2;
+            c->out_bytes += len + 2;
+            wsk__conn_want_flush(c);
+            return 0;
+        }
+    }
+    uint8_t key[4];
+    const uint8_t *mask = NULL;
+    if (c->flags & WSK__F_CLIENT) {
+        arc4random_buf(key, sizeof key);
+        mask = key;
+    }
+    uint8_t hdr[WSK_FRAME_HEADER_MAX];
+    size_t hlen = wsk_frame_header_encode(hdr, first_byte, len, mask);
+    size_t skip = 0;
+    if (!mask && len >= DIRECT_WRITE_MIN && !c->out_bytes && c->io.fd >= 0 &&
+        !(c->flags & WSK__F_TLS_HS) && c->state != WSK__CONNECTING) {
+        struct iovec iov[2] = {{hdr, hlen}, {(void *)(uintptr_t)payload, len}};
+        ssize_t w = conn_send(c, iov, 2);
+        if (w < 0 && w != -EAGAIN) {
+            wsk__conn_tls_detail(c);
+            wsk__conn_abort(c, (int)w);
+            return WSK_ECLOSED;
+        }
+        if (w > 0)
+            skip = (size_t)w;
+        if (skip == hlen + len)
+            return 0;
+    }
+    size_t total = hlen + len - skip;
+    uint8_t *p = queue_reserve(c, total);
+    if (!p)
+        return -ENOMEM;
+    if (skip < hlen) {
+        memcpy(p, hdr + skip, hlen - skip);
+        p += hlen - skip;
+        skip = 0;
+    } else {
+        skip -= hlen;
+    }
+    if (mask && len)
+        wsk_mask_copy(p, payload, len, mask, 0);
+    else if (!mask && len - skip)
+        memcpy(p, payload + skip, len - skip);
+    wsk__conn_want_flush(c);
+    return 0;
+}
+
+void wsk__conn_flush_now(struct wsk_conn *c)
+{
+    if (c->state != WSK__DEAD && c->io.fd >= 0 && c->state != WSK__CONNECTING)
+        wsk__conn_flush(c);
+}
+
+/* Applies the queue limit after a send made by the connection's user. */
+static int check_queue(struct wsk_conn *c)
+{
+    if (c->out_bytes <= c->ctx->lim.max_send_queue)
+        return 0;
+    /* Coalescing is for small frames: before calling the queue full, give
+     * the socket what it will take now. */
+    wsk__conn_flush_now(c);
+    if (c->out_bytes <= c->ctx->lim.max_send_queue)
+        return 0;
+    c->flags |= WSK__F_WANT_DRAIN;
+    if (c->flags & WSK__F_IN_READ) {
+        /* The peer's own requests filled the queue: read no more from it
+         * until it reads its answers. */
+        c->flags |= WSK__F_PAUSED;
+    }
+    return WSK_EBACKPRESSURE;
+}
+
+int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len)
+{
+    struct wsk__ctx *ctx = arg;
+    if (ctx->zbuf_len + len > ctx->zbuf_cap) {
+        size_t cap = ctx->zbuf_cap ? ctx->zbuf_cap : 16384;
+        while (cap < ctx->zbuf_len + len)
+            cap *= 2;
+        uint8_t *z = realloc(ctx->zbuf, cap);
+        if (!z)
+            return -ENOMEM;
+        ctx->zbuf = z;
+        ctx->zbuf_cap = cap;
+    }
+    memcpy(ctx->zbuf + ctx->zbuf_len, data, len);
+    ctx->zbuf_len += len;
+    return 0;
+}
+
+int wsk__conn_send_message(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    if (!c->deflate || len < ctx->deflate_min)
+        return wsk__conn_queue_frame(c, (uint8_t)(WSK_FRAME_FIN | opcode), data, len);
+    if (c->flags & WSK__F_Z_RESET) {
+        wsk_deflate_reset_send(c->deflate);
+        c->flags &= ~WSK__F_Z_RESET;
+    }
+    ctx->zbuf_len = 0;
+    int rv = wsk_deflate_compress(c->deflate, data, len, wsk__zbuf_sink, ctx);
+    if (rv < 0)
+        return rv;
+    rv = wsk__conn_queue_frame(c, (uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode), ctx->zbuf,
+                               ctx->zbuf_len);
+    /* One big message should not pin a big buffer for good. */
+    if (ctx->zbuf_cap > 1024 * 1024) {
+        free(ctx->zbuf);
+        ctx->zbuf = NULL;
+        ctx->zbuf_cap = 0;
+    }
+    return rv;
+}
+
+int wsk_conn_send(struct wsk_conn *c, enum wsk_opcode opcode, const void *data, size_t len)
+{
+    if (opcode != WSK_OP_TEXT && opcode != WSK_OP_BINARY)
+        return -EINVAL;
+    if (c->state != WSK__OPEN || (c->flags & WSK__F_SENT_CLOSE))
+        return WSK_ESTATE;
+    if (opcode == WSK_OP_TEXT &&
+        !(data == c->ctx->valid_text && len == c->ctx->valid_text_len && data) &&
+        !wsk_utf8_valid(data, len))
+        return WSK_EUTF8;
+    int rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
+    if (rv)
+        return rv;
+    return check_queue(c);
+}
+
+int wsk_conn_ping(struct wsk_conn *c, const void *data, size_t len)
+{
+    if (len > 125)
+        return WSK_ETOOBIG;
+    if (c->state != WSK__OPEN || (c->flags & WSK__F_SENT_CLOSE))
+        return WSK_ESTATE;
+    return wsk__conn_queue_frame(c, WSK_FRAME_FIN | WSK_OP_PING, data, len);
+}
+
+int wsk__conn_send_close(struct wsk_conn *c, unsigned code, const char *reason, size_t reason_len)
+{
+    uint8_t payload[125];
+    int n = wsk_close_payload_encode(payload, code, reason, reason_len);
+    if (n < 0)
+        return n;
+    int rv = wsk__conn_queue_frame(c, WSK_FRAME_FIN | WSK_OP_CLOSE, payload, (size_t)n);
+    if (rv)
+        return rv;
+    c->flags |= WSK__F_SENT_CLOSE;
+    return 0;
+}
+
+int wsk_conn_close(struct wsk_conn *c, unsigned code, const char *reason)
+{
+    if (c->state == WSK__DEAD || c->state == WSK__LINGER)
+        return 0;
+    size_t reason_len = reason ? strlen(reason) : 0;
+    if (code && !wsk_close_code_is_valid(code))
+        return WSK_EPROTO;
+    if (c->state != WSK__OPEN) {
+        /* Nothing to hand shake yet: just end it. */
+        wsk__conn_abort(c, WSK_ECLOSED);
+        return 0;
+    }
+    if (c->flags & WSK__F_SENT_CLOSE)
+        return 0;
+    int rv = wsk__conn_send_close(c, code, reason, reason_len > 123 ? 123 : reason_len);
+    if (rv == WSK_EUTF8)
+        rv = wsk__conn_send_close(c, code, NULL, 0);
+    if (rv < 0) {
+        wsk__conn_abort(c, rv);
+        return 0;
+    }
+    c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.close_timeout_ms;
+    if (c->flags & WSK__F_GOT_CLOSE)
+        wsk__conn_finish(c);
+    return 0;
+}
+
+size_t wsk_conn_send_queue(const struct wsk_conn *c)
+{
+    return c->out_bytes;
+}
