@@ -1,4 +1,5 @@
-/* TLS for non-blocking sockets on OpenSSL 3. See tls.h for the contract.
+/* TLS for non-blocking sockets on OpenSSL 3: connections (contexts are
+ * tls_ctx.c's). See tls.h for the contract.
  *
  * Shape: one SSL per connection, reading and writing the fd through a small
  * BIO of our own (sock_bio_*), never blocking. Every SSL_* call that can
@@ -16,7 +17,7 @@
  * OpenSSL 3 tells a truncated stream (SSL_R_UNEXPECTED_EOF_WHILE_READING)
  * from other errors.
  */
-#include "transport/tls.h"
+#include "transport/tls_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,83 +38,10 @@
 #include <openssl/x509v3.h>
 
 #include "wsk/error.h"
-
-/* The TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites
- * are all of that kind and keep OpenSSL's defaults. */
-#define CIPHERS_TLS12                                                                              \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
-/* The ALPN protocol list, in wire format (length-prefixed names). */
-static const unsigned char alpn_http11[] = "\x08http/1.1";
-#define ALPN_HTTP11_LEN (sizeof alpn_http11 - 1)
-
 /* The largest plaintext of one TLS record, and so of one SSL_write. */
 #define CHUNK 16384
 
-#define HOST_MAX 253 /* a DNS name in text form */
-
-struct wsk__tls_ctx {
-    SSL_CTX *ssl_ctx;
-    atomic_int refs;
-    bool is_server;
-    bool insecure;
-};
-
-struct wsk__tls {
-    SSL *ssl;
-    struct wsk__tls_ctx *ctx;
-    int fd;
-    int sys_errno; /* errno of the BIO's last failed send/recv, or 0 */
-    int fatal;     /* once nonzero, every call returns it */
-    size_t wpend;  /* length of the SSL_write OpenSSL wants repeated, or 0 */
-    bool bio_eof;  /* recv() returned 0 */
-    bool handshake_done;
-    bool eof;       /* read reported end of stream */
-    bool eof_clean; /* ... and it was close_notify */
-    /* The first certificate verification failure, seen from the verify
-     * callback, where the offending certificate is still at hand. */
-    int verify_err;
-    char verify_who[160]; /* names the certificate: its SANs, CN, issuer */
-    char host[HOST_MAX + 1];
-    char alpn[32];
-    char err[320];
-};
-
-/* ---- error text ----------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* The reason text of one packed OpenSSL error code. */
-static const char *reason_text(unsigned long e)
-{
-    const char *s;
-
-    if (ERR_SYSTEM_ERROR(e))
-        return wsk_strerror(-(int)ERR_GET_REASON(e));
-    s = ERR_reason_error_string(e);
-    return s ? s : "unknown OpenSSL error";
-}
-
-/* Writes an ASN1_TIME as "2024-01-31 12:00:00 UTC". */
-static void format_time(const ASN1_TIME *at, char *buf, size_t len)
-{
-    struct tm tm;
-
-    if (!at || !ASN1_TIME_to_tm(at, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
-        snprintf(buf, len, "?");
-}
+/* ---- naming a certificate in error text ---------------------------------- */
 
 /* Appends bytes of a certificate field to buf, replacing anything that is
  * not printable ASCII, so that a hostile certificate cannot put control
@@ -259,299 +187,11 @@ static void sock_bio_init_once(void)
     BIO_meth_free(m);
 }
 
-/* ---- contexts ----------------------------------------------------------------- */
-
-/* Refuses every passphrase request: a server must start unattended, and
- * OpenSSL's default would prompt on the terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
-/* Checks that path names a readable regular file, so that the message can
- * carry the system's reason ("No such file or directory", "Permission
- * denied") rather than OpenSSL's. Returns 0 or an errno. */
-static int check_file(const char *path)
-{
-    struct stat st;
-    FILE *f = fopen(path, "r");
-
-    if (!f)
-        return errno;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return EISDIR;
-    }
-    fclose(f);
-    return 0;
-}
-
-/* Says what is wrong with a PEM file OpenSSL could not load, from the
- * blocks in it: OpenSSL 3's key decoders report little more than
- * "unsupported". Returns NULL when the file looks right, so that the error
- * must be in the contents. Clears the thread's error queue. */
-static const char *pem_problem(const char *path, bool want_key)
-{
-    BIO *bio = BIO_new_file(path, "r");
-    bool has_key = false, has_encrypted = false, has_cert = false;
-    unsigned char *data;
-    char *name, *header;
-    long len;
-
-    for (int i = 0; bio && i < 1000 && PEM_read_bio(bio, &name, &header, &data, &len); i++) {
-        if (strstr(name, "PRIVATE KEY")) {
-            has_key = true;
-            has_encrypted |= strstr(name, "ENCRYPTED") || strstr(header, "ENCRYPTED");
-        } else if (strstr(name, "CERTIFICATE")) {
-            has_cert = true;
-        }
-        OPENSSL_free(name);
-        OPENSSL_free(header);
-        OPENSSL_free(data);
-    }
-    BIO_free(bio);
-    ERR_clear_error();
-    if (want_key && has_encrypted)
-        return "the key is encrypted (passphrases are not supported)";
-    if (want_key && !has_key)
-        return has_cert ? "it holds a certificate, not a private key"
-                        : "no PEM private key in the file";
-    if (!want_key && !has_cert)
-        return has_key ? "it holds a private key, not a certificate"
-                       : "no PEM certificate in the file";
-    return NULL;
-}
-
-/* The reason a PEM file failed to load: pem_problem() or else OpenSSL's. */
-static void pem_error(char *err, size_t errlen, const char *what, const char *path, bool want_key)
-{
-    const char *reason = reason_text(ERR_peek_error());
-    const char *problem = pem_problem(path, want_key);
-
-    put_err(err, errlen, "cannot read %s %s: %s", what, path, problem ? problem : reason);
-}
-
-static int ctx_alloc(struct wsk__tls_ctx **out, bool is_server, char *err, size_t errlen)
-{
-    struct wsk__tls_ctx *c = calloc(1, sizeof *c);
-    long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                SSL_MODE_RELEASE_BUFFERS;
-
-    *out = NULL;
-    if (!c) {
-        put_err(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    c->ssl_ctx = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
-    if (!c->ssl_ctx) {
-        free(c);
-        put_err(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    atomic_init(&c->refs, 1);
-    c->is_server = is_server;
-    if (!SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION) ||
-        !SSL_CTX_set_cipher_list(c->ssl_ctx, CIPHERS_TLS12)) {
-        put_err(err, errlen, "cannot configure TLS: %s", reason_text(ERR_peek_error()));
-        SSL_CTX_free(c->ssl_ctx);
-        free(c);
-        return WSK_ETLS;
-    }
-    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    /* Partial writes and a moving buffer make SSL_write fit wsk__tls_writev;
-     * releasing buffers keeps idle connections small (about 34 KiB less). */
-    SSL_CTX_set_mode(c->ssl_ctx, mode);
-    SSL_CTX_set_default_passwd_cb(c->ssl_ctx, no_passphrase);
-    *out = c;
-    return 0;
-}
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-    (void)ssl;
-    (void)arg;
-    for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
-        if (in[i] == ALPN_HTTP11_LEN - 1 && i + 1u + in[i] <= inlen &&
-            memcmp(in + i + 1, alpn_http11 + 1, in[i]) == 0) {
-            *out = in + i + 1;
-            *outlen = in[i];
-            return SSL_TLSEXT_ERR_OK;
-        }
-    }
-    return SSL_TLSEXT_ERR_NOACK; /* go on without ALPN */
-}
-
-/* Refuses a certificate that no verifying client would accept today. */
-static int check_validity(X509 *cert, const char *cert_file, char *err, size_t errlen)
-{
-    char when[40];
-
-    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
-        format_time(X509_get0_notAfter(cert), when, sizeof when);
-        put_err(err, errlen, "certificate %s has expired (notAfter %s)", cert_file, when);
-        return WSK_ETLS;
-    }
-    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
-        format_time(X509_get0_notBefore(cert), when, sizeof when);
-        put_err(err, errlen, "certificate %s is not valid yet (notBefore %s)", cert_file, when);
-        return WSK_ETLS;
-    }
-    return 0;
-}
-
-static int load_key(struct wsk__tls_ctx *c, const char *cert_file, const char *key_file, char *err,
-                    size_t errlen)
-{
-    EVP_PKEY *key = NULL;
-    FILE *f;
-    int rv;
-
-    rv = check_file(key_file);
-    if (rv) {
-        put_err(err, errlen, "cannot read private key %s: %s", key_file, wsk_strerror(-rv));
-        return WSK_ETLS;
-    }
-    f = fopen(key_file, "r");
-    if (f) {
-        key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
-        fclose(f);
-    }
-    if (!key) {
-        pem_error(err, errlen, "private key", key_file, true);
-        return WSK_ETLS;
-    }
-    /* SSL_CTX_use_PrivateKey compares the key with a certificate of the same
-     * type; SSL_CTX_check_private_key also catches a key of another type
-     * (an EC key for an RSA certificate), which lands in an empty slot. */
-    rv = SSL_CTX_use_PrivateKey(c->ssl_ctx, key) && SSL_CTX_check_private_key(c->ssl_ctx);
-    EVP_PKEY_free(key);
-    if (!rv) {
-        put_err(err, errlen, "private key %s does not match the certificate %s", key_file,
-                cert_file);
-        return WSK_ETLS;
-    }
-    return 0;
-}
-
-int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, const char *key_file,
-                            char *err, size_t errlen)
-{
-    struct wsk__tls_ctx *c;
-    X509 *cert;
-    int rv;
-
-    put_err(err, errlen, "%s", "");
-    *out = NULL;
-    if (!cert_file || !key_file) {
-        put_err(err, errlen, "a TLS server needs a certificate file and a key file");
-        return WSK_ETLS;
-    }
-    ERR_clear_error();
-    rv = ctx_alloc(&c, true, err, errlen);
-    if (rv < 0)
-        goto done;
-    rv = check_file(cert_file);
-    if (rv) {
-        put_err(err, errlen, "cannot read certificate %s: %s", cert_file, wsk_strerror(-rv));
-        rv = WSK_ETLS;
-        goto done;
-    }
-    if (!SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert_file)) {
-        pem_error(err, errlen, "certificate", cert_file, false);
-        rv = WSK_ETLS;
-        goto done;
-    }
-    cert = SSL_CTX_get0_certificate(c->ssl_ctx);
-    rv = check_validity(cert, cert_file, err, errlen);
-    if (rv < 0)
-        goto done;
-    rv = load_key(c, cert_file, key_file, err, errlen);
-    if (rv < 0)
-        goto done;
-    SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select, NULL);
-    *out = c;
-    c = NULL;
-done:
-    wsk__tls_ctx_unref(c);
-    ERR_clear_error();
-    return rv;
-}
-
-static int verify_cb(int ok, X509_STORE_CTX *xs);
-
-int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure, char *err,
-                            size_t errlen)
-{
-    struct wsk__tls_ctx *c;
-    int rv;
-
-    put_err(err, errlen, "%s", "");
-    *out = NULL;
-    ERR_clear_error();
-    rv = ctx_alloc(&c, false, err, errlen);
-    if (rv < 0)
-        goto done;
-    c->insecure = insecure;
-    if (insecure) {
-        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_NONE, NULL);
-    } else if (cafile) {
-        rv = check_file(cafile);
-        if (rv) {
-            put_err(err, errlen, "cannot read CA file %s: %s", cafile, wsk_strerror(-rv));
-            rv = WSK_ETLS;
-            goto done;
-        }
-        if (!SSL_CTX_load_verify_locations(c->ssl_ctx, cafile, NULL)) {
-            pem_error(err, errlen, "CA file", cafile, false);
-            rv = WSK_ETLS;
-            goto done;
-        }
-    } else if (!SSL_CTX_set_default_verify_paths(c->ssl_ctx)) {
-        put_err(err, errlen, "cannot load the system CA store: %s", reason_text(ERR_peek_error()));
-        rv = WSK_ETLS;
-        goto done;
-    }
-    if (!insecure)
-        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, verify_cb);
-    /* Unlike everything else here, this one returns 0 on success. */
-    if (SSL_CTX_set_alpn_protos(c->ssl_ctx, alpn_http11, ALPN_HTTP11_LEN) != 0) {
-        put_err(err, errlen, "out of memory");
-        rv = -ENOMEM;
-        goto done;
-    }
-    *out = c;
-    c = NULL;
-done:
-    wsk__tls_ctx_unref(c);
-    ERR_clear_error();
-    return rv;
-}
-
-void wsk__tls_ctx_ref(struct wsk__tls_ctx *c)
-{
-    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-}
-
-void wsk__tls_ctx_unref(struct wsk__tls_ctx *c)
-{
-    /* Release/acquire so that one thread's last use of the context happens
-     * before another thread frees it. */
-    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    SSL_CTX_free(c->ssl_ctx);
-    free(c);
-}
-
 /* ---- connections -------------------------------------------------------------- */
 
 /* Notes the first failure (OpenSSL stops at it, since ok is passed through)
  * while the certificate it concerns is at hand; fail() words the message. */
-static int verify_cb(int ok, X509_STORE_CTX *xs)
+int wsk__tls_verify_cb(int ok, X509_STORE_CTX *xs)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     struct wsk__tls *t = ssl ? SSL_get_app_data(ssl) : NULL;
@@ -577,8 +217,8 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
         if (append_cn(t->verify_who, len, X509_get_subject_name(cert)))
             append_str(t->verify_who, len, ", ");
         expired = t->verify_err == X509_V_ERR_CERT_HAS_EXPIRED;
-        format_time(expired ? X509_get0_notAfter(cert) : X509_get0_notBefore(cert), when,
-                    sizeof when);
+        wsk__tls_format_time(expired ? X509_get0_notAfter(cert) : X509_get0_notBefore(cert), when,
+                             sizeof when);
         append_str(t->verify_who, len, expired ? "notAfter " : "notBefore ");
         append_str(t->verify_who, len, when);
         break;
@@ -599,15 +239,17 @@ static void verify_message(struct wsk__tls *t)
     const char *what = X509_verify_cert_error_string(vr);
 
     if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
-        put_err(t->err, sizeof t->err, "hostname mismatch: certificate is for %s, not %s",
-                t->verify_who, t->host);
+        wsk__tls_put_err(t->err, sizeof t->err, "hostname mismatch: certificate is for %s, not %s",
+                         t->verify_who, t->host);
     else if (vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-        put_err(t->err, sizeof t->err, "IP address mismatch: certificate is for %s, not %s",
-                t->verify_who, t->host);
+        wsk__tls_put_err(t->err, sizeof t->err,
+                         "IP address mismatch: certificate is for %s, not %s", t->verify_who,
+                         t->host);
     else if (t->verify_who[0])
-        put_err(t->err, sizeof t->err, "certificate verify failed: %s (%s)", what, t->verify_who);
+        wsk__tls_put_err(t->err, sizeof t->err, "certificate verify failed: %s (%s)", what,
+                         t->verify_who);
     else
-        put_err(t->err, sizeof t->err, "certificate verify failed: %s", what);
+        wsk__tls_put_err(t->err, sizeof t->err, "certificate verify failed: %s", what);
 }
 
 /* Words an SSL_ERROR_SSL from the thread's error queue. */
@@ -617,7 +259,7 @@ static void ssl_message(struct wsk__tls *t, unsigned long e)
     bool in_handshake = !t->handshake_done;
 
     if (ERR_GET_LIB(e) != ERR_LIB_SSL) {
-        put_err(t->err, sizeof t->err, "TLS error: %s", reason_text(e));
+        wsk__tls_put_err(t->err, sizeof t->err, "TLS error: %s", wsk__tls_reason_text(e));
         return;
     }
     switch (reason) {
@@ -625,32 +267,35 @@ static void ssl_message(struct wsk__tls *t, unsigned long e)
         verify_message(t);
         return;
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-        put_err(t->err, sizeof t->err, "peer closed the connection %s",
-                in_handshake ? "during the TLS handshake" : "without close_notify");
+        wsk__tls_put_err(t->err, sizeof t->err, "peer closed the connection %s",
+                         in_handshake ? "during the TLS handshake" : "without close_notify");
         return;
     case SSL_R_HTTP_REQUEST:
-        put_err(t->err, sizeof t->err, "peer did not speak TLS (it sent a plain HTTP request)");
+        wsk__tls_put_err(t->err, sizeof t->err,
+                         "peer did not speak TLS (it sent a plain HTTP request)");
         return;
     case SSL_R_HTTPS_PROXY_REQUEST:
-        put_err(t->err, sizeof t->err, "peer did not speak TLS (it sent an HTTP CONNECT request)");
+        wsk__tls_put_err(t->err, sizeof t->err,
+                         "peer did not speak TLS (it sent an HTTP CONNECT request)");
         return;
     case SSL_R_WRONG_VERSION_NUMBER:
     case SSL_R_UNKNOWN_PROTOCOL:
     case SSL_R_PACKET_LENGTH_TOO_LONG:
     case SSL_R_RECORD_LENGTH_MISMATCH:
         if (in_handshake) {
-            put_err(t->err, sizeof t->err, "peer did not speak TLS (%s)", reason_text(e));
+            wsk__tls_put_err(t->err, sizeof t->err, "peer did not speak TLS (%s)",
+                             wsk__tls_reason_text(e));
             return;
         }
         break;
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_NO_PROTOCOLS_AVAILABLE:
     case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
-        put_err(t->err, sizeof t->err, "peer does not support TLS 1.2 or newer (%s)",
-                reason_text(e));
+        wsk__tls_put_err(t->err, sizeof t->err, "peer does not support TLS 1.2 or newer (%s)",
+                         wsk__tls_reason_text(e));
         return;
     case SSL_R_NO_SHARED_CIPHER:
-        put_err(t->err, sizeof t->err, "no cipher suite in common with the peer");
+        wsk__tls_put_err(t->err, sizeof t->err, "no cipher suite in common with the peer");
         return;
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
@@ -658,15 +303,17 @@ static void ssl_message(struct wsk__tls *t, unsigned long e)
     case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
     case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
     case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-        put_err(t->err, sizeof t->err, "peer rejected our certificate (%s)", reason_text(e));
+        wsk__tls_put_err(t->err, sizeof t->err, "peer rejected our certificate (%s)",
+                         wsk__tls_reason_text(e));
         return;
     default:
         break;
     }
     if (reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
-        put_err(t->err, sizeof t->err, "peer sent a TLS alert: %s", reason_text(e));
+        wsk__tls_put_err(t->err, sizeof t->err, "peer sent a TLS alert: %s",
+                         wsk__tls_reason_text(e));
     else
-        put_err(t->err, sizeof t->err, "TLS error: %s", reason_text(e));
+        wsk__tls_put_err(t->err, sizeof t->err, "TLS error: %s", wsk__tls_reason_text(e));
 }
 
 /* Turns a failed SSL_* call (its return value ret) into our result. Fatal
@@ -682,8 +329,8 @@ static int fail(struct wsk__tls *t, int ret)
         ERR_clear_error();
         return code == SSL_ERROR_WANT_READ ? WSK__TLS_WANT_READ : WSK__TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: /* close_notify where none may come */
-        put_err(t->err, sizeof t->err, "peer closed the TLS session%s",
-                t->handshake_done ? "" : " during the handshake");
+        wsk__tls_put_err(t->err, sizeof t->err, "peer closed the TLS session%s",
+                         t->handshake_done ? "" : " during the handshake");
         t->fatal = WSK_ETLS;
         break;
     case SSL_ERROR_SYSCALL:
@@ -693,21 +340,22 @@ static int fail(struct wsk__tls *t, int ret)
             ssl_message(t, e);
             t->fatal = WSK_ETLS;
         } else if (code == SSL_ERROR_SSL) {
-            put_err(t->err, sizeof t->err, "TLS error (no details from OpenSSL)");
+            wsk__tls_put_err(t->err, sizeof t->err, "TLS error (no details from OpenSSL)");
             t->fatal = WSK_ETLS;
         } else if (t->sys_errno) {
-            put_err(t->err, sizeof t->err, "%s%s", wsk_strerror(-t->sys_errno),
-                    t->handshake_done ? "" : " during the TLS handshake");
+            wsk__tls_put_err(t->err, sizeof t->err, "%s%s", wsk_strerror(-t->sys_errno),
+                             t->handshake_done ? "" : " during the TLS handshake");
             t->fatal = -t->sys_errno;
         } else {
             /* What OpenSSL before 3.0 said for a truncated stream. */
-            put_err(t->err, sizeof t->err, "peer closed the connection %s",
-                    t->handshake_done ? "without close_notify" : "during the TLS handshake");
+            wsk__tls_put_err(t->err, sizeof t->err, "peer closed the connection %s",
+                             t->handshake_done ? "without close_notify"
+                                               : "during the TLS handshake");
             t->fatal = WSK_ETLS;
         }
         break;
     default:
-        put_err(t->err, sizeof t->err, "unexpected OpenSSL state %d", code);
+        wsk__tls_put_err(t->err, sizeof t->err, "unexpected OpenSSL state %d", code);
         t->fatal = WSK_ETLS;
         break;
     }
@@ -876,7 +524,8 @@ ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len)
         t->eof = true;
         t->eof_clean = code == SSL_ERROR_ZERO_RETURN;
         if (!t->eof_clean)
-            put_err(t->err, sizeof t->err, "peer closed the connection without close_notify");
+            wsk__tls_put_err(t->err, sizeof t->err,
+                             "peer closed the connection without close_notify");
         ERR_clear_error();
         return 0;
     }
