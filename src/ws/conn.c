@@ -564,16 +564,19 @@ static void conn_read(struct wsk_conn *c)
 /* A server's first look at a TLS connection: plain HTTP sent to the TLS
  * port gets a readable 400, as nginx answers, instead of a reset. A TLS
  * client starts with a handshake record (22); an HTTP request with a
- * letter. Returns true when the connection was answered. */
-static bool plain_http_on_tls(struct wsk_conn *c)
+ * letter. Until the first byte is there OpenSSL must not read either: it
+ * would swallow a plain request it cannot answer. */
+enum sniff { SNIFF_TLS, SNIFF_WAIT, SNIFF_ANSWERED };
+
+static enum sniff sniff_plain_http(struct wsk_conn *c)
 {
     uint8_t first;
     ssize_t n = recv(c->io.fd, &first, 1, MSG_PEEK);
-    if (n <= 0)
-        return false; /* nothing yet (or EOF, which the handshake reports) */
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return SNIFF_WAIT;
     c->flags |= WSK__F_TLS_SNIFFED;
-    if (!((first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z')))
-        return false;
+    if (n <= 0 || !((first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z')))
+        return SNIFF_TLS; /* TLS, or an EOF or error the handshake reports */
     static const char answer[] =
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
         "Content-Length: 47\r\nConnection: close\r\n\r\n"
@@ -588,14 +591,21 @@ static bool plain_http_on_tls(struct wsk_conn *c)
         wsk__conn_abort(c, -ENOMEM);
     else
         wsk__conn_flush(c);
-    return true;
+    return SNIFF_ANSWERED;
 }
 
 /* The TLS handshake, stepped by readiness. */
 static void tls_handshake_step(struct wsk_conn *c)
 {
-    if (!(c->flags & (WSK__F_CLIENT | WSK__F_TLS_SNIFFED)) && plain_http_on_tls(c))
-        return;
+    if (!(c->flags & (WSK__F_CLIENT | WSK__F_TLS_SNIFFED))) {
+        enum sniff sn = sniff_plain_http(c);
+        if (sn == SNIFF_ANSWERED)
+            return;
+        if (sn == SNIFF_WAIT) {
+            wsk__conn_set_events(c); /* readable: the TLS_HS flag asks for it */
+            return;
+        }
+    }
     int rv = wsk__tls_handshake(c->tls);
     c->flags &= ~(WSK__F_TLS_WR | WSK__F_TLS_RW);
     if (rv == WSK__TLS_WANT_READ) {
