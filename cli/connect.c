@@ -967,16 +967,27 @@ static int run(struct client *c)
     wsk_deflate_config_init(&cfg.deflate);
     cfg.deflate.enabled = opt->has_deflate;
 
-    if (opt->is_insecure && !strncasecmp(opt->url, "wss:", 4))
+    struct wsk_url parsed;
+    if (opt->is_insecure && wsk_url_parse(opt->url, strlen(opt->url), &parsed) == 0 &&
+        parsed.scheme == WSK_URL_WSS)
         cli_error("warning: --insecure: the server's certificate is not verified; anyone on "
                   "the path can read and change this connection");
     cli_verbose("connecting to %s", opt->url);
     rv = wsk_client_connect(&c->conn, c->loop, opt->url, &cfg);
     if (rv == WSK_EURL) {
-        /* One line, like every other failure: scripts match on it. */
-        cli_error("'%s' is not a URL wsk can connect to (expected ws:// or "
+        /* One line, like every other failure: scripts match on it. Say
+         * what is wrong when the parser knows. */
+        struct wsk_url u;
+        char why[128] = "";
+        if (wsk_url_parse(opt->url, strlen(opt->url), &u) < 0)
+            snprintf(why, sizeof why, ": %s (at byte %zu)", u.error, u.error_at);
+        else if (u.scheme != WSK_URL_WS && u.scheme != WSK_URL_WSS)
+            snprintf(why, sizeof why, ": not a WebSocket URL");
+        else if (u.has_fragment)
+            snprintf(why, sizeof why, ": a fragment (#...) means nothing to a WebSocket URL");
+        cli_error("'%s' is not a URL wsk can connect to%s (expected ws:// or "
                   "wss://HOST[:PORT][/PATH])",
-                  opt->url);
+                  opt->url, why);
         return CLI_EXIT_USAGE;
     }
     if (rv < 0) {
