@@ -363,20 +363,32 @@ void wsk__conn_finish(struct wsk_conn *c)
     wsk__conn_set_events(c);
 }
 
+int wsk__grow(uint8_t **buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return -ENOMEM;
+        n *= 2;
+    }
+    uint8_t *p = realloc(*buf, n);
+    if (!p)
+        return -ENOMEM;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 int wsk__conn_in_append(struct wsk_conn *c, const uint8_t *data, size_t len)
 {
-    if (len > UINT32_MAX - c->in_len)
+    if (len > UINT32_MAX / 2 - c->in_len)
         return -ENOMEM;
-    if (c->in_len + len > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 512;
-        while (cap < c->in_len + len)
-            cap *= 2;
-        uint8_t *in = realloc(c->in, cap);
-        if (!in)
-            return -ENOMEM;
-        c->in = in;
-        c->in_cap = (uint32_t)cap;
-    }
+    size_t cap = c->in_cap;
+    if (wsk__grow(&c->in, &cap, c->in_len + len, 512) < 0)
+        return -ENOMEM;
+    c->in_cap = (uint32_t)cap;
     memcpy(c->in + c->in_len, data, len);
     c->in_len += (uint32_t)len;
     return 0;

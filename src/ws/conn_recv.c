@@ -52,17 +52,7 @@ static void deliver(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, siz
 
 int wsk__conn_msg_reserve(struct wsk_conn *c, size_t len)
 {
-    if (c->msg_len + len > c->msg_cap) {
-        size_t cap = c->msg_cap ? c->msg_cap : 4096;
-        while (cap < c->msg_len + len)
-            cap *= 2;
-        uint8_t *m = realloc(c->msg, cap);
-        if (!m)
-            return -ENOMEM;
-        c->msg = m;
-        c->msg_cap = cap;
-    }
-    return 0;
+    return wsk__grow(&c->msg, &c->msg_cap, c->msg_len + len, 4096);
 }
 
 static int msg_append(struct wsk_conn *c, const uint8_t *data, size_t len)

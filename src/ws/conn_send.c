@@ -403,16 +403,8 @@ static int check_queue(struct wsk_conn *c)
 int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len)
 {
     struct wsk__ctx *ctx = arg;
-    if (ctx->zbuf_len + len > ctx->zbuf_cap) {
-        size_t cap = ctx->zbuf_cap ? ctx->zbuf_cap : 16384;
-        while (cap < ctx->zbuf_len + len)
-            cap *= 2;
-        uint8_t *z = realloc(ctx->zbuf, cap);
-        if (!z)
-            return -ENOMEM;
-        ctx->zbuf = z;
-        ctx->zbuf_cap = cap;
-    }
+    if (wsk__grow(&ctx->zbuf, &ctx->zbuf_cap, ctx->zbuf_len + len, 16384) < 0)
+        return -ENOMEM;
     memcpy(ctx->zbuf + ctx->zbuf_len, data, len);
     ctx->zbuf_len += len;
     return 0;

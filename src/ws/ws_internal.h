@@ -188,6 +188,9 @@ int wsk__conn_send_message(struct wsk_conn *conn, uint8_t opcode, const uint8_t 
 void wsk__conn_abort(struct wsk_conn *conn, int error);
 /* After the last queued byte: shut down writing and wait briefly for EOF. */
 void wsk__conn_finish(struct wsk_conn *conn);
+/* Makes the heap buffer *buf (capacity *cap) hold at least need bytes,
+ * doubling from first. Returns 0, or -ENOMEM with *buf and *cap unchanged. */
+int wsk__grow(uint8_t **buf, size_t *cap, size_t need, size_t first);
 /* Appends bytes to conn->in (grows it). Returns 0 or -ENOMEM. */
 int wsk__conn_in_append(struct wsk_conn *conn, const uint8_t *data, size_t len);
 void wsk__conn_in_drop(struct wsk_conn *conn, size_t n);

@@ -16,29 +16,7 @@
 #include "wsk.h"
 #include "wsk_test.h"
 
-static struct wsk_loop *loop;
-static struct wsk_timer guard;
-
-static void guard_cb(struct wsk_loop *l, struct wsk_timer *t)
-{
-    (void)t;
-    wsk_loop_stop(l);
-}
-
-static void run_for(uint64_t ms)
-{
-    wsk_timer_init(&guard, guard_cb, NULL);
-    wsk_timer_start(loop, &guard, ms, 0);
-    wsk_loop_run(loop);
-    wsk_timer_stop(loop, &guard);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#include "ws/ws_loop.h"
 
 /* Runs the loop in 5 ms slices until *flag is set or timeout_ms passes.
  * Returns whether the flag was set. */
