@@ -120,7 +120,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__tls_ctx_unref(ctx->tls_ctx);
     free(ctx->zbuf);
-    wsk__ctx_free_pools(ctx);
+    wsk__seg_pool_free(&ctx->pool);
     free(cl);
 }
 
@@ -227,12 +227,12 @@ static void try_connect(struct wsk_conn *c)
             continue;
         }
         wsk__sock_set_nodelay(fd);
-        c->io.fd = fd;
+        c->st.io.fd = fd;
         c->state = WSK__CONNECTING;
-        rv = wsk_io_start(c->ctx->loop, &c->io, WSK_IO_WRITE);
+        rv = wsk_io_start(c->ctx->loop, &c->st.io, WSK_IO_WRITE);
         if (rv < 0) {
             close(fd);
-            c->io.fd = -1;
+            c->st.io.fd = -1;
             fail(c, rv);
         }
         return;
@@ -243,11 +243,11 @@ static void try_connect(struct wsk_conn *c)
 void wsk__client_on_writable(struct wsk_conn *c)
 {
     struct wsk__client_hs *hs = c->hs;
-    int rv = wsk__sock_connect_finish(c->io.fd);
+    int rv = wsk__sock_connect_finish(c->st.io.fd);
     if (rv < 0) {
-        wsk_io_stop(c->ctx->loop, &c->io);
-        close(c->io.fd);
-        c->io.fd = -1;
+        wsk_io_stop(c->ctx->loop, &c->st.io);
+        close(c->st.io.fd);
+        c->st.io.fd = -1;
         hs->last_error = rv;
         try_connect(c);
         return;

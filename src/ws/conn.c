@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "loop/loop_internal.h"
-#include "transport/tls.h"
 #include "ws/ws_internal.h"
 
 #define DIRECT_READ_MIN (16u * 1024)
@@ -187,7 +186,7 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
     wsk_defer_cancel(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
-    wsk__ctx_free_pools(ctx);
+    wsk__seg_pool_free(&ctx->pool);
     ctx->rbuf = NULL; /* the loop's */
     free(ctx->zbuf);
     ctx->zbuf = NULL;
@@ -201,10 +200,10 @@ int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t s
     c->ctx = ctx;
     c->state = state;
     c->close_code = WSK_CLOSE_ABNORMAL;
-    wsk_io_init(&c->io, fd, conn_io_cb, c);
+    wsk__stream_init(&c->st, fd, conn_io_cb, c);
     if (fd >= 0) {
-        int rv =
-            wsk_io_start(ctx->loop, &c->io, state == WSK__CONNECTING ? WSK_IO_WRITE : WSK_IO_READ);
+        int rv = wsk_io_start(ctx->loop, &c->st.io,
+                              state == WSK__CONNECTING ? WSK_IO_WRITE : WSK_IO_READ);
         if (rv < 0) {
             free(c);
             return rv;
@@ -240,24 +239,12 @@ static void unlink_conn(struct wsk_conn *c)
 
 void wsk__conn_set_events(struct wsk_conn *c)
 {
-    if (c->io.fd < 0 || c->state == WSK__DEAD)
+    if (c->state == WSK__DEAD)
         return;
-    unsigned ev = 0;
-    if (!(c->flags & WSK__F_PAUSED) && c->state != WSK__HTTP_REPLY)
-        ev |= WSK_IO_READ;
-    if (c->flags & (WSK__F_TLS_WR | WSK__F_TLS_HS))
-        ev |= WSK_IO_READ;
-    if (c->out_bytes || (c->flags & WSK__F_TLS_RW))
-        ev |= WSK_IO_WRITE;
-    if ((c->flags & WSK__F_TLS_HS) && !(c->flags & WSK__F_TLS_RW))
-        ev = WSK_IO_READ; /* the handshake first: queued bytes wait for it */
-    if (c->state == WSK__CONNECTING)
-        ev = WSK_IO_WRITE;
-    if (ev != c->io.events) {
-        int rv = wsk_io_start(c->ctx->loop, &c->io, ev);
-        if (rv < 0 && ev)
-            wsk__conn_abort(c, rv);
-    }
+    bool want_read = !(c->flags & WSK__F_PAUSED) && c->state != WSK__HTTP_REPLY;
+    int rv = wsk__stream_watch(c->ctx->loop, &c->st, want_read, c->state == WSK__CONNECTING);
+    if (rv < 0)
+        wsk__conn_abort(c, rv);
 }
 
 /* Ends the connection: closes the socket, reports on_close once, and frees
@@ -270,9 +257,8 @@ void wsk__conn_dead(struct wsk_conn *c)
     bool was_open = c->flags & WSK__F_OPENED;
     c->state = WSK__DEAD;
     /* The socket is closed after on_close, so wsk_conn_peer() still works there. */
-    if (c->io.fd >= 0)
-        wsk_io_stop(ctx->loop, &c->io);
-    wsk__conn_free_queue(c);
+    wsk_io_stop(ctx->loop, &c->st.io);
+    wsk__stream_drop_queue(&c->st, &ctx->pool);
     free(c->msg);
     c->msg = NULL;
     if (c->flags & WSK__F_FLUSH_LIST) {
@@ -314,14 +300,9 @@ void wsk__conn_dead(struct wsk_conn *c)
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
-    wsk__tls_free(c->tls);
-    c->tls = NULL;
     wsk_deflate_free(c->deflate);
     c->deflate = NULL;
-    if (c->io.fd >= 0) {
-        close(c->io.fd);
-        c->io.fd = -1;
-    }
+    wsk__stream_close(ctx->loop, &c->st, &ctx->pool);
     c->next = ctx->dead_list;
     ctx->dead_list = c;
     if (!ctx->in_teardown)
@@ -341,13 +322,12 @@ void wsk__conn_finish(struct wsk_conn *c)
 {
     if (c->state == WSK__DEAD || c->state == WSK__LINGER)
         return;
-    if (c->out_bytes) {
+    if (c->st.out_bytes) {
         /* wsk__conn_flush() comes back here once the queue is empty. */
         wsk__conn_want_flush(c);
         return;
     }
-    if (c->tls)
-        wsk__tls_shutdown(c->tls);
+    wsk__stream_shutdown_tls(&c->st);
     /* A server answering the client's close closes TCP first (RFC 6455 7.1.1)
      * and has nothing left to read: the client sends nothing after its close
      * frame. Skip the wait for EOF. */
@@ -356,7 +336,7 @@ void wsk__conn_finish(struct wsk_conn *c)
         wsk__conn_dead(c);
         return;
     }
-    shutdown(c->io.fd, SHUT_WR);
+    shutdown(c->st.io.fd, SHUT_WR);
     c->state = WSK__LINGER;
     c->flags &= ~WSK__F_PAUSED;
     c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.close_timeout_ms;
@@ -418,16 +398,14 @@ void wsk__conn_set_detail(struct wsk_conn *c, const char *detail)
 /* After a TLS failure, keep OpenSSL's reason for on_close. */
 void wsk__conn_tls_detail(struct wsk_conn *c)
 {
-    if (c->tls)
-        wsk__conn_set_detail(c, wsk__tls_error(c->tls));
+    wsk__conn_set_detail(c, wsk__stream_error(&c->st));
 }
 
 int wsk__conn_start_tls(struct wsk_conn *c, bool is_server, const char *server_name)
 {
-    int rv = wsk__tls_new(&c->tls, c->ctx->tls_ctx, c->io.fd, is_server, server_name);
+    int rv = wsk__stream_start_tls(&c->st, c->ctx->tls_ctx, is_server, server_name);
     if (rv < 0)
         return rv;
-    c->flags |= WSK__F_TLS_HS;
     /* A client speaks first; a server finds out it has to wait. */
     tls_handshake_step(c);
     return 0;
@@ -479,7 +457,7 @@ const char *wsk_conn_peer(const struct wsk_conn *c)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     buf[0] = 0;
-    if (c->io.fd < 0 || getpeername(c->io.fd, (struct sockaddr *)&ss, &len) != 0)
+    if (c->st.io.fd < 0 || getpeername(c->st.io.fd, (struct sockaddr *)&ss, &len) != 0)
         return "(peer gone)";
     char host[48];
     unsigned port = 0;
@@ -548,7 +526,7 @@ static void conn_read(struct wsk_conn *c)
     for (int i = 0; i < READS_PER_EVENT; i++) {
         size_t cap;
         uint8_t *buf = read_target(c, &cap);
-        ssize_t n = wsk__conn_recv(c, buf, cap);
+        ssize_t n = wsk__stream_recv(&c->st, buf, cap);
         if (n == -EAGAIN)
             return;
         if (n < 0) {
@@ -564,87 +542,59 @@ static void conn_read(struct wsk_conn *c)
             return;
         /* A short read means the socket is drained: save the EAGAIN call.
          * TLS hands out one record at a time, so ask it instead. */
-        if (c->tls ? !wsk__tls_pending(c->tls) : (size_t)n < cap)
+        if (c->st.tls ? !wsk__stream_pending(&c->st) : (size_t)n < cap)
             return;
     }
     /* Fairness cap reached. Plain sockets stay readable for the next
      * iteration; bytes TLS already decrypted would not show, so come back. */
-    if (c->tls && wsk__tls_pending(c->tls))
+    if (wsk__stream_pending(&c->st))
         read_again(c);
 }
 
-/* A server's first look at a TLS connection: plain HTTP sent to the TLS
- * port gets a readable 400, as nginx answers, instead of a reset. A TLS
- * client starts with a handshake record (22); an HTTP request with a
- * letter. Until the first byte is there OpenSSL must not read either: it
- * would swallow a plain request it cannot answer. */
-enum sniff { SNIFF_TLS, SNIFF_WAIT, SNIFF_ANSWERED };
-
-static enum sniff sniff_plain_http(struct wsk_conn *c)
+/* Plain HTTP sent to the TLS port gets a readable 400, as nginx answers,
+ * instead of a reset. */
+static void answer_plain_http(struct wsk_conn *c)
 {
-    uint8_t first;
-    ssize_t n = recv(c->io.fd, &first, 1, MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return SNIFF_WAIT;
-    c->flags |= WSK__F_TLS_SNIFFED;
-    if (n <= 0 || !((first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z')))
-        return SNIFF_TLS; /* TLS, or an EOF or error the handshake reports */
     static const char answer[] =
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
         "Content-Length: 47\r\nConnection: close\r\n\r\n"
         "400 Bad Request: plain HTTP sent to a TLS port\n";
     wsk__log(c->ctx, 2, "%s: plain HTTP on the TLS port, answering 400", wsk_conn_peer(c));
-    wsk__tls_free(c->tls);
-    c->tls = NULL;
-    c->flags &= ~(WSK__F_TLS_HS | WSK__F_TLS_RW | WSK__F_TLS_WR);
     c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
     if (wsk__conn_queue(c, answer, sizeof answer - 1) < 0)
         wsk__conn_abort(c, -ENOMEM);
     else
         wsk__conn_flush(c);
-    return SNIFF_ANSWERED;
 }
 
 /* The TLS handshake, stepped by readiness. */
 static void tls_handshake_step(struct wsk_conn *c)
 {
-    if (!(c->flags & (WSK__F_CLIENT | WSK__F_TLS_SNIFFED))) {
-        enum sniff sn = sniff_plain_http(c);
-        if (sn == SNIFF_ANSWERED)
-            return;
-        if (sn == SNIFF_WAIT) {
-            wsk__conn_set_events(c); /* readable: the TLS_HS flag asks for it */
-            return;
-        }
-    }
-    int rv = wsk__tls_handshake(c->tls);
-    c->flags &= ~(WSK__F_TLS_WR | WSK__F_TLS_RW);
-    if (rv == WSK__TLS_WANT_READ) {
-        wsk__conn_set_events(c);
+    int rv = wsk__stream_handshake(&c->st);
+    if (rv == WSK__STREAM_HS_PLAIN) {
+        answer_plain_http(c);
         return;
     }
-    if (rv == WSK__TLS_WANT_WRITE) {
-        c->flags |= WSK__F_TLS_RW; /* "wants writable" */
+    if (rv == WSK__STREAM_HS_AGAIN) {
         wsk__conn_set_events(c);
         return;
     }
     if (rv < 0) {
         wsk__conn_tls_detail(c);
         wsk__log(c->ctx, 2, "%s: TLS handshake failed: %s", wsk_conn_peer(c),
-                 wsk__tls_error(c->tls));
+                 wsk__stream_error(&c->st));
         wsk__conn_abort(c, rv);
         return;
     }
-    c->flags &= ~WSK__F_TLS_HS;
     if (c->flags & WSK__F_CLIENT)
         wsk__client_on_tls_done(c);
     if (c->state == WSK__DEAD)
         return;
     /* The peer may have sent its request with the last handshake flight. */
-    if (wsk__tls_pending(c->tls))
+    if (wsk__stream_pending(&c->st))
         read_again(c);
-    if (c->out_bytes)
+    if (c->st.out_bytes)
         wsk__conn_flush(c);
     else
         wsk__conn_set_events(c);
@@ -656,19 +606,20 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
     struct wsk_conn *c = io->data;
     if (c->state == WSK__CONNECTING) {
         wsk__client_on_writable(c);
-    } else if (c->flags & WSK__F_TLS_HS) {
+    } else if (c->st.flags & WSK__STREAM_TLS_HS) {
         tls_handshake_step(c);
     } else {
         /* TLS may read when writable or write when readable. */
-        if ((events & WSK_IO_WRITE) || ((events & WSK_IO_READ) && (c->flags & WSK__F_TLS_WR)))
+        if ((events & WSK_IO_WRITE) ||
+            ((events & WSK_IO_READ) && (c->st.flags & WSK__STREAM_TLS_WR)))
             wsk__conn_flush(c);
-        if ((c->flags & WSK__F_TLS_RW) && (events & WSK_IO_WRITE))
+        if ((c->st.flags & WSK__STREAM_TLS_RW) && (events & WSK_IO_WRITE))
             events |= WSK_IO_READ;
         if ((events & WSK_IO_READ) && c->state != WSK__DEAD && !(c->flags & WSK__F_PAUSED)) {
             c->flags |= WSK__F_IN_READ;
             conn_read(c);
             c->flags &= ~WSK__F_IN_READ;
-            if (c->state != WSK__DEAD && c->out_bytes)
+            if (c->state != WSK__DEAD && c->st.out_bytes)
                 wsk__conn_flush(c);
             else
                 wsk__conn_set_events(c);

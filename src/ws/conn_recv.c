@@ -82,9 +82,9 @@ static void on_control(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, 
              * pings and never reads is paused like one that never reads its
              * echoes, so the pongs queued for it stay under the cap plus one
              * read's worth, and the keepalive then drops it. */
-            if (c->out_bytes > ctx->lim.max_send_queue && !(c->flags & WSK__F_PAUSED)) {
+            if (c->st.out_bytes > ctx->lim.max_send_queue && !(c->flags & WSK__F_PAUSED)) {
                 wsk__conn_flush_now(c);
-                if (c->state != WSK__DEAD && c->out_bytes > ctx->lim.max_send_queue)
+                if (c->state != WSK__DEAD && c->st.out_bytes > ctx->lim.max_send_queue)
                     c->flags |= WSK__F_PAUSED;
             }
         }

@@ -1,5 +1,6 @@
-/* A connection's send queue and the socket under it (RFC 6455 section 5:
- * frames out).
+/* Frames out (RFC 6455 section 5): encoding into the connection's stream
+ * (src/transport/stream.c, which owns the queue and the socket), the queue
+ * limit, compression, pings and the close frame.
  *
  * Sends append frames to the connection's queue and put it on the context's
  * flush list; the queue is written with one writev() at the end of the read
@@ -24,137 +25,27 @@
 #include "transport/tls.h"
 #include "ws/ws_internal.h"
 
-#define SEG_SIZE (16u * 1024)
-#define POOL_MAX 64
-/* A connection that is sent one small frame (a broadcast, say) gets a small
- * segment: 1,000 receivers then cost 256 KiB, not 16 MiB of segments that
- * malloc hands back to the kernel at once. */
-#define SMALL_SEG_ALLOC  256u
-#define SMALL_SEG_CAP    (SMALL_SEG_ALLOC - sizeof(struct wsk__oseg))
-#define SPOOL_MAX        4096
 #define DIRECT_WRITE_MIN (16u * 1024)
-#define IOV_MAX_BATCH    64
-
-static void seg_free(struct wsk__ctx *ctx, struct wsk__oseg *s)
-{
-    if (s->shared) {
-        wsk__shared_release(s->shared);
-        free(s);
-    } else if (s->cap == SEG_SIZE && ctx->pool_len < POOL_MAX) {
-        s->next = ctx->pool;
-        ctx->pool = s;
-        ctx->pool_len++;
-    } else if (s->cap == SMALL_SEG_CAP && ctx->spool_len < SPOOL_MAX) {
-        s->next = ctx->spool;
-        ctx->spool = s;
-        ctx->spool_len++;
-    } else {
-        free(s);
-    }
-}
-
-void wsk__ctx_free_pools(struct wsk__ctx *ctx)
-{
-    struct wsk__oseg *lists[2] = {ctx->pool, ctx->spool};
-    for (int i = 0; i < 2; i++) {
-        while (lists[i]) {
-            struct wsk__oseg *s = lists[i];
-            lists[i] = s->next;
-            free(s);
-        }
-    }
-    ctx->pool = ctx->spool = NULL;
-    ctx->pool_len = ctx->spool_len = 0;
-}
 
 struct wsk__shared *wsk__shared_frame(uint8_t first_byte, const void *payload, size_t len)
 {
-    struct wsk__shared *sh = malloc(sizeof *sh + WSK_FRAME_HEADER_MAX + len);
+    struct wsk__shared *sh = wsk__shared_new(WSK_FRAME_HEADER_MAX + len);
     if (!sh)
         return NULL;
     size_t h = wsk_frame_header_encode(sh->data, first_byte, len, NULL);
     if (len)
         memcpy(sh->data + h, payload, len);
     sh->len = h + len;
-    sh->refs = 1;
     return sh;
-}
-
-void wsk__shared_release(struct wsk__shared *sh)
-{
-    if (sh && --sh->refs == 0)
-        free(sh);
-}
-
-void wsk__conn_free_queue(struct wsk_conn *c)
-{
-    struct wsk__oseg *s = c->out_head;
-    while (s) {
-        struct wsk__oseg *next = s->next;
-        seg_free(c->ctx, s);
-        s = next;
-    }
-    c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
-}
-
-static struct wsk__oseg *seg_new(struct wsk__ctx *ctx, size_t need, bool small)
-{
-    struct wsk__oseg *s;
-    if (small && need <= SMALL_SEG_CAP) {
-        if (ctx->spool) {
-            s = ctx->spool;
-            ctx->spool = s->next;
-            ctx->spool_len--;
-        } else {
-            s = malloc(SMALL_SEG_ALLOC);
-            if (!s)
-                return NULL;
-            s->cap = SMALL_SEG_CAP;
-        }
-    } else if (need <= SEG_SIZE && ctx->pool) {
-        s = ctx->pool;
-        ctx->pool = s->next;
-        ctx->pool_len--;
-    } else {
-        size_t cap = need <= SEG_SIZE ? SEG_SIZE : need;
-        s = malloc(sizeof *s + cap);
-        if (!s)
-            return NULL;
-        s->cap = cap;
-    }
-    s->next = NULL;
-    s->shared = NULL;
-    s->off = 0;
-    s->len = 0;
-    return s;
-}
-
-static void seg_append(struct wsk_conn *c, struct wsk__oseg *s)
-{
-    if (c->out_tail)
-        c->out_tail->next = s;
-    else
-        c->out_head = s;
-    c->out_tail = s;
 }
 
 /* Returns room for n more bytes at the end of the queue. */
 static uint8_t *queue_reserve(struct wsk_conn *c, size_t n)
 {
-    struct wsk__oseg *t = c->out_tail;
-    if (!t || t->shared || t->cap - t->len < n) {
-        /* A connection answering its own input tends to send many frames
-         * in a burst; one sent to from elsewhere, a few. */
-        t = seg_new(c->ctx, n, !c->out_head && !(c->flags & WSK__F_IN_READ));
-        if (!t)
-            return NULL;
-        seg_append(c, t);
-    }
-    uint8_t *p = t->data + t->len;
-    t->len += n;
-    c->out_bytes += n;
-    return p;
+    /* A connection answering its own input tends to send many frames in a
+     * burst; one sent to from elsewhere, a few. */
+    return wsk__stream_reserve(&c->st, &c->ctx->pool, n,
+                               !c->st.out_head && !(c->flags & WSK__F_IN_READ));
 }
 
 int wsk__conn_queue(struct wsk_conn *c, const void *data, size_t len)
@@ -169,17 +60,8 @@ int wsk__conn_queue(struct wsk_conn *c, const void *data, size_t len)
 
 int wsk__conn_queue_shared(struct wsk_conn *c, struct wsk__shared *sh)
 {
-    struct wsk__oseg *s = malloc(sizeof *s);
-    if (!s)
+    if (wsk__stream_queue_shared(&c->st, sh) < 0)
         return -ENOMEM;
-    s->next = NULL;
-    s->shared = sh;
-    s->off = 0;
-    s->len = sh->len;
-    s->cap = 0;
-    sh->refs++;
-    seg_append(c, s);
-    c->out_bytes += sh->len;
     wsk__conn_want_flush(c);
     return 0;
 }
@@ -196,103 +78,23 @@ void wsk__conn_want_flush(struct wsk_conn *c)
     wsk_defer_start(ctx->loop, &ctx->flush_defer);
 }
 
-/* The transport: plain TCP or TLS behind two calls. Both return a count,
- * 0 for end of stream (receive only), -EAGAIN when the socket is not ready,
- * or a negative error. TLS may need the other direction's readiness: the
- * flags say so and wsk__conn_set_events() watches for it. */
-static ssize_t conn_send(struct wsk_conn *c, struct iovec *iov, int n)
-{
-    if (c->tls) {
-        ssize_t w = wsk__tls_writev(c->tls, iov, n);
-        if (w == WSK__TLS_WANT_READ) {
-            c->flags |= WSK__F_TLS_WR;
-            return -EAGAIN;
-        }
-        c->flags &= ~WSK__F_TLS_WR;
-        return w == WSK__TLS_WANT_WRITE ? -EAGAIN : w;
-    }
-    /* send() and sendmsg() rather than writev() so a vanished peer is
-     * -EPIPE, not SIGPIPE; send() for one buffer, the common case, spares
-     * the kernel the message header and iovec import. */
-    struct msghdr mh = {0};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)n;
-    for (;;) {
-        ssize_t w = n == 1 ? send(c->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                           : sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
-        if (w >= 0)
-            return w;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
-ssize_t wsk__conn_recv(struct wsk_conn *c, uint8_t *buf, size_t len)
-{
-    if (c->tls) {
-        ssize_t n = wsk__tls_read(c->tls, buf, len);
-        if (n == WSK__TLS_WANT_WRITE) {
-            c->flags |= WSK__F_TLS_RW;
-            return -EAGAIN;
-        }
-        c->flags &= ~WSK__F_TLS_RW;
-        return n == WSK__TLS_WANT_READ ? -EAGAIN : n;
-    }
-    for (;;) {
-        /* recv(), not read(): the socket call skips the VFS layer's checks
-         * and notification hooks that read() makes on every call. */
-        ssize_t n = recv(c->io.fd, buf, len, 0);
-        if (n >= 0)
-            return n;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
 /* Writes as much of the queue as the socket takes. */
 void wsk__conn_flush(struct wsk_conn *c)
 {
     struct wsk__ctx *ctx = c->ctx;
-    while (c->out_bytes && c->state != WSK__DEAD) {
-        struct iovec iov[IOV_MAX_BATCH];
-        int n = 0;
-        for (struct wsk__oseg *s = c->out_head; s && n < IOV_MAX_BATCH; s = s->next) {
-            const uint8_t *base = s->shared ? s->shared->data : s->data;
-            iov[n].iov_base = (void *)(uintptr_t)(base + s->off);
-            iov[n].iov_len = s->len - s->off;
-            n++;
-        }
-        ssize_t w = conn_send(c, iov, n);
-        if (w == -EAGAIN || w == 0)
-            break;
-        if (w < 0) {
-            wsk__conn_io_error(c, (int)w);
-            return;
-        }
-        size_t left = (size_t)w;
-        c->out_bytes -= left;
-        /* A response times out only when it stops moving (nginx's
-         * send_timeout): a slow but steady download goes on. */
-        if (c->state == WSK__HTTP_REPLY)
-            c->deadline = wsk_loop_now(ctx->loop) + ctx->lim.send_timeout_ms;
-        while (left) {
-            struct wsk__oseg *s = c->out_head;
-            size_t avail = s->len - s->off;
-            if (left < avail) {
-                s->off += left;
-                break;
-            }
-            left -= avail;
-            c->out_head = s->next;
-            if (!c->out_head)
-                c->out_tail = NULL;
-            seg_free(ctx, s);
-        }
+    ssize_t w = wsk__stream_flush(&c->st, &ctx->pool);
+    if (w < 0) {
+        wsk__conn_io_error(c, (int)w);
+        return;
     }
+    /* A response times out only when it stops moving (nginx's
+     * send_timeout): a slow but steady download goes on. */
+    if (w > 0 && c->state == WSK__HTTP_REPLY)
+        c->deadline = wsk_loop_now(ctx->loop) + ctx->lim.send_timeout_ms;
     if (c->state == WSK__DEAD)
         return;
     size_t low = ctx->lim.max_send_queue / 2;
-    if (c->out_bytes <= low) {
+    if (c->st.out_bytes <= low) {
         if (c->flags & WSK__F_PAUSED)
             c->flags &= ~WSK__F_PAUSED;
         if ((c->flags & WSK__F_WANT_DRAIN) && c->state == WSK__OPEN) {
@@ -302,7 +104,7 @@ void wsk__conn_flush(struct wsk_conn *c)
             }
         }
     }
-    if (!c->out_bytes) {
+    if (!c->st.out_bytes) {
         if (c->state == WSK__HTTP_REPLY)
             wsk__server_on_reply_drained(c);
         else if (c->state == WSK__OPEN && (c->flags & WSK__F_SENT_CLOSE) &&
@@ -320,15 +122,12 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
     /* A small unmasked frame joins the tail segment in place when it fits:
      * the common case of many small sends in one read burst. */
     if (len < 126 && !(c->flags & WSK__F_CLIENT)) {
-        struct wsk__oseg *t = c->out_tail;
-        if (t && !t->shared && t->cap - t->len >= len + 2) {
-            uint8_t *p = t->data + t->len;
+        uint8_t *p = wsk__stream_tail_room(&c->st, len + 2);
+        if (p) {
             p[0] = first_byte;
             p[1] = (uint8_t)len;
             if (len)
                 memcpy(p + 2, payload, len);
-            t->len += len + 2;
-            c->out_bytes += len + 2;
             wsk__conn_want_flush(c);
             return 0;
         }
@@ -342,10 +141,10 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
     uint8_t hdr[WSK_FRAME_HEADER_MAX];
     size_t hlen = wsk_frame_header_encode(hdr, first_byte, len, mask);
     size_t skip = 0;
-    if (!mask && len >= DIRECT_WRITE_MIN && !c->out_bytes && c->io.fd >= 0 &&
-        !(c->flags & WSK__F_TLS_HS) && c->state != WSK__CONNECTING) {
+    if (!mask && len >= DIRECT_WRITE_MIN && !c->st.out_bytes && c->st.io.fd >= 0 &&
+        !(c->st.flags & WSK__STREAM_TLS_HS) && c->state != WSK__CONNECTING) {
         struct iovec iov[2] = {{hdr, hlen}, {(void *)(uintptr_t)payload, len}};
-        ssize_t w = conn_send(c, iov, 2);
+        ssize_t w = wsk__stream_send(&c->st, iov, 2);
         if (w < 0 && w != -EAGAIN) {
             wsk__conn_tls_detail(c);
             wsk__conn_abort(c, (int)w);
@@ -377,19 +176,19 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
 
 void wsk__conn_flush_now(struct wsk_conn *c)
 {
-    if (c->state != WSK__DEAD && c->io.fd >= 0 && c->state != WSK__CONNECTING)
+    if (c->state != WSK__DEAD && c->st.io.fd >= 0 && c->state != WSK__CONNECTING)
         wsk__conn_flush(c);
 }
 
 /* Applies the queue limit after a send made by the connection's user. */
 static int check_queue(struct wsk_conn *c)
 {
-    if (c->out_bytes <= c->ctx->lim.max_send_queue)
+    if (c->st.out_bytes <= c->ctx->lim.max_send_queue)
         return 0;
     /* Coalescing is for small frames: before calling the queue full, give
      * the socket what it will take now. */
     wsk__conn_flush_now(c);
-    if (c->out_bytes <= c->ctx->lim.max_send_queue)
+    if (c->st.out_bytes <= c->ctx->lim.max_send_queue)
         return 0;
     c->flags |= WSK__F_WANT_DRAIN;
     if (c->flags & WSK__F_IN_READ) {
@@ -501,5 +300,5 @@ int wsk_conn_close(struct wsk_conn *c, unsigned code, const char *reason)
 
 size_t wsk_conn_send_queue(const struct wsk_conn *c)
 {
-    return c->out_bytes;
+    return c->st.out_bytes;
 }

@@ -398,7 +398,7 @@ static void pump_file(struct wsk_conn *c)
 {
     struct wsk__http *h = c->http;
     uint8_t buf[FILE_CHUNK];
-    while (h->file_left && c->out_bytes < FILE_QUEUE_TARGET) {
+    while (h->file_left && c->st.out_bytes < FILE_QUEUE_TARGET) {
         size_t want = h->file_left < sizeof buf ? (size_t)h->file_left : sizeof buf;
         ssize_t n = read(h->file_fd, buf, want);
         if (n <= 0) {
@@ -716,15 +716,15 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
         }
         /* The cap is on what waits, not on one message: a receiver with
          * nothing waiting takes any message up to max_message. */
-        if (c->out_bytes && c->out_bytes + sh->len > ctx->lim.max_send_queue)
+        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue)
             wsk__conn_flush_now(c); /* the socket may take some now */
         if (c->state != WSK__OPEN)
             continue;
-        if (c->out_bytes && c->out_bytes + sh->len > ctx->lim.max_send_queue) {
+        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue) {
             if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
                 continue;
             wsk__log(ctx, 1, "%s: send queue full (%zu bytes), closing with 1008", wsk_conn_peer(c),
-                     c->out_bytes);
+                     c->st.out_bytes);
             wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
             continue;
         }

@@ -12,29 +12,13 @@
 
 #include <sys/uio.h>
 
+#include "transport/stream.h"
 #include "wsk/ws.h"
 
 struct wsk__http;
 struct wsk__client_hs;
 struct wsk__tls;
 struct wsk__tls_ctx;
-
-/* A piece of the send queue: bytes of its own, or a reference to a frame
- * shared by every receiver of a broadcast. */
-struct wsk__shared {
-    size_t refs;
-    size_t len;
-    uint8_t data[];
-};
-
-struct wsk__oseg {
-    struct wsk__oseg *next;
-    struct wsk__shared *shared; /* NULL: the bytes are in data[] */
-    size_t off;                 /* first unsent byte */
-    size_t len;                 /* bytes queued (sent ones included) */
-    size_t cap;                 /* owned segments: room in data[] */
-    uint8_t data[];
-};
 
 enum wsk__state {
     WSK__CONNECTING, /* client: DNS or TCP connect under way */
@@ -59,10 +43,6 @@ enum {
     WSK__F_OPENED = 1u << 9,             /* on_open was called */
     WSK__F_FAIL_SOON = 1u << 10,         /* end with c->error on this iteration's flush round */
     WSK__F_HTTP_CLOSE = 1u << 11,        /* close after the HTTP response */
-    WSK__F_TLS_SNIFFED = 1u << 12,       /* server: the first byte looked like TLS */
-    WSK__F_TLS_HS = 1u << 13,            /* TLS handshake under way */
-    WSK__F_TLS_RW = 1u << 14,            /* a TLS read waits for the socket to be writable */
-    WSK__F_TLS_WR = 1u << 15,            /* a TLS write (or the handshake) waits for readable */
     WSK__F_READ_AGAIN = 1u << 16,        /* TLS holds decrypted bytes: read without readiness */
     WSK__F_DETAIL = 1u << 17,            /* c->in holds a NUL-terminated detail for on_close */
     WSK__F_PEER_CLOSED_FIRST = 1u << 18, /* the peer started the close handshake */
@@ -74,7 +54,7 @@ enum {
 struct wsk__ctx;
 
 struct wsk_conn {
-    struct wsk_io io;
+    struct wsk__stream st; /* the socket, TLS and the send queue */
     struct wsk__ctx *ctx;
     void *user_data;
     struct wsk_conn *prev, *next; /* the context's list of connections */
@@ -84,9 +64,6 @@ struct wsk_conn {
     uint32_t in_len, in_cap;
     uint8_t *msg; /* message split across frames or reads */
     size_t msg_len, msg_cap;
-    struct wsk__oseg *out_head, *out_tail;
-    size_t out_bytes;
-    struct wsk__tls *tls;        /* NULL for plain TCP */
     struct wsk_deflate *deflate; /* permessage-deflate in use, else NULL */
     struct wsk_utf8 zutf8;       /* text being inflated */
     uint8_t zopcode;             /* opcode of the message being inflated */
@@ -128,10 +105,7 @@ struct wsk__ctx {
     size_t deflate_min; /* messages shorter than this are not compressed */
     uint8_t *zbuf;      /* compressed output being built, shared */
     size_t zbuf_len, zbuf_cap;
-    struct wsk__oseg *pool; /* spare send segments */
-    size_t pool_len;
-    struct wsk__oseg *spool; /* spare small send segments */
-    size_t spool_len;
+    struct wsk__seg_pool pool; /* spare send segments */
     bool is_shutting_down;
     bool in_teardown;
     /* User callbacks running now: an owner freed from inside one (a server
@@ -156,8 +130,6 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
 /* Closes every connection at once (no handshake, on_close still called) and
  * frees what the context holds. */
 void wsk__ctx_destroy(struct wsk__ctx *ctx);
-/* Frees the spare send segments. */
-void wsk__ctx_free_pools(struct wsk__ctx *ctx);
 void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -207,13 +179,8 @@ void wsk__conn_dead(struct wsk_conn *conn);
 void wsk__conn_io_error(struct wsk_conn *conn, int error);
 /* Keeps OpenSSL's reason for a TLS failure for on_close. */
 void wsk__conn_tls_detail(struct wsk_conn *conn);
-/* Frees every queued segment. */
-void wsk__conn_free_queue(struct wsk_conn *conn);
 /* Writes as much of the queue as the socket takes, then watches for the rest. */
 void wsk__conn_flush(struct wsk_conn *conn);
-/* Reads from the socket (or TLS): a count, 0 at end of stream, -EAGAIN, or
- * a negative error. */
-ssize_t wsk__conn_recv(struct wsk_conn *conn, uint8_t *buf, size_t len);
 /* Queues one frame (masked for clients). Returns 0, -ENOMEM or WSK_ECLOSED
  * (the connection ended on a direct write). */
 int wsk__conn_queue_frame(struct wsk_conn *conn, uint8_t first_byte, const uint8_t *payload,
@@ -249,6 +216,5 @@ int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len);
 
 /* Shared frames for broadcasts. */
 struct wsk__shared *wsk__shared_frame(uint8_t first_byte, const void *payload, size_t len);
-void wsk__shared_release(struct wsk__shared *sh);
 
 #endif

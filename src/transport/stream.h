@@ -1,0 +1,166 @@
+/* Private to the library: a byte stream on the loop, plain TCP or TLS behind
+ * one interface. It owns the socket's watcher, reading, the send queue and
+ * flushing; it knows nothing of WebSocket or HTTP, so raw TCP, packet
+ * protocols and WebSocket connections share it (redis src/connection.h and
+ * curl lib/cfilters.h have the same split).
+ *
+ * The send queue is a list of segments: bytes of the stream's own, or a
+ * reference to bytes shared by many streams (a broadcast frame, encoded
+ * once). Owned segments come from a pool shared by the streams of one
+ * context, so steady traffic does not allocate: 16 KiB segments for streams
+ * that send bursts, 256-byte ones for streams sent one small frame now and
+ * then (1,000 broadcast receivers then cost 256 KiB, not 16 MiB that malloc
+ * would hand back to the kernel at once).
+ *
+ * TLS may need the other direction's readiness (a read that must write, a
+ * write that must read); the stream remembers that and wsk__stream_watch()
+ * asks the loop for it. Bytes TLS already decrypted do not show as socket
+ * readiness: wsk__stream_pending() tells the owner to read again.
+ *
+ * Every function that returns ssize_t or int returns a count or 0 on
+ * success, -EAGAIN when the socket is not ready (reads and writes), or a
+ * negative error (a negative errno, WSK_ETLS).
+ */
+#ifndef WSK_TRANSPORT_STREAM_H
+#define WSK_TRANSPORT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "wsk/loop.h"
+
+struct wsk__tls;
+struct wsk__tls_ctx;
+
+/* Bytes shared by several send queues, freed with the last reference. */
+struct wsk__shared {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+};
+
+/* Allocates room for len bytes (data[] uninitialised, len set, one
+ * reference). Returns NULL when out of memory. */
+struct wsk__shared *wsk__shared_new(size_t len);
+/* Drops one reference. NULL is fine. */
+void wsk__shared_release(struct wsk__shared *sh);
+
+/* A piece of a send queue. */
+struct wsk__oseg {
+    struct wsk__oseg *next;
+    struct wsk__shared *shared; /* NULL: the bytes are in data[] */
+    size_t off;                 /* first unsent byte */
+    size_t len;                 /* bytes queued (sent ones included) */
+    size_t cap;                 /* owned segments: room in data[] */
+    uint8_t data[];
+};
+
+/* Spare segments shared by the streams of one context (one thread). */
+struct wsk__seg_pool {
+    struct wsk__oseg *big, *small;
+    size_t big_len, small_len;
+};
+
+/* Frees the spare segments; the pool stays usable. */
+void wsk__seg_pool_free(struct wsk__seg_pool *pool);
+
+enum {
+    WSK__STREAM_TLS_HS = 1u << 0,  /* TLS handshake under way */
+    WSK__STREAM_TLS_RW = 1u << 1,  /* a TLS read (or the handshake) waits for writable */
+    WSK__STREAM_TLS_WR = 1u << 2,  /* a TLS write waits for readable */
+    WSK__STREAM_SERVER = 1u << 3,  /* TLS server side */
+    WSK__STREAM_SNIFFED = 1u << 4, /* server: the peer's first byte was seen */
+};
+
+/* The pool is not kept in the stream but passed to the calls that need it:
+ * idle connections are the common case, and each byte per stream counts. */
+struct wsk__stream {
+    struct wsk_io io; /* io.fd < 0: no socket yet (a client resolving a name) */
+    struct wsk__tls *tls;
+    struct wsk__oseg *out_head, *out_tail;
+    size_t out_bytes; /* queued and not yet written */
+    uint8_t flags;
+};
+
+/* Sets up a stream on fd (may be -1) with no watching yet; cb gets the
+ * readiness of fd with data. */
+void wsk__stream_init(struct wsk__stream *s, int fd, wsk_io_cb cb, void *data);
+
+/* Watches the socket: readable when want_read or TLS needs it, writable
+ * when bytes are queued or TLS needs it; only writable while connecting;
+ * only what the handshake needs during a TLS handshake. Returns 0 or the
+ * loop's error (then nothing changed). */
+int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_read,
+                      bool connecting);
+
+/* Reads up to len bytes: a count, 0 at end of stream, -EAGAIN, or an error. */
+ssize_t wsk__stream_recv(struct wsk__stream *s, uint8_t *buf, size_t len);
+
+/* Writes iov now, bypassing the queue (which must be empty): a count,
+ * -EAGAIN, or an error. Never raises SIGPIPE. */
+ssize_t wsk__stream_send(struct wsk__stream *s, struct iovec *iov, int n);
+
+/* Returns room for n more bytes at the end of the queue (counted as
+ * queued), or NULL when out of memory. small: a stream sent to now and
+ * then, not in a burst, which gets a small segment when n fits one. */
+uint8_t *wsk__stream_reserve(struct wsk__stream *s, struct wsk__seg_pool *pool, size_t n,
+                             bool small);
+
+/* Appends n bytes to the tail segment when they fit there; returns where to
+ * write them, or NULL when they do not fit (use wsk__stream_reserve()). The
+ * path of many small frames sent in one burst. */
+static inline uint8_t *wsk__stream_tail_room(struct wsk__stream *s, size_t n)
+{
+    struct wsk__oseg *t = s->out_tail;
+    if (!t || t->shared || t->cap - t->len < n)
+        return NULL;
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    s->out_bytes += n;
+    return p;
+}
+
+/* Queues a reference to sh (taking one). Returns 0 or -ENOMEM. */
+int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh);
+
+/* Writes as much of the queue as the socket takes. Returns the bytes
+ * written (0 when the socket took nothing or nothing was queued) or an
+ * error; -EAGAIN is not an error here. */
+ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool);
+
+/* Drops everything queued. */
+void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool);
+
+/* Starts TLS on the connected socket (server_name: client only). Returns 0
+ * or an error; then step the handshake with wsk__stream_handshake(). */
+int wsk__stream_start_tls(struct wsk__stream *s, struct wsk__tls_ctx *ctx, bool is_server,
+                          const char *server_name);
+
+enum wsk__stream_hs {
+    WSK__STREAM_HS_DONE = 0,
+    WSK__STREAM_HS_AGAIN = 1, /* come back on readiness (wsk__stream_watch() knows which) */
+    WSK__STREAM_HS_PLAIN = 2, /* server: the peer spoke plain text, not TLS; TLS is off now */
+};
+
+/* Steps the TLS handshake. A server first peeks at the peer's first byte
+ * and lets OpenSSL read nothing before it: a letter means plain HTTP on a
+ * TLS port, answered HS_PLAIN with TLS dropped, so that the owner can reply
+ * in plain text. Returns an enum wsk__stream_hs value or an error. */
+int wsk__stream_handshake(struct wsk__stream *s);
+
+/* TLS holds decrypted bytes that socket readiness will not show. */
+bool wsk__stream_pending(const struct wsk__stream *s);
+
+/* OpenSSL's reason for the last TLS failure, or "" without TLS. */
+const char *wsk__stream_error(const struct wsk__stream *s);
+
+/* Sends TLS close_notify (nothing without TLS). */
+void wsk__stream_shutdown_tls(struct wsk__stream *s);
+
+/* Stops watching, frees TLS and the queue, closes the socket. */
+void wsk__stream_close(struct wsk_loop *loop, struct wsk__stream *s, struct wsk__seg_pool *pool);
+
+#endif
