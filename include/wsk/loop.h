@@ -39,17 +39,18 @@ WSK_API void wsk_loop_config_init(struct wsk_loop_config *cfg);
 WSK_API int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg);
 
 /* Frees the loop. Returns 0 (also for NULL), or -EBUSY and frees nothing
- * while anything still uses it: a started io watcher, an active timer or a
- * pending defer. Posts still queued are dropped, not run; no thread may
- * post to the loop once this returned 0. Free what lives on a loop first (servers
- * with wsk_server_free(), client connections by closing them and running the
- * loop until their on_close), then the loop. Signal watchers and the
- * wake-up callback belong to the loop and go with it. */
+ * while anything still uses it: a started io watcher, an active timer, a
+ * pending defer or a queued post (run the loop: it runs them). No thread may
+ * post to the loop once this returned 0. Free what lives on a loop first
+ * (servers with wsk_server_free(), client connections by closing them and
+ * running the loop until wsk_loop_run() returns), then the loop. Signal
+ * watchers and the wake-up callback belong to the loop and go with it. */
 WSK_API int wsk_loop_free(struct wsk_loop *loop);
 
 /* Runs until wsk_loop_stop() is called or nothing is left (no started io
- * watcher, active timer or pending defer; signal watchers, the wake-up
- * callback and posts do not count). A stop requested before the call makes it
+ * watcher, active timer, pending defer or queued post; signal watchers and
+ * the wake-up callback do not count, nor does a thread that may post
+ * later). A stop requested before the call makes it
  * return at once. Returns 0, WSK_ESTATE when called from inside a callback of
  * the same loop, or a negative errno when the backend fails. */
 WSK_API int wsk_loop_run(struct wsk_loop *loop);
@@ -184,9 +185,9 @@ struct wsk_post {
 
 /* Thread-safe: queues p to run p->cb on the loop thread soon, in the order
  * posted. p is the caller's and must stay valid until its callback runs. Does
- * not use the wake-up callback above. Posts do not keep wsk_loop_run() alive;
- * a callback may post p again (it runs in the next iteration); posts still
- * queued when the loop is freed are dropped without being called. */
+ * not use the wake-up callback above. A queued post keeps wsk_loop_run()
+ * alive until it has run (and wsk_loop_free() refuses until then); a
+ * callback may post p again (it runs in the next iteration). */
 WSK_API void wsk_loop_post(struct wsk_loop *loop, struct wsk_post *p);
 
 #ifdef __cplusplus

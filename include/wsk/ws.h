@@ -9,8 +9,9 @@
  *
  * Teardown order: wsk_server_free() (or wsk_server_shutdown() and run the
  * loop until it returns), close client connections and run the loop until
- * their on_close, then wsk_loop_free(), which refuses with -EBUSY while
- * anything still lives on the loop.
+ * wsk_loop_run() returns (a connection's memory goes at the end of the
+ * iteration that called its on_close), then wsk_loop_free(), which refuses
+ * with -EBUSY while anything still lives on the loop.
  */
 #ifndef WSK_WS_H
 #define WSK_WS_H

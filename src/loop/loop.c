@@ -4,10 +4,11 @@
  *                -> I/O callbacks (backend) -> deferred callbacks
  *
  * and it repeats while the loop is alive and wsk_loop_stop() has not been
- * called. Alive means a started user io watcher, an active timer or a pending
- * defer. The loop's own watchers (the wake-up eventfd and the signalfd) are
- * not counted, so a loop with only those returns from wsk_loop_run(). Nor do
- * posts keep it alive: the loop cannot know that another thread will post.
+ * called. Alive means a started user io watcher, an active timer, a pending
+ * defer or a queued post. The loop's own watchers (the wake-up eventfd and
+ * the signalfd) are not counted, so a loop with only those returns from
+ * wsk_loop_run(); nor is a thread that may post later, which the loop cannot
+ * know.
  *
  * The backend (epoll, poll or select; see loop_internal.h) only waits and
  * reports readiness. Time, timers, defers, signals, wake-ups and posts live
@@ -85,6 +86,9 @@ struct wsk_loop {
     pthread_mutex_t post_lock; /* guards post_head and post_tail */
     struct wsk_post *post_head;
     struct wsk_post *post_tail;
+    /* Posts queued and not yet run: they keep the loop alive, since each may
+     * hold a reference to something (a DNS answer and its job). */
+    atomic_size_t posts_queued;
 
     int signal_fd; /* -1 until the first wsk_loop_signal() */
     struct wsk_io signal_io;
@@ -106,7 +110,8 @@ static void update_time(struct wsk_loop *loop)
 
 static bool is_alive(const struct wsk_loop *loop)
 {
-    return loop->active_ios > 0 || loop->heap_len > 0 || loop->defer_count > 0;
+    return loop->active_ios > 0 || loop->heap_len > 0 || loop->defer_count > 0 ||
+           atomic_load_explicit(&loop->posts_queued, memory_order_relaxed) > 0;
 }
 
 static bool is_internal(const struct wsk_loop *loop, const struct wsk_io *io)
@@ -215,11 +220,10 @@ int wsk_loop_free(struct wsk_loop *loop)
 {
     if (!loop)
         return 0;
-    /* Freeing under live watchers, timers or defers would leave their
-     * owners pointing into freed memory (a server's listener, a client whose
-     * DNS thread will post its answer): refuse, as uv_loop_close() does.
-     * Posts already queued are the posters' memory: they are dropped, not
-     * run, and a thread must not post to a loop it knows is being freed. */
+    /* Freeing under live watchers, timers, defers or queued posts would
+     * leave their owners pointing into freed memory (a server's listener) or
+     * leak what a post holds (a DNS answer): refuse, as uv_loop_close()
+     * does. A thread must not post to a loop it knows is being freed. */
     if (is_alive(loop))
         return -EBUSY;
     /* A signal still pending gets its default action once unblocked: with no
@@ -721,6 +725,7 @@ static void on_wakeup_fd(struct wsk_loop *loop, struct wsk_io *io, unsigned even
     for (; p; p = next) {
         next = p->next; /* the callback may free or re-post p */
         p->next = NULL;
+        atomic_fetch_sub_explicit(&loop->posts_queued, 1, memory_order_relaxed);
         p->cb(loop, p);
     }
 
@@ -766,6 +771,7 @@ void wsk_loop_post(struct wsk_loop *loop, struct wsk_post *p)
     else
         loop->post_head = p;
     loop->post_tail = p;
+    atomic_fetch_add_explicit(&loop->posts_queued, 1, memory_order_relaxed);
     pthread_mutex_unlock(&loop->post_lock);
     poke(loop);
 }
