@@ -24,7 +24,8 @@ extern "C" {
 #endif
 
 /* The library's version, "MAJOR.MINOR.PATCH", as built (may differ from the
- * WSK_VERSION_STRING a program was compiled against). */
+ * WSK_VERSION_STRING a program was compiled against). A static string, never
+ * NULL. */
 WSK_API const char *wsk_version(void);
 
 #ifdef __cplusplus

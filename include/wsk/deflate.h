@@ -100,7 +100,7 @@ struct wsk_deflate_config {
 };
 
 /* Fills cfg with the defaults, spelled out: disabled, context takeover both
- * ways, window bits 15, mem_level 5, min_compress_size 64. */
+ * ways, window bits 15, mem_level 5, min_compress_size 64. Cannot fail. */
 WSK_API void wsk_deflate_config_init(struct wsk_deflate_config *cfg);
 
 /* What was negotiated. A value type; wsk_deflate_negotiate() and
@@ -142,7 +142,9 @@ struct wsk_deflate_params {
  * without compression would also be valid). WSK_ENOSPC when the value and its
  * NUL do not fit in cap (WSK_DEFLATE_HEADER_MAX always suffices), -EINVAL
  * for a cfg with window bits outside 0, 8..15 or a mem_level above 9.
- * *params is only written on success.
+ * A NULL or disabled cfg returns 0, and an invalid one -EINVAL, before any
+ * header is read. *params is only written on success. headers and cfg are
+ * borrowed for the call.
  *
  * A window of 8 bits is granted when asked for, but zlib cannot compress raw
  * deflate with 8: our compressor then uses 9, which is safe because zlib
@@ -177,7 +179,8 @@ WSK_API int wsk_deflate_offer(char *out, size_t cap, const struct wsk_deflate_co
  * above what we asked for or missing although we asked for a limit,
  * server_no_context_takeover missing although we asked for it,
  * client_max_window_bits above our limit, or any extension when offered is
- * NULL or disabled. -EINVAL for an invalid *offered.
+ * NULL or disabled. -EINVAL for an invalid *offered (checked first, when it
+ * is enabled). *params is only written when it returns 1.
  *
  * Our compressor uses the server's client_max_window_bits when given, else
  * our own limit; client_no_context_takeover holds when either side said it. */
@@ -193,8 +196,10 @@ struct wsk_deflate;
 /* Creates the state for role (which says which direction is ours) with the
  * negotiated params; window bits 0 mean 15. No zlib stream is created yet.
  *
- * Returns 0 and sets *out, -ENOMEM, or -EINVAL for params out of range. The
- * caller frees *out with wsk_deflate_free(). */
+ * Returns 0 and sets *out, or sets *out to NULL and returns -ENOMEM, or
+ * -EINVAL for params out of range (window bits other than 0, 8..15, a
+ * mem_level above 9) or an unknown role. params is copied. The caller frees
+ * *out with wsk_deflate_free(). */
 WSK_API int wsk_deflate_new(struct wsk_deflate **out, const struct wsk_deflate_params *params,
                             enum wsk_role role);
 
@@ -225,6 +230,8 @@ typedef int (*wsk_deflate_sink_cb)(void *ctx, const uint8_t *data, size_t len);
  * later call returns the same error; fail the connection (1009 for
  * WSK_ETOOBIG, 1007 for WSK_EDEFLATE).
  *
+ * in is borrowed for the call; it may be NULL when len is 0.
+ *
  * An empty payload is taken as an empty message. A deflate stream that ends
  * (a block with BFINAL set) inside a message is followed by a new one, with
  * the window kept.
@@ -241,8 +248,9 @@ WSK_API int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, siz
 /* Compresses one whole outgoing message. The sink receives the payload for
  * the frames, which the caller sends with RSV1 on the first one; the trailing
  * 00 00 FF FF is already removed (RFC 7692 section 7.2.1). An empty message
- * becomes the single byte 00. With no context takeover for our direction,
- * the deflate stream is freed afterwards.
+ * becomes the single byte 00 (no zlib call, so only the sink can fail it).
+ * With no context takeover for our direction, the deflate stream is freed
+ * afterwards. in is borrowed for the call.
  *
  * Returns 0, -ENOMEM, WSK_EDEFLATE (zlib failed unexpectedly), or the sink's
  * negative value. After an error the compressor starts afresh with the next
@@ -254,7 +262,8 @@ WSK_API int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_
 /* The window our compressor uses, in bits (9..15; a negotiated 8 is
  * compressed with 9, see wsk_deflate_negotiate()). A message compressed
  * elsewhere with this window or a smaller one, starting with no history,
- * is valid for this peer whatever else was negotiated. */
+ * is valid for this peer whatever else was negotiated. Cannot fail; d must
+ * not be NULL. */
 WSK_API unsigned wsk_deflate_send_window_bits(const struct wsk_deflate *d);
 
 /* Makes the next wsk_deflate_compress() start with no history, as after a
@@ -262,7 +271,8 @@ WSK_API unsigned wsk_deflate_send_window_bits(const struct wsk_deflate *d);
  * message compressed by another state in between (a broadcast compressed
  * once for many receivers): the peer's inflater then holds bytes this
  * compressor never saw, so back-references into the old history would
- * decode wrongly. Keeps the stream's memory. */
+ * decode wrongly. Keeps the stream's memory. Cannot fail; does nothing when
+ * no deflate stream exists yet. */
 WSK_API void wsk_deflate_reset_send(struct wsk_deflate *d);
 
 /* Bytes of heap the zlib streams hold now, counted exactly through zlib's

@@ -44,12 +44,15 @@ enum wsk_errno {
 #undef WSK__ERR_ENUM
 };
 
-/* Returns a static, human-readable description of err: a wsk code from the
- * table above or a negative errno. Never returns NULL. */
+/* Returns a human-readable description of err: a wsk code from the table
+ * above or a negative errno; "unknown error" for anything else (0 and
+ * positive values included). Never returns NULL. The text is static, except
+ * that an errno value the C library does not know may use its per-thread
+ * buffer, valid until its next strerror() call. */
 WSK_API const char *wsk_strerror(int err);
 
 /* Returns the symbolic name of err ("WSK_EPROTO", "ECONNREFUSED"), or
- * "UNKNOWN" when it is neither. Never returns NULL. */
+ * "UNKNOWN" when it is neither. A static string, never NULL. */
 WSK_API const char *wsk_err_name(int err);
 
 #ifdef __cplusplus

@@ -23,11 +23,13 @@ extern "C" {
 /* XORs len bytes of buf in place with the 4-byte masking key. offset is the
  * position of buf[0] within the frame payload, so a payload can be unmasked in
  * pieces: byte i is XORed with key[(offset + i) % 4]. Any alignment of buf,
- * any offset. Applying it twice restores the input. */
+ * any offset. Applying it twice restores the input. Cannot fail; buf may be
+ * NULL when len is 0. */
 WSK_API void wsk_mask(uint8_t *buf, size_t len, const uint8_t key[4], uint64_t offset);
 
 /* As wsk_mask(), but reads src and writes the masked bytes to dst (which may
- * equal src; otherwise the ranges must not overlap). */
+ * equal src; otherwise the ranges must not overlap). Cannot fail; both may
+ * be NULL when len is 0. */
 WSK_API void wsk_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
                            uint64_t offset);
 
@@ -40,6 +42,7 @@ struct wsk_utf8 {
     uint8_t state;
 };
 
+/* Resets u to the start of a text. Cannot fail. */
 WSK_API void wsk_utf8_init(struct wsk_utf8 *u);
 
 /* Feeds len more bytes of one text. Returns 0 while the bytes seen so far are
@@ -53,8 +56,8 @@ WSK_API int wsk_utf8_feed(struct wsk_utf8 *u, const uint8_t *s, size_t len);
  * text may end here; false after an error. */
 WSK_API bool wsk_utf8_is_complete(const struct wsk_utf8 *u);
 
-/* Validates one whole text. s may be NULL when len is 0 (likewise for
- * wsk_utf8_feed()). */
+/* True when s[0..len) is one whole valid UTF-8 text (the empty text is).
+ * s may be NULL when len is 0 (likewise for wsk_utf8_feed()). */
 WSK_API bool wsk_utf8_valid(const uint8_t *s, size_t len);
 
 /* ------------------------------------------------------------------------ */
@@ -107,6 +110,8 @@ struct wsk_frame_config {
     bool no_utf8_check;   /* skip UTF-8 validation of text (the caller does it) */
 };
 
+/* Fills cfg with the defaults: server role, 16 MiB limits, no RSV bits,
+ * UTF-8 checked. Cannot fail. */
 WSK_API void wsk_frame_config_init(struct wsk_frame_config *cfg);
 
 /* Incremental frame parser (RFC 6455 section 5.2). A value type in the
@@ -149,30 +154,36 @@ struct wsk_frame_chunk {
     uint16_t close_code;   /* close frames, on the last chunk: the code, or 1005 if empty */
 };
 
+/* Prepares p to parse a new stream. cfg may be NULL for defaults and is not
+ * kept; rsv_allowed bits other than RSV1..RSV3 are ignored. Cannot fail. */
 WSK_API void wsk_frame_parser_init(struct wsk_frame_parser *p, const struct wsk_frame_config *cfg);
 
 /* Consumes bytes from in[0..len) and stops after at most one chunk.
  *
  * Returns the number of bytes consumed (0..len) and sets *has_chunk; when
  * true, *chunk describes payload bytes that lie in the consumed part of in,
- * unmasked in place (hence in is not const). Call again with the rest. A
- * return of len with *has_chunk false means everything was taken into the
- * parser's header state.
+ * unmasked in place (hence in is not const), valid as long as in is. Call
+ * again with the rest. A return of len with *has_chunk false means
+ * everything was taken into the parser's header state. At most 1 GiB of
+ * payload is handed out per call.
  *
  * Returns WSK_EPROTO, WSK_EUTF8 or WSK_ETOOBIG on a violation; the close
- * code to send is then wsk_frame_parser_close_code() (1002, 1007, 1009) and
- * every later call fails the same way.
+ * code to send is then wsk_frame_parser_close_code() (1002, 1007, 1009),
+ * *has_chunk is false, and every later call fails the same way. WSK_EUTF8
+ * comes with 1007, WSK_ETOOBIG with 1009, WSK_EPROTO with 1002.
  *
  * The same byte stream split anywhere gives the same chunks' bytes and
  * flags, except that chunk boundaries follow the splits. */
 WSK_API int64_t wsk_frame_parse(struct wsk_frame_parser *p, uint8_t *in, size_t len,
                                 struct wsk_frame_chunk *chunk, bool *has_chunk);
 
-/* Payload bytes of the current frame not yet handed out (0 between frames).
- * Lets a caller read a large frame's rest straight into its final buffer. */
+/* Payload bytes of the current frame not yet handed out (0 between frames,
+ * while its header is incomplete, and after an error). Lets a caller read a
+ * large frame's rest straight into its final buffer. */
 WSK_API uint64_t wsk_frame_parser_payload_left(const struct wsk_frame_parser *p);
 
-/* The close code that answers the parser's error, 0 when it has none. */
+/* The close code that answers the parser's error (1002, 1007 or 1009), 0
+ * while it has not failed. */
 WSK_API uint16_t wsk_frame_parser_close_code(const struct wsk_frame_parser *p);
 
 /* Largest frame header: 2 + 8 (length) + 4 (mask). */
@@ -182,19 +193,24 @@ WSK_API uint16_t wsk_frame_parser_close_code(const struct wsk_frame_parser *p);
  * returns its length (2 to 14). first_byte is the opcode ORed with
  * WSK_FRAME_FIN / WSK_FRAME_RSV1. mask is NULL for server frames, else the
  * 4-byte key written after the length (the payload must then be masked with
- * wsk_mask_copy()). */
+ * wsk_mask_copy()). Cannot fail. payload_len must be below 2^63 (RFC 6455
+ * 5.2); it is not checked. */
 WSK_API size_t wsk_frame_header_encode(uint8_t out[WSK_FRAME_HEADER_MAX], uint8_t first_byte,
                                        uint64_t payload_len, const uint8_t *mask);
 
 /* Writes a whole frame (header then payload, masked when mask is non-NULL)
- * into out. Returns its length, or WSK_ENOSPC when cap is too small. */
+ * into out, which must not overlap payload. Returns its length, or
+ * WSK_ENOSPC when cap is too small (out is then untouched). payload may be
+ * NULL when payload_len is 0. */
 WSK_API int64_t wsk_frame_encode(uint8_t *out, size_t cap, uint8_t first_byte,
                                  const uint8_t *payload, size_t payload_len, const uint8_t *mask);
 
 /* Writes a close payload (code in network order, then reason) into out,
- * which must hold 125 bytes. code 0 makes an empty payload. Returns the
- * length, or WSK_EPROTO when code is not valid on the wire, or WSK_EUTF8 when
- * reason is not UTF-8, or WSK_ETOOBIG when the reason exceeds 123 bytes. */
+ * which must hold 125 bytes. code 0 with no reason makes an empty payload.
+ * Returns the length (0, or 2 + reason_len); WSK_EPROTO when code is not
+ * valid on the wire (wsk_close_code_is_valid()) or is 0 with a reason;
+ * WSK_ETOOBIG when the reason exceeds 123 bytes; WSK_EUTF8 when reason is not
+ * UTF-8; checked in that order. reason may be NULL when reason_len is 0. */
 WSK_API int wsk_close_payload_encode(uint8_t out[125], unsigned code, const char *reason,
                                      size_t reason_len);
 
@@ -235,6 +251,8 @@ struct wsk_http_parser {
     size_t max_head; /* 0: WSK_HTTP_DEFAULT_MAX_HEAD */
 };
 
+/* Prepares p for a new head; max_head 0 means WSK_HTTP_DEFAULT_MAX_HEAD,
+ * values above INT_MAX act as INT_MAX. Cannot fail. */
 WSK_API void wsk_http_parser_init(struct wsk_http_parser *p, size_t max_head);
 
 /* Parses a request head from buf[0..len), all bytes received so far
@@ -246,20 +264,23 @@ WSK_API void wsk_http_parser_init(struct wsk_http_parser *p, size_t max_head);
  * are accepted (RFC 9112 2.2); a bare CR or another control character fails
  * as soon as it arrives; leading blank lines are not skipped. After an error
  * *req is unspecified; calling again with the same buffer gives the same
- * result. */
+ * result. A buffer shorter than the one seen before restarts the scan. */
 WSK_API int wsk_http_request_parse(struct wsk_http_parser *p, const char *buf, size_t len,
                                    struct wsk_http_request *req);
 
-/* The same for a response head. */
+/* The same for a response head: status-line "HTTP/1.x NNN [reason]" with a
+ * status of 100 to 999; the same returns (WSK_EHTTP, WSK_EHEADTOOBIG). */
 WSK_API int wsk_http_response_parse(struct wsk_http_parser *p, const char *buf, size_t len,
                                     struct wsk_http_response *resp);
 
-/* Case-insensitive lookup of the first header named name; NULL when absent. */
+/* Case-insensitive lookup of the first header named name (NUL-terminated).
+ * Returns a pointer to its value inside headers, or NULL when absent. */
 WSK_API const struct wsk_slice *wsk_http_header_get(const struct wsk_http_header *headers,
                                                     size_t num_headers, const char *name);
 
 /* True when any header named name carries token in its comma-separated
- * list (case-insensitive, optional whitespace around elements). */
+ * list (case-insensitive, optional whitespace around elements, several
+ * lines of that name read as one list). name and token are NUL-terminated. */
 WSK_API bool wsk_http_header_has_token(const struct wsk_http_header *headers, size_t num_headers,
                                        const char *name, const char *token);
 
@@ -268,7 +289,8 @@ WSK_API bool wsk_http_header_has_token(const struct wsk_http_header *headers, si
 /* ------------------------------------------------------------------------ */
 
 /* Writes base64(SHA-1(key + the RFC 6455 GUID)) as 28 characters and a NUL.
- * Cannot fail: the digest is computed in place, with no allocation. */
+ * Cannot fail: the digest is computed in place, with no allocation. key is
+ * taken as it is (any length, not checked). */
 WSK_API void wsk_handshake_accept_key(const char *key, size_t key_len, char out[29]);
 
 struct wsk_handshake_server_config {
@@ -296,22 +318,25 @@ struct wsk_handshake_info {
  * (missing Upgrade: websocket or Connection: upgrade, Host missing, a key that
  * is not base64 of 16 bytes, HTTP older than 1.1, a repeated Host,
  * Sec-WebSocket-Version or Sec-WebSocket-Key). With an origin list, every
- * Origin line must be in it. cfg and info may be NULL. Absent fields are empty,
+ * Origin line must be in it. cfg and info may be NULL. The slices in info point
+ * into req's buffer (subprotocol too, not into cfg). Absent fields are empty,
  * non-NULL slices; for a status other than 101 only path and query are sure to
- * be filled. */
+ * be filled. Never returns a negative value. */
 WSK_API int wsk_handshake_server_check(const struct wsk_http_request *req,
                                        const struct wsk_handshake_server_config *cfg,
                                        struct wsk_handshake_info *info);
 
-/* True when req asks for a WebSocket upgrade at all (Upgrade: websocket), so a
- * server can route other requests to plain HTTP handling. */
+/* True when req asks for a WebSocket upgrade at all (an Upgrade header listing
+ * websocket, in any case), so a server can route other requests to plain
+ * HTTP handling. */
 WSK_API bool wsk_handshake_is_upgrade(const struct wsk_http_request *req);
 
 /* Writes the 101 response for info into out (not NUL-terminated).
  * extra_headers (may be NULL) are whole header lines ("Name: value\r\n"...),
  * checked, then appended verbatim. Returns the length, WSK_ENOSPC,
  * or -EINVAL when extra_headers is not a run of such lines or the subprotocol
- * contains a control character. */
+ * contains a control character. info->key is hashed as it is: pass one that
+ * wsk_handshake_server_check() accepted. */
 WSK_API int wsk_handshake_server_accept(char *out, size_t cap,
                                         const struct wsk_handshake_info *info,
                                         const char *extra_headers);
@@ -324,7 +349,7 @@ WSK_API int wsk_handshake_server_accept(char *out, size_t cap,
 WSK_API int wsk_handshake_server_reject(char *out, size_t cap, int status);
 
 /* Makes a Sec-WebSocket-Key from 16 random bytes the caller provides
- * (24 characters and a NUL). */
+ * (24 characters and a NUL). Cannot fail. */
 WSK_API void wsk_handshake_client_key(const uint8_t random16[16], char out[25]);
 
 struct wsk_handshake_client_request {
@@ -340,7 +365,8 @@ struct wsk_handshake_client_request {
 /* Writes the upgrade request. Returns its length, WSK_ENOSPC, or -EINVAL when
  * host or key is NULL, a field contains a control character, the target
  * contains a space, a subprotocol is not a token, or extra_headers is
- * malformed. A NULL or empty target means "/". */
+ * malformed. A NULL or empty target means "/". The strings are copied into
+ * out; nothing is kept. */
 WSK_API int wsk_handshake_client_request(char *out, size_t cap,
                                          const struct wsk_handshake_client_request *r);
 
@@ -349,7 +375,9 @@ WSK_API int wsk_handshake_client_request(char *out, size_t cap,
  * WSK_EHSTATUS when the status is not 101 (resp->status says which),
  * WSK_EHANDSHAKE when Upgrade or Connection is wrong, WSK_EHACCEPT for a
  * wrong, missing or repeated Sec-WebSocket-Accept, WSK_EHSUBPROTO for a
- * subprotocol that was not offered (or a repeated header or a list). */
+ * subprotocol that was not offered (or a repeated header or a list). key and
+ * the subprotocols are NUL-terminated. chosen may be NULL; it points into
+ * resp's buffer and is set to empty first, whatever the result. */
 WSK_API int wsk_handshake_client_verify(const struct wsk_http_response *resp, const char *key,
                                         const char *const *subprotocols, size_t num_subprotocols,
                                         struct wsk_slice *chosen);

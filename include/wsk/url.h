@@ -42,8 +42,10 @@ struct wsk_url {
     size_t error_at;
 };
 
-/* Parses url[0..len). Returns 0 with *out filled, or WSK_EURL with
- * out->error and out->error_at set (other fields unspecified) when:
+/* Parses url[0..len). Returns 0 with *out filled (its slices borrow url,
+ * which must outlive them), or WSK_EURL with out->error and out->error_at set
+ * (other fields unspecified) when:
+ *   - url is NULL ("no URL");
  *   - the scheme is not one of the six above (compared without case), or
  *     "://" does not follow it;
  *   - the host is empty, contains a byte other than letters, digits and
@@ -63,20 +65,22 @@ WSK_API int wsk_url_parse(const char *url, size_t len, struct wsk_url *out);
 
 /* Writes the request-target of an HTTP request line for u (RFC 9112
  * section 3.2.1, origin-form): the path, then '?' and the query when the URL
- * had a '?'. NUL-terminated. Returns its length, or WSK_ENOSPC when it does
- * not fit in cap bytes with the NUL. A target is never longer than the URL
+ * had a '?'. NUL-terminated. Returns its length (without the NUL), or
+ * WSK_ENOSPC when it does not fit in cap bytes with the NUL (the contents of out
+ * are then unspecified). A target is never longer than the URL
  * plus one byte (the '/' of a URL without a path), so a buffer that size
  * always suffices. */
 WSK_API int wsk_url_request_target(const struct wsk_url *u, char *out, size_t cap);
 
 /* Writes the value of a Host header for u (RFC 9110 section 7.2): the host,
  * in brackets when it is IPv6, then ':' and the port unless the port is the
- * scheme's default. NUL-terminated. Returns its length, or WSK_ENOSPC when it
- * does not fit in cap bytes with the NUL; host.len + 9 always suffices. */
+ * scheme's default. NUL-terminated. Returns its length (without the NUL), or
+ * WSK_ENOSPC when it does not fit in cap bytes with the NUL (the contents of out
+ * are then unspecified); host.len + 9 always suffices. */
 WSK_API int wsk_url_host_header(const struct wsk_url *u, char *out, size_t cap);
 
 /* The scheme's default port: 80 for ws and http, 443 for wss and https, 0
- * for tcp and udp (which have none). */
+ * for tcp and udp (which have none) and for a value outside the enum. */
 WSK_API uint16_t wsk_url_default_port(enum wsk_url_scheme scheme);
 
 #ifdef __cplusplus

@@ -12,6 +12,10 @@
  * wsk_loop_run() returns (a connection's memory goes at the end of the
  * iteration that called its on_close), then wsk_loop_free(), which refuses
  * with -EBUSY while anything still lives on the loop.
+
+ * Threads: servers, connections and their callbacks belong to the loop's
+ * thread. No function here may be called from another thread; hand work over
+ * with wsk_loop_post() instead.
  */
 #ifndef WSK_WS_H
 #define WSK_WS_H
@@ -69,10 +73,14 @@ struct wsk_handlers {
     /* Pings are answered automatically; on_ping only observes them. */
     void (*on_ping)(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data);
     void (*on_pong)(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data);
-    /* The send queue fell below half of max_send_queue after a send returned
-     * WSK_EBACKPRESSURE: sending may resume. */
+    /* The send queue fell to half of max_send_queue or below after a send
+     * returned WSK_EBACKPRESSURE: sending may resume. */
     void (*on_drain)(struct wsk_conn *conn, void *user_data);
-    /* Called exactly once per connection, also for failed connection attempts. */
+    /* Called exactly once for every client connection (failed attempts too)
+     * and for every server connection that reached on_open; server
+     * connections that never upgraded (plain HTTP, refused handshakes) get
+     * none. wsk_conn_peer() still works here; the memory goes after it
+     * returns. */
     void (*on_close)(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data);
 };
 
@@ -142,10 +150,20 @@ struct wsk_server_config {
     size_t index_page_len;
 };
 
+/* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,
+ * everything else zero (default limits, no TLS, no static files, no
+ * compression). Cannot fail. */
 WSK_API void wsk_server_config_init(struct wsk_server_config *cfg);
 
-/* Creates a server on loop. The config is copied (strings too). Returns 0 and
- * *out, or a negative errno. */
+/* Creates a server on loop, which must outlive it. cfg may be NULL for the
+ * defaults. The config is copied (strings too), except index_page, which is
+ * borrowed; static_dir is opened now and the TLS files are read now.
+ *
+ * Returns 0 and sets *out, which the caller frees with wsk_server_free().
+ * On failure *out is not written, and it returns -ENOMEM; -EINVAL when only
+ * one of tls_cert_file and tls_key_file is set; WSK_ETLS when they cannot be used
+ * (the reason goes to the log callback); or the errno of opening static_dir
+ * (-ENOENT, -ENOTDIR, -EACCES, ...). */
 WSK_API int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
                            const struct wsk_server_config *cfg);
 
@@ -164,32 +182,46 @@ WSK_API int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
  * machine or of a family it lacks are skipped.
  *
  * Returns 0; WSK_EDNS when the name has no address; -ENOSPC past 8
- * listeners; or the socket error (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL when
- * no address of the name is on this machine, ...). */
+ * listeners; -ENOMEM; the socket error (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL
+ * when no address of the name is on this machine, ...); or the error of
+ * watching the socket (WSK_EFDSETSIZE with the select backend). host is
+ * borrowed for the call. */
 WSK_API int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port);
 
-/* The port of the first listener (useful after listening on port 0). */
+/* The port of the first listener (useful after listening on port 0); 0 when
+ * nothing listens, also after wsk_server_shutdown(). */
 WSK_API uint16_t wsk_server_port(const struct wsk_server *srv);
 
-/* Sends one message to every open connection (encoded once, shared). Slow
- * receivers get the overflow policy. Returns the number of connections it
- * was queued to, or a negative error. */
+/* Sends one message to every open connection that has not sent or received
+ * a close frame (encoded once, shared; data is copied). Slow receivers get
+ * the overflow policy. A receiver whose queueing runs out of memory is ended
+ * at once, so on_close may run inside this call.
+ *
+ * Returns the number of connections it was queued to (receivers closed or
+ * dropped by the overflow policy, or ended, are not counted); -EINVAL for an
+ * opcode other than WSK_OP_TEXT and WSK_OP_BINARY, WSK_EUTF8 for text that is
+ * not UTF-8, or -ENOMEM, and then nothing was sent. */
 WSK_API int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
                                  size_t len);
 
 /* Stops accepting, closes every connection with code (1001 for a shutdown)
- * and lets the close handshakes finish (at most close_timeout). Then the
- * server holds nothing on the loop and wsk_loop_run() can return. */
+ * and reason, as wsk_conn_close() does, and lets the close handshakes finish
+ * (at most close_timeout). Connections still sending their request head end
+ * at once; plain HTTP replies in flight finish. Then the server holds nothing
+ * on the loop and wsk_loop_run() can return; it still has to be freed with
+ * wsk_server_free(). code must be 0 or valid (wsk_close_code_is_valid()):
+ * with another code the WebSocket connections are left open. */
 WSK_API void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason);
 
 /* Reads the TLS certificate and key files again (after they were renewed,
  * e.g. on SIGHUP). New connections use the new ones; open connections keep
  * the old until they end. On failure the old ones stay in use, the reason
- * goes to the log callback, and WSK_ETLS is returned; -EINVAL when the
- * server has no TLS. */
+ * goes to the log callback, and WSK_ETLS (or -ENOMEM) is returned; -EINVAL
+ * when the server has no TLS. Returns 0 on success. */
 WSK_API int wsk_server_reload_tls(struct wsk_server *srv);
 
-/* Number of open WebSocket connections. */
+/* Number of open WebSocket connections: on_open called, on_close not yet.
+ * Plain HTTP connections are not counted. */
 WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
 
 /* Closes everything at once (no close handshake; on_close is called for
@@ -197,7 +229,8 @@ WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
  * from inside any of the server's callbacks: the connections end at once,
  * the memory goes at the end of the loop iteration (srv must not be used
  * after the call either way). Free servers before their loop:
- * wsk_loop_free() refuses (-EBUSY) while a server still listens. */
+ * wsk_loop_free() refuses (-EBUSY) while a server still listens. A server
+ * stopped with wsk_server_shutdown() is freed with this too. */
 WSK_API void wsk_server_free(struct wsk_server *srv);
 
 /* ---- client ----------------------------------------------------------- */
@@ -222,40 +255,81 @@ struct wsk_client_config {
     struct wsk_deflate_config deflate;
 };
 
+/* Fills cfg with the defaults: connect_timeout_ms 10000, everything else zero
+ * (default limits, no subprotocols, certificate verification on, no
+ * compression). Cannot fail. */
 WSK_API void wsk_client_config_init(struct wsk_client_config *cfg);
 
 /* Starts connecting to url (ws:// or wss://host[:port][/path][?query]; host
- * may be a name, IPv4 or [IPv6]). Returns 0 and *out, a connection that reports
- * on_open or on_close later; or WSK_EURL / -ENOMEM at once. Name resolution
- * runs on a helper thread so the loop never blocks. */
+ * may be a name, IPv4 or [IPv6]). Name resolution runs on a helper thread so
+ * the loop never blocks. cfg may be NULL for the defaults; url and cfg are
+ * not kept (what is needed is copied or read now, the CA file included).
+ *
+ * Returns 0 and sets *out, a connection that reports on_open or on_close
+ * later: every failure from then on, even one known at once, reaches
+ * on_close after this call returned, and the memory goes after on_close.
+ * Or, at once and with no on_close, *out not written: WSK_EURL for a NULL
+ * url, a scheme other than ws or wss, a fragment or a host over 255 bytes,
+ * and also when cfg's headers, origin or subprotocols cannot go into a
+ * request (a control character, a header not "Name: value", a subprotocol
+ * that is not a token); -EINVAL for an invalid cfg->deflate; WSK_ETLS when
+ * the TLS context for wss:// cannot be set up, e.g. an unusable ca_file (the
+ * reason goes to the log callback); or -ENOMEM. */
 WSK_API int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
                                const struct wsk_client_config *cfg);
 
 /* ---- connections ------------------------------------------------------ */
 
-/* Queues a text or binary message. Messages sent while the connection
- * handles one read burst leave together in one write. Returns 0; WSK_EUTF8
- * for text that is not UTF-8; WSK_ESTATE when the connection is not open;
- * WSK_EBACKPRESSURE when the send queue is over its limit (the message is
- * still queued: stop sending until on_drain). */
+/* Queues a text or binary message; data is copied (or written) before the
+ * call returns. Messages sent while the connection handles one read burst
+ * leave together in one write.
+ *
+ * Returns 0; WSK_EBACKPRESSURE when the send queue is over its limit (the
+ * message is still queued: stop sending until on_drain). Else nothing was
+ * queued: -EINVAL for an opcode other than WSK_OP_TEXT and WSK_OP_BINARY;
+ * WSK_EUTF8 for text that is not UTF-8; WSK_ESTATE when the connection is not
+ * open or a close frame was already sent (by wsk_conn_close() or in answer
+ * to the peer's); -ENOMEM; WSK_EDEFLATE when compression failed; WSK_ECLOSED
+ * when writing a large message straight to the socket failed: the
+ * connection has then ended and its on_close ran inside this call. */
 WSK_API int wsk_conn_send(struct wsk_conn *conn, enum wsk_opcode opcode, const void *data,
                           size_t len);
 
-/* Sends a ping (at most 125 bytes). */
+/* Queues a ping with data (at most 125 bytes, copied); its pong arrives
+ * through on_pong. Returns 0; WSK_ETOOBIG over 125 bytes; WSK_ESTATE as for
+ * wsk_conn_send(); or -ENOMEM. Pings are not held to max_send_queue, so it
+ * never returns WSK_EBACKPRESSURE. */
 WSK_API int wsk_conn_ping(struct wsk_conn *conn, const void *data, size_t len);
 
 /* Starts the close handshake with code (0: no code) and reason (UTF-8, at
- * most 123 bytes, may be NULL). on_close follows. Safe to call repeatedly and
- * from any callback. Returns 0, WSK_EPROTO for an invalid code. */
+ * most 123 bytes, may be NULL; copied). on_close follows. Safe to call
+ * repeatedly and from any callback: once a close frame is queued or the
+ * connection has ended, it does nothing more.
+ *
+ * Returns 0, or WSK_EPROTO, and nothing else happens, for a code that is
+ * neither 0 nor valid (wsk_close_code_is_valid()). A longer reason is cut to
+ * 123 bytes, and a reason that is not UTF-8 (also after the cut) is left
+ * out. Give no reason with code 0: with one, the connection is ended at
+ * once without a close frame (on_close: WSK_EPROTO). A connection that is not open
+ * yet (a client still connecting, a server connection before its upgrade)
+ * ends at once with WSK_ECLOSED, and a client's on_close runs inside this
+ * call; so does on_close when the close frame cannot be queued (-ENOMEM).
+ * Both still return 0. */
 WSK_API int wsk_conn_close(struct wsk_conn *conn, unsigned code, const char *reason);
 
-/* Bytes waiting in the send queue. */
+/* Bytes waiting in the send queue (frames, or HTTP bytes before an
+ * upgrade); 0 once the connection has ended. */
 WSK_API size_t wsk_conn_send_queue(const struct wsk_conn *conn);
 
+/* A pointer for the user, NULL until set. The library never uses what it
+ * points to; free it in on_close at the latest. */
 WSK_API void wsk_conn_set_data(struct wsk_conn *conn, void *data);
 WSK_API void *wsk_conn_get_data(const struct wsk_conn *conn);
 
-/* The peer's address as "127.0.0.1:5000" or "[::1]:5000". */
+/* The peer's address as "127.0.0.1:5000" or "[::1]:5000", in a per-thread
+ * buffer that the next call on the same thread overwrites; "(peer gone)"
+ * when there is no connected socket (a client still resolving, a connection
+ * that has ended). Works inside on_close. Never NULL. */
 WSK_API const char *wsk_conn_peer(const struct wsk_conn *conn);
 
 #ifdef __cplusplus

@@ -224,6 +224,8 @@ int wsk_loop_free(struct wsk_loop *loop)
      * leave their owners pointing into freed memory (a server's listener) or
      * leak what a post holds (a DNS answer): refuse, as uv_loop_close()
      * does. A thread must not post to a loop it knows is being freed. */
+    if (loop->is_running)
+        return WSK_ESTATE; /* from a callback: wsk_loop_run() still uses it */
     if (is_alive(loop))
         return -EBUSY;
     /* A signal still pending gets its default action once unblocked: with no

@@ -1268,6 +1268,28 @@ static void post_wakeup_count(struct wsk_loop *loop, void *data)
 
 /* Posts run on the loop thread, in order, and do not call the wake-up
  * callback. */
+/* Freeing the loop from its own callback is refused: wsk_loop_run() still
+ * uses it. A one-shot timer is already off the heap when it runs, so the
+ * loop looks idle there; before, the free went through (use after free). */
+static int free_from_cb_rv = 1;
+
+static void free_from_timer_cb(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    (void)t;
+    free_from_cb_rv = wsk_loop_free(loop);
+}
+
+static void test_free_from_callback_refused(void)
+{
+    struct wsk_loop *loop = new_loop();
+    struct wsk_timer t;
+    wsk_timer_init(&t, free_from_timer_cb, NULL);
+    CHECK_EQ_INT(wsk_timer_start(loop, &t, 1, 0), 0);
+    CHECK_EQ_INT(wsk_loop_run(loop), 0);
+    CHECK_EQ_INT(free_from_cb_rv, WSK_ESTATE);
+    CHECK_EQ_INT(wsk_loop_free(loop), 0);
+}
+
 static void test_post_from_thread(void)
 {
     struct wsk_loop *loop = new_loop();
@@ -1509,6 +1531,7 @@ int main(void)
         WSK_RUN(test_wakeup_coalesces);
         WSK_RUN(test_wakeup_from_thread);
         WSK_RUN(test_post_from_thread);
+        WSK_RUN(test_free_from_callback_refused);
         WSK_RUN(test_post_and_wakeup_on_loop_thread);
         WSK_RUN(test_sock_echo);
         WSK_RUN(test_sock_helpers);
