@@ -209,8 +209,8 @@ WSK_API int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode,
  * (at most close_timeout). Connections still sending their request head end
  * at once; plain HTTP replies in flight finish. Then the server holds nothing
  * on the loop and wsk_loop_run() can return; it still has to be freed with
- * wsk_server_free(). code must be 0 or valid (wsk_close_code_is_valid()):
- * with another code the WebSocket connections are left open. */
+ * wsk_server_free(). A code that is neither 0 nor valid
+ * (wsk_close_code_is_valid()) is replaced by 1001. */
 WSK_API void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason);
 
 /* Reads the TLS certificate and key files again (after they were renewed,
@@ -309,8 +309,8 @@ WSK_API int wsk_conn_ping(struct wsk_conn *conn, const void *data, size_t len);
  * Returns 0, or WSK_EPROTO, and nothing else happens, for a code that is
  * neither 0 nor valid (wsk_close_code_is_valid()). A longer reason is cut to
  * 123 bytes, and a reason that is not UTF-8 (also after the cut) is left
- * out. Give no reason with code 0: with one, the connection is ended at
- * once without a close frame (on_close: WSK_EPROTO). A connection that is not open
+ * out, and so is any reason with code 0 (a reason needs a code, RFC 6455
+ * 5.5.1). A connection that is not open
  * yet (a client still connecting, a server connection before its upgrade)
  * ends at once with WSK_ECLOSED, and a client's on_close runs inside this
  * call; so does on_close when the close frame cannot be queued (-ENOMEM).

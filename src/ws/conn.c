@@ -201,10 +201,20 @@ int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t s
     c->state = state;
     c->close_code = WSK_CLOSE_ABNORMAL;
     wsk__stream_init(&c->st, fd, conn_io_cb, c);
+    /* Without the sweep no timeout of this context would ever fire. */
+    if (!wsk_timer_is_active(&ctx->sweep)) {
+        int rv = wsk_timer_start(ctx->loop, &ctx->sweep, ctx->sweep_ms, ctx->sweep_ms);
+        if (rv < 0) {
+            free(c);
+            return rv;
+        }
+    }
     if (fd >= 0) {
         int rv = wsk_io_start(ctx->loop, &c->st.io,
                               state == WSK__CONNECTING ? WSK_IO_WRITE : WSK_IO_READ);
         if (rv < 0) {
+            if (!ctx->conns)
+                wsk_timer_stop(ctx->loop, &ctx->sweep);
             free(c);
             return rv;
         }
@@ -215,8 +225,6 @@ int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t s
         ctx->conns->prev = c;
     ctx->conns = c;
     ctx->num_conns++;
-    if (!wsk_timer_is_active(&ctx->sweep))
-        wsk_timer_start(ctx->loop, &ctx->sweep, ctx->sweep_ms, ctx->sweep_ms);
     *out = c;
     return 0;
 }

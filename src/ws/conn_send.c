@@ -157,8 +157,15 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
     }
     size_t total = hlen + len - skip;
     uint8_t *p = queue_reserve(c, total);
-    if (!p)
+    if (!p) {
+        /* Part of the frame is on the wire already: the stream cannot go
+         * on without the rest. */
+        if (skip) {
+            wsk__conn_abort(c, -ENOMEM);
+            return WSK_ECLOSED;
+        }
         return -ENOMEM;
+    }
     if (skip < hlen) {
         memcpy(p, hdr + skip, hlen - skip);
         p += hlen - skip;
@@ -188,6 +195,8 @@ static int check_queue(struct wsk_conn *c)
     /* Coalescing is for small frames: before calling the queue full, give
      * the socket what it will take now. */
     wsk__conn_flush_now(c);
+    if (c->state == WSK__DEAD)
+        return WSK_ECLOSED; /* the socket failed: the message went nowhere */
     if (c->st.out_bytes <= c->ctx->lim.max_send_queue)
         return 0;
     c->flags |= WSK__F_WANT_DRAIN;
@@ -275,7 +284,8 @@ int wsk_conn_close(struct wsk_conn *c, unsigned code, const char *reason)
 {
     if (c->state == WSK__DEAD || c->state == WSK__LINGER)
         return 0;
-    size_t reason_len = reason ? strlen(reason) : 0;
+    /* A reason needs a code (RFC 6455 5.5.1): without one it is left out. */
+    size_t reason_len = reason && code ? strlen(reason) : 0;
     if (code && !wsk_close_code_is_valid(code))
         return WSK_EPROTO;
     if (c->state != WSK__OPEN) {

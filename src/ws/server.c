@@ -748,6 +748,9 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
 
 void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason)
 {
+    /* An invalid code must not leave every connection open: say 1001. */
+    if (code && !wsk_close_code_is_valid(code))
+        code = WSK_CLOSE_GOING_AWAY;
     srv->is_shutting_down = true;
     close_listeners(srv);
     struct wsk_conn *next;

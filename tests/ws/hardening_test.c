@@ -60,6 +60,12 @@ static void s_message(struct wsk_conn *c, const struct wsk_message *m, void *ud)
         CHECK_EQ_INT(wsk_conn_send(c, WSK_OP_TEXT, "x", 1), WSK_ESTATE);
         return;
     }
+    if (m->len == 6 && !memcmp(m->data, "close0", 6)) {
+        /* A reason without a code: the reason is left out, the close
+         * handshake still happens. */
+        CHECK_EQ_INT(wsk_conn_close(c, 0, "why"), 0);
+        return;
+    }
     if (s->broadcast)
         wsk_server_broadcast(s->srv, m->opcode, m->data, m->len);
 }
@@ -686,6 +692,60 @@ static void test_free_server_from_on_message(void)
     close(fd);
 }
 
+/* Reads until EOF or timeout_ms; returns the bytes read. */
+static size_t read_all(int fd, uint8_t *buf, size_t cap, double timeout_ms)
+{
+    size_t len = 0;
+    bool eof = false;
+    double end = now_ms() + timeout_ms;
+    while (!eof && len < cap && now_ms() < end) {
+        run_for(5);
+        len += raw_read(fd, buf + len, cap - len, &eof);
+    }
+    return len;
+}
+
+/* wsk_conn_close(c, 0, reason) sends an empty close frame. Before: the
+ * encoder refused the reason and the connection was dropped without one. */
+static void test_close_without_code_drops_reason(void)
+{
+    struct srv_state st = {0};
+    struct wsk_server_config cfg;
+    wsk_server_config_init(&cfg);
+    start(&st, &cfg);
+    int fd = raw_ws_open(wsk_server_port(st.srv), 0);
+    uint8_t frame[32];
+    size_t n = client_frame(frame, 0x1, "close0", 6);
+    send(fd, frame, n, MSG_NOSIGNAL);
+    uint8_t got[64];
+    size_t len = read_all(fd, got, 2, 3000);
+    CHECK(len == 2 && got[0] == 0x88 && got[1] == 0);
+    n = client_frame(frame, 0x8, NULL, 0);
+    send(fd, frame, n, MSG_NOSIGNAL);
+    wait_flag(&st.is_closed, 3000);
+    CHECK_EQ_INT(st.last_error, 0);
+    close(fd);
+    wsk_server_free(st.srv);
+}
+
+/* A shutdown with an invalid code still closes everyone, with 1001.
+ * Before: the connections were left open. */
+static void test_shutdown_with_invalid_code(void)
+{
+    struct srv_state st = {0};
+    struct wsk_server_config cfg;
+    wsk_server_config_init(&cfg);
+    start(&st, &cfg);
+    int fd = raw_ws_open(wsk_server_port(st.srv), 0);
+    wsk_server_shutdown(st.srv, 999, "bye");
+    uint8_t got[64];
+    size_t len = read_all(fd, got, 4, 3000);
+    CHECK(len == 4 && got[0] == 0x88 && got[2] == 0x03 && got[3] == 0xE9);
+    close(fd);
+    wait_flag(&st.is_closed, 3000);
+    wsk_server_free(st.srv);
+}
+
 /* The loop refuses to be freed under a live server. */
 static void test_loop_free_refused_while_busy(void)
 {
@@ -756,6 +816,8 @@ int main(void)
     WSK_RUN(test_handshake_without_upgrade_gets_426);
     WSK_RUN(test_free_server_from_on_message);
     WSK_RUN(test_loop_free_refused_while_busy);
+    WSK_RUN(test_close_without_code_drops_reason);
+    WSK_RUN(test_shutdown_with_invalid_code);
     WSK_RUN(test_refused_connect_reported_at_once);
     WSK_RUN(test_failure_in_connect_call_reported_at_once);
     char path[128];
