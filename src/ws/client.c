@@ -450,7 +450,7 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
         if (!hs->subprotocols)
             rv = -ENOMEM;
         for (size_t i = 0; rv == 0 && i < cfg->num_subprotocols; i++) {
-            hs->subprotocols[i] = strdup(cfg->subprotocols[i]);
+            hs->subprotocols[i] = strdup(cfg->subprotocols[i] ? cfg->subprotocols[i] : "");
             hs->num_subprotocols++;
             if (!hs->subprotocols[i])
                 rv = -ENOMEM;

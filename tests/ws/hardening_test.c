@@ -746,6 +746,19 @@ static void test_shutdown_with_invalid_code(void)
     wsk_server_free(st.srv);
 }
 
+/* A NULL subprotocol in a client config is refused, not dereferenced (the
+ * server side already took NULL as ""). */
+static void test_client_null_subprotocol(void)
+{
+    struct wsk_client_config cfg;
+    wsk_client_config_init(&cfg);
+    const char *protos[] = {"chat", NULL};
+    cfg.subprotocols = protos;
+    cfg.num_subprotocols = 2;
+    struct wsk_conn *c = NULL;
+    CHECK_EQ_INT(wsk_client_connect(&c, loop, "ws://127.0.0.1:9/", &cfg), WSK_EURL);
+}
+
 /* The loop refuses to be freed under a live server. */
 static void test_loop_free_refused_while_busy(void)
 {
@@ -818,6 +831,7 @@ int main(void)
     WSK_RUN(test_loop_free_refused_while_busy);
     WSK_RUN(test_close_without_code_drops_reason);
     WSK_RUN(test_shutdown_with_invalid_code);
+    WSK_RUN(test_client_null_subprotocol);
     WSK_RUN(test_refused_connect_reported_at_once);
     WSK_RUN(test_failure_in_connect_call_reported_at_once);
     char path[128];
