@@ -267,8 +267,7 @@ void wsk__conn_dead(struct wsk_conn *c)
     /* The socket is closed after on_close, so wsk_conn_peer() still works there. */
     wsk_io_stop(ctx->loop, &c->st.io);
     wsk__stream_drop_queue(&c->st, &ctx->pool);
-    free(c->msg);
-    c->msg = NULL;
+    wsk_session_clear(&c->sess);
     if (c->flags & WSK__F_FLUSH_LIST) {
         struct wsk_conn **pp = &ctx->flush_list;
         while (*pp && *pp != c)
@@ -518,15 +517,14 @@ static void feed(struct wsk_conn *c, uint8_t *data, size_t n)
  * the message buffer, saving a copy of most of a big message. */
 static uint8_t *read_target(struct wsk_conn *c, size_t *cap)
 {
-    struct wsk__ctx *ctx = c->ctx;
-    *cap = ctx->rbuf_cap;
-    if (!(c->flags & WSK__F_ASSEMBLING) || c->state != WSK__OPEN)
-        return ctx->rbuf;
-    uint64_t left = wsk_frame_parser_payload_left(&c->parser);
-    if (left < DIRECT_READ_MIN || wsk__conn_msg_reserve(c, (size_t)left) < 0)
-        return ctx->rbuf;
-    *cap = (size_t)left;
-    return c->msg + c->msg_len;
+    uint8_t *p = NULL;
+    if (c->state == WSK__OPEN)
+        p = wsk_session_read_target(&c->sess, DIRECT_READ_MIN, cap);
+    if (!p) {
+        *cap = c->ctx->rbuf_cap;
+        p = c->ctx->rbuf;
+    }
+    return p;
 }
 
 static void conn_read(struct wsk_conn *c)

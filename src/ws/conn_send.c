@@ -97,6 +97,11 @@ void wsk__conn_flush(struct wsk_conn *c)
     if (c->st.out_bytes <= low) {
         if (c->flags & WSK__F_PAUSED)
             c->flags &= ~WSK__F_PAUSED;
+        if (c->flags & WSK__F_SESS_BLOCKED) {
+            wsk__conn_session_drained(c);
+            if (c->state == WSK__DEAD)
+                return;
+        }
         if ((c->flags & WSK__F_WANT_DRAIN) && c->state == WSK__OPEN) {
             c->flags &= ~WSK__F_WANT_DRAIN;
             if (ctx->h.on_drain) {
@@ -269,15 +274,12 @@ int wsk_conn_ping(struct wsk_conn *c, const void *data, size_t len)
 
 int wsk__conn_send_close(struct wsk_conn *c, unsigned code, const char *reason, size_t reason_len)
 {
-    uint8_t payload[125];
-    int n = wsk_close_payload_encode(payload, code, reason, reason_len);
-    if (n < 0)
-        return n;
-    int rv = wsk__conn_queue_frame(c, WSK_FRAME_FIN | WSK_OP_CLOSE, payload, (size_t)n);
-    if (rv)
-        return rv;
-    c->flags |= WSK__F_SENT_CLOSE;
-    return 0;
+    int rv = wsk_session_close(&c->sess, code, reason, reason_len, &wsk__conn_session, c);
+    if (rv == WSK_EBACKPRESSURE || rv == WSK_ESTATE)
+        rv = 0; /* sent, or the session had sent its own close */
+    if (wsk_session_state(&c->sess) & WSK_SESSION_SENT_CLOSE)
+        c->flags |= WSK__F_SENT_CLOSE;
+    return rv;
 }
 
 int wsk_conn_close(struct wsk_conn *c, unsigned code, const char *reason)

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "transport/stream.h"
+#include "wsk/session.h"
 #include "wsk/ws.h"
 
 struct wsk__http;
@@ -46,7 +47,7 @@ enum {
     WSK__F_READ_AGAIN = 1u << 16,        /* TLS holds decrypted bytes: read without readiness */
     WSK__F_DETAIL = 1u << 17,            /* c->in holds a NUL-terminated detail for on_close */
     WSK__F_PEER_CLOSED_FIRST = 1u << 18, /* the peer started the close handshake */
-    WSK__F_ASSEMBLING = 1u << 19,        /* an uncompressed data frame is being copied into msg */
+    WSK__F_SESS_BLOCKED = 1u << 19,      /* the session holds pongs until the queue drains */
     WSK__F_Z_RESET = 1u << 20,           /* our compressor must forget its history (a shared
                                             broadcast frame went to the peer in between) */
 };
@@ -59,14 +60,10 @@ struct wsk_conn {
     void *user_data;
     struct wsk_conn *prev, *next; /* the context's list of connections */
     struct wsk_conn *flush_next;  /* the context's list of queues to flush */
-    struct wsk_frame_parser parser;
-    uint8_t *in; /* unfinished head, or a control frame split across reads */
+    struct wsk_session sess;      /* the WebSocket protocol once open */
+    uint8_t *in;                  /* unfinished head, or the peer's close reason */
     uint32_t in_len, in_cap;
-    uint8_t *msg; /* message split across frames or reads */
-    size_t msg_len, msg_cap;
-    struct wsk_deflate *deflate; /* permessage-deflate in use, else NULL */
-    struct wsk_utf8 zutf8;       /* text being inflated */
-    uint8_t zopcode;             /* opcode of the message being inflated */
+    struct wsk_deflate *deflate; /* permessage-deflate in use, else NULL; owned */
     uint64_t deadline;           /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
@@ -189,11 +186,12 @@ int wsk__conn_queue_frame(struct wsk_conn *conn, uint8_t first_byte, const uint8
  * or queueing it. */
 int wsk__conn_send_close(struct wsk_conn *conn, unsigned code, const char *reason,
                          size_t reason_len);
-/* Makes room for len more bytes of the message being assembled. Returns 0
- * or -ENOMEM. */
-int wsk__conn_msg_reserve(struct wsk_conn *conn, size_t len);
-/* Parses frames from input received while open. */
+/* How a connection's session reports to it and writes to the queue. */
+extern const struct wsk_session_handlers wsk__conn_session;
+/* Feeds input received while open to the session. */
 void wsk__conn_feed_frames(struct wsk_conn *conn, uint8_t *data, size_t len);
+/* The queue drained below half the cap: the session may send its held pong. */
+void wsk__conn_session_drained(struct wsk_conn *conn);
 
 /* Hooks implemented by server.c and client.c. */
 /* Server: bytes of a request head arrived (state WSK__HTTP). */
