@@ -3,6 +3,7 @@
  *   wsk/error.h   error codes, wsk_strerror()
  *   wsk/proto.h   I/O-free RFC 6455 core: frames, masking, UTF-8, handshake
  *   wsk/deflate.h permessage-deflate (RFC 7692): negotiation and the transform
+ *   wsk/session.h I/O-free WebSocket session: bytes in, messages and frames out
  *   wsk/url.h     ws://, wss://, http(s)://, tcp://, udp:// URLs, split in place
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
  *   wsk/ws.h      WebSocket servers, clients and connections
@@ -15,6 +16,7 @@
 #include "wsk/version.h"
 #include "wsk/proto.h"
 #include "wsk/deflate.h"
+#include "wsk/session.h"
 #include "wsk/url.h"
 #include "wsk/loop.h"
 #include "wsk/ws.h"

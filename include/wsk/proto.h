@@ -3,8 +3,8 @@
  *
  * Everything here is I/O-free and clock-free: bytes go in, events and bytes
  * come out. Nothing allocates, nothing keeps global state, every state object
- * lives in the caller's memory. A program with its own event loop can drive a
- * WebSocket with this header alone.
+ * lives in the caller's memory. A program with its own event loop drives a
+ * WebSocket with these pieces and wsk/session.h, which puts them together.
  */
 #ifndef WSK_PROTO_H
 #define WSK_PROTO_H
