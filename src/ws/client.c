@@ -316,7 +316,7 @@ void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
             return;
         }
         if (ar > 0) {
-            ar = wsk_deflate_new(&c->deflate, &params, WSK_ROLE_CLIENT);
+            ar = wsk_deflate_new(&c->sess.deflate, &params, WSK_ROLE_CLIENT);
             if (ar < 0) {
                 fail(c, ar);
                 return;
@@ -328,7 +328,7 @@ void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
         .path = {hs->target, q ? (size_t)(q - hs->target) : strlen(hs->target)},
         .query = {q ? q + 1 : "", q ? strlen(q + 1) : 0},
         .subprotocol = chosen,
-        .extensions = c->deflate && ext ? *ext : (struct wsk_slice){"", 0},
+        .extensions = c->sess.deflate && ext ? *ext : (struct wsk_slice){"", 0},
         .headers = resp.headers,
         .num_headers = resp.num_headers,
     };

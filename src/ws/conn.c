@@ -307,8 +307,8 @@ void wsk__conn_dead(struct wsk_conn *c)
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
-    wsk_deflate_free(c->deflate);
-    c->deflate = NULL;
+    wsk_deflate_free(c->sess.deflate);
+    c->sess.deflate = NULL;
     wsk__stream_close(ctx->loop, &c->st, &ctx->pool);
     c->next = ctx->dead_list;
     ctx->dead_list = c;

@@ -160,7 +160,7 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
     wsk_session_config_init(&sc);
     sc.role = (c->flags & WSK__F_CLIENT) ? WSK_ROLE_CLIENT : WSK_ROLE_SERVER;
     sc.max_message = ctx->lim.max_message;
-    sc.deflate = c->deflate;
+    sc.deflate = c->sess.deflate;
     sc.min_compress = (uint32_t)(ctx->deflate_min > UINT32_MAX ? UINT32_MAX : ctx->deflate_min);
     uint8_t *copy = NULL;
     if (rest_len) {

@@ -226,14 +226,14 @@ int wsk__zbuf_sink(void *arg, const uint8_t *data, size_t len)
 int wsk__conn_send_message(struct wsk_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
 {
     struct wsk__ctx *ctx = c->ctx;
-    if (!c->deflate || len < ctx->deflate_min)
+    if (!c->sess.deflate || len < ctx->deflate_min)
         return wsk__conn_queue_frame(c, (uint8_t)(WSK_FRAME_FIN | opcode), data, len);
     if (c->flags & WSK__F_Z_RESET) {
-        wsk_deflate_reset_send(c->deflate);
+        wsk_deflate_reset_send(c->sess.deflate);
         c->flags &= ~WSK__F_Z_RESET;
     }
     ctx->zbuf_len = 0;
-    int rv = wsk_deflate_compress(c->deflate, data, len, wsk__zbuf_sink, ctx);
+    int rv = wsk_deflate_compress(c->sess.deflate, data, len, wsk__zbuf_sink, ctx);
     if (rv < 0)
         return rv;
     rv = wsk__conn_queue_frame(c, (uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode), ctx->zbuf,

@@ -516,7 +516,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             return;
         }
         if (rv > 0) {
-            rv = wsk_deflate_new(&c->deflate, &params, WSK_ROLE_SERVER);
+            rv = wsk_deflate_new(&c->sess.deflate, &params, WSK_ROLE_SERVER);
             if (rv < 0) {
                 wsk__conn_abort(c, rv);
                 return;
@@ -705,8 +705,8 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
         if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
             continue;
         struct wsk__shared *sh = plain;
-        if (c->deflate && len >= ctx->deflate_min) {
-            unsigned bits = wsk_deflate_send_window_bits(c->deflate) & 15;
+        if (c->sess.deflate && len >= ctx->deflate_min) {
+            unsigned bits = wsk_deflate_send_window_bits(c->sess.deflate) & 15;
             if (!ztried[bits]) {
                 ztried[bits] = true;
                 zframes[bits] = compressed_frame(srv, bits, (uint8_t)opcode, data, len);

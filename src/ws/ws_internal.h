@@ -63,8 +63,7 @@ struct wsk_conn {
     struct wsk_session sess;      /* the WebSocket protocol once open */
     uint8_t *in;                  /* unfinished head, or the peer's close reason */
     uint32_t in_len, in_cap;
-    struct wsk_deflate *deflate; /* permessage-deflate in use, else NULL; owned */
-    uint64_t deadline;           /* loop time (ms) of the next timeout check, 0: none */
+    uint64_t deadline; /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
         struct wsk__client_hs *hs; /* client: connecting and the handshake */
