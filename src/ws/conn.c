@@ -94,22 +94,37 @@ static void reap_cb(struct wsk_loop *loop, struct wsk_defer *d)
         wsk__client_ctx_empty(ctx); /* frees ctx: touch nothing after */
 }
 
+void wsk__walk_begin(struct wsk__ctx *ctx, struct wsk__walk *w)
+{
+    w->next = ctx->conns;
+    w->up = ctx->walks;
+    ctx->walks = w;
+}
+
+struct wsk_conn *wsk__walk_next(struct wsk__walk *w)
+{
+    struct wsk_conn *c = w->next;
+    if (c)
+        w->next = c->next;
+    return c;
+}
+
+void wsk__walk_end(struct wsk__ctx *ctx, struct wsk__walk *w)
+{
+    ctx->walks = w->up;
+}
+
 static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *t)
 {
     struct wsk__ctx *ctx = t->data;
     uint64_t now = wsk_loop_now(loop);
-    struct wsk_conn *c = ctx->conns;
-    while (c) {
-        /* on_deadline may end c: keep the next one first. A connection that
-         * ends is unlinked from this list but its next pointer stays valid
-         * until the reap at the end of the iteration. */
-        struct wsk_conn *next = c->next;
-        if (c->state == WSK__DEAD)
-            break; /* ended by a callback of this sweep: next is the dead list now */
+    /* on_deadline may end any connection, through the user's callbacks. */
+    struct wsk__walk w;
+    wsk__walk_begin(ctx, &w);
+    for (struct wsk_conn *c; (c = wsk__walk_next(&w));)
         if (c->deadline && now >= c->deadline && c->state != WSK__DEAD)
             on_deadline(c, now);
-        c = next;
-    }
+    wsk__walk_end(ctx, &w);
     if (!ctx->conns)
         wsk_timer_stop(loop, t);
 }
@@ -232,6 +247,9 @@ int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t s
 static void unlink_conn(struct wsk_conn *c)
 {
     struct wsk__ctx *ctx = c->ctx;
+    for (struct wsk__walk *w = ctx->walks; w; w = w->up)
+        if (w->next == c)
+            w->next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else

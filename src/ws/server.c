@@ -699,9 +699,11 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
     bool ztried[16] = {0};
     struct wsk__ctx *ctx = &srv->ctx;
     int count = 0;
-    struct wsk_conn *next;
-    for (struct wsk_conn *c = ctx->conns; c; c = next) {
-        next = c->next;
+    /* Flushing and closing call user callbacks, which may end any
+     * connection: walk safely. */
+    struct wsk__walk w;
+    wsk__walk_begin(ctx, &w);
+    for (struct wsk_conn *c; (c = wsk__walk_next(&w));) {
         if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
             continue;
         struct wsk__shared *sh = plain;
@@ -740,6 +742,7 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
             c->flags |= WSK__F_Z_RESET;
         count++;
     }
+    wsk__walk_end(ctx, &w);
     wsk__shared_release(plain);
     for (int i = 0; i < 16; i++)
         wsk__shared_release(zframes[i]);
@@ -753,13 +756,14 @@ void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reas
         code = WSK_CLOSE_GOING_AWAY;
     srv->is_shutting_down = true;
     close_listeners(srv);
-    struct wsk_conn *next;
-    for (struct wsk_conn *c = srv->ctx.conns; c; c = next) {
-        next = c->next;
+    struct wsk__walk w;
+    wsk__walk_begin(&srv->ctx, &w);
+    for (struct wsk_conn *c; (c = wsk__walk_next(&w));) {
         if (c->state == WSK__OPEN)
             wsk_conn_close(c, code, reason);
         else if (c->state == WSK__HTTP)
             wsk__conn_abort(c, WSK_ECLOSED);
         /* Replies in flight and lingering closes finish by themselves. */
     }
+    wsk__walk_end(&srv->ctx, &w);
 }

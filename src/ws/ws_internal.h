@@ -76,6 +76,16 @@ struct wsk_conn {
     uint32_t ping_nonce;  /* payload of our keepalive ping: only its pong counts */
 };
 
+/* A walk over a context's connections that survives any of them ending
+ * under it (a callback made during the walk may end the next one: a dead
+ * connection's next pointer then leads into the dead list). Walks nest;
+ * each is on the context's list while it runs, and unlinking a connection
+ * moves past it every walk about to visit it. */
+struct wsk__walk {
+    struct wsk_conn *next;
+    struct wsk__walk *up;
+};
+
 struct wsk__ctx {
     struct wsk_loop *loop;
     struct wsk_handlers h;
@@ -87,8 +97,9 @@ struct wsk__ctx {
     uint8_t *rbuf;             /* receive buffer shared by every connection */
     size_t rbuf_cap;
     struct wsk_conn *conns;
-    size_t num_conns; /* all connections */
-    size_t num_open;  /* WebSocket open ones */
+    struct wsk__walk *walks; /* walks over conns under way, innermost first */
+    size_t num_conns;        /* all connections */
+    size_t num_open;         /* WebSocket open ones */
     struct wsk_conn *flush_list;
     struct wsk_defer flush_defer;
     struct wsk_conn *dead_list;
@@ -128,6 +139,12 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
 void wsk__ctx_destroy(struct wsk__ctx *ctx);
 void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Walks: wsk__walk_begin(ctx, &w); while ((c = wsk__walk_next(&w))) ...;
+ * wsk__walk_end(ctx, &w). Every begin needs its end. */
+void wsk__walk_begin(struct wsk__ctx *ctx, struct wsk__walk *w);
+struct wsk_conn *wsk__walk_next(struct wsk__walk *w);
+void wsk__walk_end(struct wsk__ctx *ctx, struct wsk__walk *w);
 
 /* Connections. */
 /* Returns 0 and *out, -ENOMEM, or the loop's error for watching fd
