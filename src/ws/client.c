@@ -7,18 +7,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "loop/sock.h"
+#include "transport/resolve.h"
 #include "transport/tls.h"
 #include "ws/ws_internal.h"
 #include "wsk/url.h"
-
-struct dns_job;
 
 struct wsk__client_hs {
     char host[256]; /* name or address, without brackets */
@@ -33,51 +31,12 @@ struct wsk__client_hs {
     struct wsk_http_parser parser;
     struct addrinfo *addrs; /* from getaddrinfo, or one numeric address */
     struct addrinfo *next_addr;
-    struct dns_job *job;
+    struct wsk__resolve *job; /* resolving a name */
     int last_error;
     bool is_tls;
     struct wsk_deflate_config deflate; /* what we offered */
     bool in_connect_call;              /* inside wsk_client_connect(): report failures later */
 };
-
-/* Resolution runs on a detached thread; the result comes back to the loop
- * through wsk_loop_post(). If the connection ends first, the job is
- * orphaned: the thread then posts nothing (the loop may be gone by then) and
- * the last of the two owners frees it. */
-struct dns_job {
-    struct wsk_post post;
-    pthread_mutex_t lock;  /* guards conn, loop and refs */
-    struct wsk_conn *conn; /* NULL once orphaned */
-    struct wsk_loop *loop; /* NULL once orphaned */
-    int refs;              /* the thread's and the connection's */
-    char host[256];
-    char port[8];
-    struct addrinfo *res;
-    int gai_error;
-};
-
-static void job_unref(struct dns_job *job)
-{
-    pthread_mutex_lock(&job->lock);
-    int refs = --job->refs;
-    pthread_mutex_unlock(&job->lock);
-    if (refs == 0) {
-        if (job->res)
-            freeaddrinfo(job->res);
-        pthread_mutex_destroy(&job->lock);
-        free(job);
-    }
-}
-
-/* The connection no longer wants the answer. */
-static void job_orphan(struct dns_job *job)
-{
-    pthread_mutex_lock(&job->lock);
-    job->conn = NULL;
-    job->loop = NULL;
-    pthread_mutex_unlock(&job->lock);
-    job_unref(job);
-}
 
 struct client {
     struct wsk__ctx ctx;
@@ -101,8 +60,7 @@ static void hs_free(struct wsk__client_hs *hs)
     free(hs->request);
     if (hs->addrs)
         freeaddrinfo(hs->addrs);
-    if (hs->job)
-        job_orphan(hs->job);
+    wsk__resolve_cancel(hs->job);
     free(hs);
 }
 
@@ -342,28 +300,14 @@ void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
 
 /* ---- resolution ---------------------------------------------------------- */
 
-static void dns_done(struct wsk_loop *loop, struct wsk_post *p)
+static void resolved(void *data, struct addrinfo *res, int error, const char *why)
 {
-    (void)loop;
-    struct dns_job *job = p->data;
-    struct wsk_conn *c = job->conn;
-    if (!c) {
-        /* Orphaned after the thread posted: the thread's reference is ours. */
-        job_unref(job);
-        return;
-    }
+    struct wsk_conn *c = data;
     struct wsk__client_hs *hs = c->hs;
     hs->job = NULL;
-    struct addrinfo *res = job->res;
-    job->res = NULL;
-    int gai_error = job->gai_error;
-    job_unref(job); /* the connection's */
-    job_unref(job); /* the thread's, handed over with the post */
-    if (gai_error || !res) {
-        wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, gai_strerror(gai_error));
-        if (res)
-            freeaddrinfo(res);
-        fail(c, WSK_EDNS);
+    if (error) {
+        wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, why);
+        fail(c, error);
         return;
     }
     hs->addrs = res;
@@ -371,66 +315,17 @@ static void dns_done(struct wsk_loop *loop, struct wsk_post *p)
     try_connect(c);
 }
 
-static void *dns_thread(void *arg)
-{
-    struct dns_job *job = arg;
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    struct addrinfo *res = NULL;
-    int err = getaddrinfo(job->host, job->port, &hints, &res);
-    pthread_mutex_lock(&job->lock);
-    job->res = res;
-    job->gai_error = err;
-    bool posted = job->loop != NULL;
-    if (posted)
-        wsk_loop_post(job->loop, &job->post); /* our reference travels with it */
-    pthread_mutex_unlock(&job->lock);
-    if (!posted)
-        job_unref(job);
-    return NULL;
-}
-
 static int resolve(struct wsk_conn *c)
 {
     struct wsk__client_hs *hs = c->hs;
-    /* Numeric addresses need no resolver (and no thread). */
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(hs->host, hs->port, &hints, &hs->addrs) == 0) {
+    int rv = wsk__resolve_start(c->ctx->loop, hs->host, hs->port, SOCK_STREAM, resolved, c,
+                                &hs->job, &hs->addrs);
+    if (rv == 1) {
         hs->next_addr = hs->addrs;
         try_connect(c);
         return 0;
     }
-    hs->addrs = NULL;
-    struct dns_job *job = calloc(1, sizeof *job);
-    if (!job)
-        return -ENOMEM;
-    job->conn = c;
-    job->loop = c->ctx->loop;
-    job->refs = 2;
-    pthread_mutex_init(&job->lock, NULL);
-    job->post.cb = dns_done;
-    job->post.data = job;
-    snprintf(job->host, sizeof job->host, "%s", hs->host);
-    snprintf(job->port, sizeof job->port, "%s", hs->port);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t tid;
-    int rv = pthread_create(&tid, &attr, dns_thread, job);
-    pthread_attr_destroy(&attr);
-    if (rv != 0) {
-        pthread_mutex_destroy(&job->lock);
-        free(job);
-        return -rv;
-    }
-    hs->job = job;
-    return 0;
+    return rv;
 }
 
 int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
