@@ -16,6 +16,10 @@
 extern "C" {
 #endif
 
+/* Library diagnostics ("client 127.0.0.1:5000: send queue full, closing 1008").
+ * level: 0 error, 1 warning, 2 info, 3 debug. */
+typedef void (*wsk_log_cb)(int level, const char *msg, void *user_data);
+
 /* A borrowed run of bytes: never owns memory, never NUL-terminated unless said. */
 struct wsk_slice {
     const char *ptr;

@@ -84,9 +84,6 @@ struct wsk_handlers {
     void (*on_close)(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data);
 };
 
-/* Library diagnostics ("client 127.0.0.1:5000: send queue full, closing 1008").
- * level: 0 error, 1 warning, 2 info, 3 debug. */
-typedef void (*wsk_log_cb)(int level, const char *msg, void *user_data);
 
 /* What happens when a message sent to a connection by someone else (a
  * broadcast) would grow its send queue past max_send_queue. */

@@ -11,11 +11,11 @@
 
 #include "loop/sock.h"
 #include "proto/http1_internal.h"
+#include "transport/listen.h"
 #include "transport/tls.h"
 #include "ws/static.h"
 #include "ws/ws_internal.h"
 
-#define MAX_LISTENERS       8
 #define BROADCAST_SHARE_MIN 4096
 #define FILE_CHUNK          (64u * 1024)
 #define FILE_QUEUE_TARGET   (256u * 1024)
@@ -24,11 +24,6 @@
  * a burst of big messages cannot stall every other connection: 1 MiB of
  * text deflates in 24-36 ms here (tests/ws/hardening_test.c prints it). */
 #define BROADCAST_Z_BUDGET (1u << 20)
-
-struct listener {
-    struct wsk_io io;
-    struct wsk_server *srv;
-};
 
 struct wsk_server {
     struct wsk__ctx ctx;
@@ -39,10 +34,7 @@ struct wsk_server {
     char *tls_cert, *tls_key;
     struct wsk__static_root root;
     bool has_root;
-    struct listener listeners[MAX_LISTENERS];
-    size_t num_listeners;
-    struct wsk_timer accept_retry; /* after EMFILE: try accepting again later */
-    bool accept_paused;            /* in an EMFILE episode (logged once) */
+    struct wsk__listeners listeners;
     bool free_pending;             /* freed from a callback: memory goes at the iteration's end */
     struct wsk_defer free_defer;
     struct wsk_deflate *bz[16]; /* broadcast compressors, by window bits */
@@ -93,7 +85,8 @@ static void free_strings(char **list, size_t n)
     free(list);
 }
 
-static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t);
+static void on_accept(void *data, int fd);
+static void on_listen_log(void *data, const char *msg);
 static void free_defer_cb(struct wsk_loop *loop, struct wsk_defer *d);
 static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d);
 
@@ -163,7 +156,7 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
         rv = wsk__static_root_open(&srv->root, cfg->static_dir);
         srv->has_root = rv == 0;
     }
-    wsk_timer_init(&srv->accept_retry, accept_retry_cb, srv);
+    wsk__listeners_init(&srv->listeners, loop, on_accept, on_listen_log, srv);
     wsk_defer_init(&srv->free_defer, free_defer_cb, srv);
     wsk_defer_init(&srv->bz_defer, zbudget_cb, srv);
     if (rv < 0) {
@@ -176,15 +169,7 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
 
 static void close_listeners(struct wsk_server *srv)
 {
-    for (size_t i = 0; i < srv->num_listeners; i++) {
-        struct listener *l = &srv->listeners[i];
-        if (l->io.fd >= 0) {
-            wsk_io_stop(srv->ctx.loop, &l->io);
-            close(l->io.fd);
-            l->io.fd = -1;
-        }
-    }
-    wsk_timer_stop(srv->ctx.loop, &srv->accept_retry);
+    wsk__listeners_close(&srv->listeners);
 }
 
 static void free_now(struct wsk_server *srv);
@@ -238,110 +223,39 @@ static void free_now(struct wsk_server *srv)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void listener_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
+static void on_listen_log(void *data, const char *msg)
 {
-    (void)events;
-    struct listener *l = io->data;
-    struct wsk_server *srv = l->srv;
-    /* Bounded so one busy listener cannot starve established connections. */
-    for (int i = 0; i < 64; i++) {
-        int fd;
-        int rv = wsk__sock_accept(io->fd, &fd);
-        if (rv == -EAGAIN || rv == -ECONNABORTED || rv == -EINTR)
-            return;
-        if (rv == -EMFILE || rv == -ENFILE || rv == -ENOBUFS || rv == -ENOMEM) {
-            /* Level-triggered readiness would spin: stop listening briefly.
-             * Said once per episode, not ten times a second. */
-            if (!srv->accept_paused)
-                wsk__log(&srv->ctx, 1, "accept: %s; pausing accepts until it passes",
-                         wsk_strerror(rv));
-            srv->accept_paused = true;
-            for (size_t j = 0; j < srv->num_listeners; j++)
-                wsk_io_stop(loop, &srv->listeners[j].io);
-            wsk_timer_start(loop, &srv->accept_retry, 100, 0);
-            return;
-        }
-        if (rv < 0) {
-            wsk__log(&srv->ctx, 1, "accept: %s", wsk_strerror(rv));
-            return;
-        }
-        if (srv->accept_paused) {
-            srv->accept_paused = false;
-            wsk__log(&srv->ctx, 1, "accept: accepting again");
-        }
-        /* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
-        struct wsk_conn *c;
-        rv = wsk__conn_new(&c, &srv->ctx, fd, WSK__HTTP);
-        if (rv < 0) {
-            close(fd);
-            wsk__log(&srv->ctx, 1, "accept: cannot take connection fd %d: %s%s", fd,
-                     wsk_strerror(rv),
-                     rv == WSK_EFDSETSIZE ? " (use --backend epoll or poll)" : "");
-            return;
-        }
-        if (srv->ctx.tls_ctx) {
-            rv = wsk__conn_start_tls(c, true, NULL);
-            if (rv < 0)
-                wsk__conn_abort(c, rv);
-        }
-    }
+    struct wsk_server *srv = data;
+    wsk__log(&srv->ctx, 1, "%s", msg);
 }
 
-static void accept_retry_cb(struct wsk_loop *loop, struct wsk_timer *t)
+static void on_accept(void *data, int fd)
 {
-    struct wsk_server *srv = t->data;
-    if (srv->is_shutting_down)
+    struct wsk_server *srv = data;
+    struct wsk_conn *c;
+    int rv = wsk__conn_new(&c, &srv->ctx, fd, WSK__HTTP);
+    if (rv < 0) {
+        close(fd);
+        wsk__log(&srv->ctx, 1, "accept: cannot take connection fd %d: %s%s", fd, wsk_strerror(rv),
+                 rv == WSK_EFDSETSIZE ? " (use --backend epoll or poll)" : "");
         return;
-    for (size_t j = 0; j < srv->num_listeners; j++)
-        if (srv->listeners[j].io.fd >= 0)
-            wsk_io_start(loop, &srv->listeners[j].io, WSK_IO_READ);
+    }
+    if (srv->ctx.tls_ctx) {
+        rv = wsk__conn_start_tls(c, true, NULL);
+        if (rv < 0)
+            wsk__conn_abort(c, rv);
+    }
 }
 
 int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
 {
-    if (srv->num_listeners == MAX_LISTENERS)
-        return -ENOSPC;
-    char hostbuf[64];
-    if (!host || !*host)
-        host = "127.0.0.1";
-    /* Loopback by definition (RFC 6761), so no lookup, and IPv4 as it has
-     * always been here. */
-    if (!strcmp(host, "localhost"))
-        host = "127.0.0.1";
-    size_t hl = strlen(host);
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']' && hl - 2 < sizeof hostbuf) {
-        memcpy(hostbuf, host + 1, hl - 2);
-        hostbuf[hl - 2] = 0;
-        host = hostbuf;
-    }
-    char portbuf[8];
-    snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
-    int fd;
-    /* Other names are resolved here, blocking: see wsk/ws.h. */
-    int rv = wsk__sock_listen_host(host, portbuf, 0, srv->cfg.reuse_port, &fd);
-    if (rv < 0)
-        return rv;
-    wsk__sock_set_nodelay(fd);
-    struct listener *l = &srv->listeners[srv->num_listeners];
-    l->srv = srv;
-    wsk_io_init(&l->io, fd, listener_cb, l);
-    rv = wsk_io_start(srv->ctx.loop, &l->io, WSK_IO_READ);
-    if (rv < 0) {
-        close(fd);
-        return rv;
-    }
-    srv->num_listeners++;
-    return 0;
+    /* Names are resolved here, blocking: see wsk/ws.h. */
+    return wsk__listeners_add(&srv->listeners, host, port, srv->cfg.reuse_port);
 }
 
 uint16_t wsk_server_port(const struct wsk_server *srv)
 {
-    for (size_t i = 0; i < srv->num_listeners; i++) {
-        int p = wsk__sock_local_port(srv->listeners[i].io.fd);
-        if (p > 0)
-            return (uint16_t)p;
-    }
-    return 0;
+    return wsk__listeners_port(&srv->listeners);
 }
 
 size_t wsk_server_num_connections(const struct wsk_server *srv)
