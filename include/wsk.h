@@ -7,6 +7,7 @@
  *   wsk/url.h     ws://, wss://, http(s)://, tcp://, udp:// URLs, split in place
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
  *   wsk/ws.h      WebSocket servers, clients and connections
+ *   wsk/net.h     raw TCP servers, clients and connections; UDP sockets
  */
 #ifndef WSK_H
 #define WSK_H
@@ -20,6 +21,7 @@
 #include "wsk/url.h"
 #include "wsk/loop.h"
 #include "wsk/ws.h"
+#include "wsk/net.h"
 
 #ifdef __cplusplus
 extern "C" {

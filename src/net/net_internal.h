@@ -1,0 +1,84 @@
+/* Private to src/net: the raw TCP connection and its context. */
+#ifndef WSK_NET_INTERNAL_H
+#define WSK_NET_INTERNAL_H
+
+#include <netdb.h>
+
+#include "transport/stream.h"
+#include "wsk/net.h"
+
+struct wsk__resolve;
+
+enum wsk__tcp_state {
+    WSK__TCP_CONNECTING, /* client: resolving or connecting */
+    WSK__TCP_OPEN,
+    WSK__TCP_CLOSING, /* wsk_tcp_close(): writing what is queued */
+    WSK__TCP_LINGER,  /* written and shut down for writing: waiting for EOF */
+    WSK__TCP_DEAD,
+};
+
+enum {
+    WSK__TCP_OPENED = 1u << 0,     /* on_open was called */
+    WSK__TCP_PAUSED = 1u << 1,     /* wsk_tcp_pause() */
+    WSK__TCP_PEER_EOF = 1u << 2,   /* the peer shut down its side */
+    WSK__TCP_WANT_DRAIN = 1u << 3, /* a send returned WSK_EBACKPRESSURE */
+    WSK__TCP_FLUSH_LIST = 1u << 4, /* on the context's flush list */
+    WSK__TCP_FAIL_SOON = 1u << 5,  /* end with error on the flush round */
+    WSK__TCP_IN_CONNECT = 1u << 6, /* inside wsk_tcp_connect(): report failures later */
+    WSK__TCP_IN_READ = 1u << 7,    /* in on_data */
+};
+
+struct wsk__tcp_ctx;
+
+struct wsk_tcp {
+    struct wsk__stream st;
+    struct wsk__tcp_ctx *ctx;
+    void *user_data;
+    struct wsk_tcp *prev, *next; /* the context's connections; next: dead list once dead */
+    struct wsk_tcp *flush_next;
+    uint64_t deadline; /* loop ms of the next timeout, 0: none */
+    /* Client, while connecting. */
+    struct wsk__resolve *job;
+    struct addrinfo *addrs, *next_addr;
+    int last_error;
+    int error; /* for a failure reported on the flush round */
+    uint16_t flags;
+    uint8_t state;
+};
+
+/* A walk over the connections that survives any of them ending under it
+ * (see src/ws/ws_internal.h, struct wsk__walk). */
+struct wsk__tcp_walk {
+    struct wsk_tcp *next;
+    struct wsk__tcp_walk *up;
+};
+
+struct wsk__tcp_ctx {
+    struct wsk_loop *loop;
+    struct wsk_tcp_config cfg;
+    struct wsk__seg_pool pool;
+    uint8_t *rbuf; /* the loop's */
+    size_t rbuf_cap;
+    struct wsk_tcp *conns;
+    size_t count;
+    struct wsk__tcp_walk *walks;
+    struct wsk_tcp *flush_list;
+    struct wsk_defer flush_defer;
+    struct wsk_tcp *dead;
+    struct wsk_defer reap_defer;
+    struct wsk_timer sweep;
+    unsigned cb_depth;
+    bool in_teardown;
+    bool is_client;
+    void (*on_empty)(struct wsk__tcp_ctx *ctx); /* client: free the context */
+};
+
+int wsk__tcp_ctx_init(struct wsk__tcp_ctx *ctx, struct wsk_loop *loop,
+                      const struct wsk_tcp_config *cfg);
+void wsk__tcp_ctx_destroy(struct wsk__tcp_ctx *ctx);
+int wsk__tcp_new(struct wsk_tcp **out, struct wsk__tcp_ctx *ctx, int fd, uint8_t state);
+void wsk__tcp_walk_begin(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w);
+struct wsk_tcp *wsk__tcp_walk_next(struct wsk__tcp_walk *w);
+void wsk__tcp_walk_end(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w);
+
+#endif

@@ -1,0 +1,750 @@
+/* Raw TCP connections, servers and clients on the loop (wsk/net.h).
+ *
+ * A connection is a stream (transport/stream.c) plus a little state: input
+ * is read into the loop's shared buffer and handed to on_data at once, so
+ * an idle connection holds no buffer; output goes to the stream's queue and
+ * is written at the end of the loop iteration (one write for a burst of
+ * sends), or when the socket is writable again.
+ *
+ * Each server has a context; each client connection has one of its own.
+ * Connections that end are unlinked at once and freed at the end of the
+ * iteration (callers up the stack may still hold them).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop/loop_internal.h"
+#include "loop/sock.h"
+#include "net/net_internal.h"
+#include "transport/listen.h"
+#include "transport/resolve.h"
+
+#define READS_PER_EVENT 4
+
+void wsk_tcp_config_init(struct wsk_tcp_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_send_queue = 1u << 20;
+    cfg->close_timeout_ms = 5000;
+    cfg->connect_timeout_ms = 10000;
+    cfg->max_connections = 100000;
+}
+
+static void fill_defaults(struct wsk_tcp_config *c)
+{
+    struct wsk_tcp_config d;
+    wsk_tcp_config_init(&d);
+    if (!c->max_send_queue)
+        c->max_send_queue = d.max_send_queue;
+    if (!c->close_timeout_ms)
+        c->close_timeout_ms = d.close_timeout_ms;
+    if (!c->connect_timeout_ms)
+        c->connect_timeout_ms = d.connect_timeout_ms;
+    if (!c->max_connections)
+        c->max_connections = d.max_connections;
+}
+
+/* ---- the context ---------------------------------------------------------- */
+
+static void tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
+{
+    if (!ctx->cfg.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->cfg.log(level, msg, ctx->cfg.user_data);
+}
+
+static void dead(struct wsk_tcp *t, int error);
+static void flush(struct wsk_tcp *t);
+static void set_events(struct wsk_tcp *t);
+
+static void reap_cb(struct wsk_loop *loop, struct wsk_defer *d)
+{
+    (void)loop;
+    struct wsk__tcp_ctx *ctx = d->data;
+    while (ctx->dead) {
+        struct wsk_tcp *t = ctx->dead;
+        ctx->dead = t->next;
+        free(t);
+    }
+    if (ctx->on_empty && !ctx->conns)
+        ctx->on_empty(ctx); /* may free ctx */
+}
+
+/* End of the iteration: write what was queued, end what failed early. */
+static void flush_cb(struct wsk_loop *loop, struct wsk_defer *d)
+{
+    (void)loop;
+    struct wsk__tcp_ctx *ctx = d->data;
+    while (ctx->flush_list) {
+        struct wsk_tcp *t = ctx->flush_list;
+        ctx->flush_list = t->flush_next;
+        t->flags &= (uint16_t)~WSK__TCP_FLUSH_LIST;
+        if (t->state == WSK__TCP_DEAD)
+            continue;
+        if (t->flags & WSK__TCP_FAIL_SOON)
+            dead(t, t->error);
+        else
+            flush(t);
+    }
+}
+
+static uint32_t sweep_period(const struct wsk_tcp_config *c)
+{
+    uint32_t m = c->close_timeout_ms;
+    if (c->idle_timeout_ms && c->idle_timeout_ms < m)
+        m = c->idle_timeout_ms;
+    if (c->connect_timeout_ms < m)
+        m = c->connect_timeout_ms;
+    m /= 4;
+    return m < 50 ? 50 : m > 1000 ? 1000 : m;
+}
+
+static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *timer)
+{
+    struct wsk__tcp_ctx *ctx = timer->data;
+    uint64_t now = wsk_loop_now(loop);
+    struct wsk__tcp_walk w;
+    wsk__tcp_walk_begin(ctx, &w);
+    for (struct wsk_tcp *t; (t = wsk__tcp_walk_next(&w));) {
+        if (!t->deadline || now < t->deadline || t->state == WSK__TCP_DEAD)
+            continue;
+        if (t->state == WSK__TCP_LINGER) {
+            dead(t, 0); /* all was written; the peer's EOF is late */
+        } else {
+            tcp_log(ctx, 2, "%s: %s timeout", wsk_tcp_peer(t),
+                    t->state == WSK__TCP_CONNECTING ? "connect"
+                    : t->state == WSK__TCP_CLOSING  ? "close"
+                                                    : "idle");
+            dead(t, -ETIMEDOUT);
+        }
+    }
+    wsk__tcp_walk_end(ctx, &w);
+    if (!ctx->conns)
+        wsk_timer_stop(loop, timer);
+}
+
+int wsk__tcp_ctx_init(struct wsk__tcp_ctx *ctx, struct wsk_loop *loop,
+                      const struct wsk_tcp_config *cfg)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->loop = loop;
+    if (cfg)
+        ctx->cfg = *cfg;
+    else
+        wsk_tcp_config_init(&ctx->cfg);
+    fill_defaults(&ctx->cfg);
+    ctx->rbuf = wsk__loop_scratch(loop, &ctx->rbuf_cap);
+    if (!ctx->rbuf)
+        return -ENOMEM;
+    wsk_defer_init(&ctx->reap_defer, reap_cb, ctx);
+    wsk_defer_init(&ctx->flush_defer, flush_cb, ctx);
+    wsk_timer_init(&ctx->sweep, sweep_cb, ctx);
+    return 0;
+}
+
+/* Ends every connection at once and releases what the context holds. */
+void wsk__tcp_ctx_destroy(struct wsk__tcp_ctx *ctx)
+{
+    ctx->in_teardown = true;
+    while (ctx->conns)
+        dead(ctx->conns, WSK_ECLOSED);
+    ctx->on_empty = NULL;
+    reap_cb(ctx->loop, &ctx->reap_defer);
+    wsk_defer_cancel(ctx->loop, &ctx->reap_defer);
+    wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
+    wsk_timer_stop(ctx->loop, &ctx->sweep);
+    wsk__seg_pool_free(&ctx->pool);
+}
+
+void wsk__tcp_walk_begin(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w)
+{
+    w->next = ctx->conns;
+    w->up = ctx->walks;
+    ctx->walks = w;
+}
+
+struct wsk_tcp *wsk__tcp_walk_next(struct wsk__tcp_walk *w)
+{
+    struct wsk_tcp *t = w->next;
+    if (t)
+        w->next = t->next;
+    return t;
+}
+
+void wsk__tcp_walk_end(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w)
+{
+    ctx->walks = w->up;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
+
+int wsk__tcp_new(struct wsk_tcp **out, struct wsk__tcp_ctx *ctx, int fd, uint8_t state)
+{
+    struct wsk_tcp *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->ctx = ctx;
+    t->state = state;
+    wsk__stream_init(&t->st, fd, io_cb, t);
+    t->next = ctx->conns;
+    if (ctx->conns)
+        ctx->conns->prev = t;
+    ctx->conns = t;
+    ctx->count++;
+    if (!wsk_timer_is_active(&ctx->sweep))
+        wsk_timer_start(ctx->loop, &ctx->sweep, sweep_period(&ctx->cfg), sweep_period(&ctx->cfg));
+    *out = t;
+    return 0;
+}
+
+static void unlink_tcp(struct wsk_tcp *t)
+{
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    for (struct wsk__tcp_walk *w = ctx->walks; w; w = w->up)
+        if (w->next == t)
+            w->next = t->next;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        ctx->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = NULL;
+    ctx->count--;
+    if (!ctx->conns)
+        wsk_timer_stop(ctx->loop, &ctx->sweep);
+}
+
+/* Ends t: on_close once (if reported), the socket closed, memory freed at
+ * the end of the iteration. */
+static void dead(struct wsk_tcp *t, int error)
+{
+    if (t->state == WSK__TCP_DEAD)
+        return;
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    bool report = (t->flags & WSK__TCP_OPENED) || ctx->is_client;
+    t->state = WSK__TCP_DEAD;
+    wsk_io_stop(ctx->loop, &t->st.io);
+    wsk__stream_drop_queue(&t->st, &ctx->pool);
+    wsk__resolve_cancel(t->job);
+    t->job = NULL;
+    if (t->addrs)
+        freeaddrinfo(t->addrs);
+    t->addrs = NULL;
+    unlink_tcp(t);
+    if (report && ctx->cfg.handlers.on_close) {
+        ctx->cb_depth++;
+        ctx->cfg.handlers.on_close(t, error, ctx->cfg.user_data);
+        ctx->cb_depth--;
+    }
+    wsk__stream_close(ctx->loop, &t->st, &ctx->pool);
+    t->next = ctx->dead;
+    ctx->dead = t;
+    if (!ctx->in_teardown)
+        wsk_defer_start(ctx->loop, &ctx->reap_defer);
+}
+
+static void want_flush(struct wsk_tcp *t)
+{
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    if (t->flags & WSK__TCP_FLUSH_LIST)
+        return;
+    t->flags |= WSK__TCP_FLUSH_LIST;
+    t->flush_next = ctx->flush_list;
+    ctx->flush_list = t;
+    wsk_defer_start(ctx->loop, &ctx->flush_defer);
+}
+
+static void touch(struct wsk_tcp *t)
+{
+    uint32_t idle = t->ctx->cfg.idle_timeout_ms;
+    if (idle && t->state == WSK__TCP_OPEN)
+        t->deadline = wsk_loop_now(t->ctx->loop) + idle;
+}
+
+static void set_events(struct wsk_tcp *t)
+{
+    if (t->state == WSK__TCP_DEAD)
+        return;
+    bool want_read =
+        !(t->flags & (WSK__TCP_PAUSED | WSK__TCP_PEER_EOF)) && t->state != WSK__TCP_CLOSING;
+    int rv = wsk__stream_watch(t->ctx->loop, &t->st, want_read, t->state == WSK__TCP_CONNECTING);
+    if (rv < 0)
+        dead(t, rv);
+}
+
+/* Our side is done and the queue is empty: shut down writing and wait for
+ * the peer's EOF, or end now if it came already. */
+static void finish(struct wsk_tcp *t)
+{
+    if ((t->flags & WSK__TCP_PEER_EOF)) {
+        dead(t, 0);
+        return;
+    }
+    shutdown(t->st.io.fd, SHUT_WR);
+    t->state = WSK__TCP_LINGER;
+    t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
+}
+
+static void flush(struct wsk_tcp *t)
+{
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    if (t->state == WSK__TCP_DEAD || t->state == WSK__TCP_CONNECTING || t->st.io.fd < 0)
+        return;
+    ssize_t w = wsk__stream_flush(&t->st, &ctx->pool);
+    if (w < 0) {
+        dead(t, (int)w);
+        return;
+    }
+    if (w > 0)
+        touch(t);
+    if (t->st.out_bytes <= ctx->cfg.max_send_queue / 2 && (t->flags & WSK__TCP_WANT_DRAIN) &&
+        t->state == WSK__TCP_OPEN) {
+        t->flags &= (uint16_t)~WSK__TCP_WANT_DRAIN;
+        if (ctx->cfg.handlers.on_drain) {
+            ctx->cb_depth++;
+            ctx->cfg.handlers.on_drain(t, ctx->cfg.user_data);
+            ctx->cb_depth--;
+        }
+        if (t->state == WSK__TCP_DEAD)
+            return;
+    }
+    if (!t->st.out_bytes && (t->state == WSK__TCP_CLOSING ||
+                             (t->state == WSK__TCP_OPEN && (t->flags & WSK__TCP_PEER_EOF)))) {
+        finish(t);
+        if (t->state == WSK__TCP_DEAD)
+            return;
+    }
+    set_events(t);
+}
+
+static void on_readable(struct wsk_tcp *t)
+{
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = wsk__stream_recv(&t->st, ctx->rbuf, ctx->rbuf_cap);
+        if (n == -EAGAIN)
+            return;
+        if (n < 0) {
+            dead(t, t->state == WSK__TCP_LINGER ? 0 : (int)n);
+            return;
+        }
+        if (n == 0) {
+            if (t->state == WSK__TCP_LINGER) {
+                dead(t, 0);
+                return;
+            }
+            /* The peer is done sending: write what is queued, then end. */
+            t->flags |= WSK__TCP_PEER_EOF;
+            if (!t->st.out_bytes && t->state == WSK__TCP_OPEN)
+                dead(t, 0);
+            else
+                set_events(t);
+            return;
+        }
+        if (t->state != WSK__TCP_OPEN)
+            continue; /* closing: input is discarded */
+        touch(t);
+        if (ctx->cfg.handlers.on_data) {
+            ctx->cb_depth++;
+            t->flags |= WSK__TCP_IN_READ;
+            ctx->cfg.handlers.on_data(t, ctx->rbuf, (size_t)n, ctx->cfg.user_data);
+            t->flags &= (uint16_t)~WSK__TCP_IN_READ;
+            ctx->cb_depth--;
+        }
+        if (t->state == WSK__TCP_DEAD || (t->flags & WSK__TCP_PAUSED))
+            return;
+        if ((size_t)n < ctx->rbuf_cap)
+            return;
+    }
+}
+
+static void on_connected(struct wsk_tcp *t);
+static void try_connect(struct wsk_tcp *t);
+
+static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
+{
+    (void)loop;
+    struct wsk_tcp *t = io->data;
+    if (t->state == WSK__TCP_CONNECTING) {
+        int rv = wsk__sock_connect_finish(io->fd);
+        if (rv < 0) {
+            wsk_io_stop(t->ctx->loop, &t->st.io);
+            close(t->st.io.fd);
+            t->st.io.fd = -1;
+            t->last_error = rv;
+            try_connect(t);
+        } else {
+            on_connected(t);
+        }
+        return;
+    }
+    if (events & WSK_IO_WRITE) {
+        flush(t);
+        if (t->state == WSK__TCP_DEAD)
+            return;
+    }
+    if (events & WSK_IO_READ)
+        on_readable(t);
+    if (t->state != WSK__TCP_DEAD && t->st.out_bytes)
+        want_flush(t); /* answers written at the end of the iteration */
+    else
+        set_events(t);
+}
+
+/* ---- the public calls ----------------------------------------------------- */
+
+int wsk_tcp_send(struct wsk_tcp *t, const void *data, size_t len)
+{
+    if (t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
+        return WSK_ESTATE;
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    if (len) {
+        bool small = !t->st.out_head && !(t->flags & WSK__TCP_IN_READ);
+        uint8_t *p = wsk__stream_tail_room(&t->st, len);
+        if (!p)
+            p = wsk__stream_reserve(&t->st, &ctx->pool, len, small);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p, data, len);
+        want_flush(t);
+    }
+    if (t->st.out_bytes > ctx->cfg.max_send_queue) {
+        t->flags |= WSK__TCP_WANT_DRAIN;
+        return WSK_EBACKPRESSURE;
+    }
+    return 0;
+}
+
+void wsk_tcp_pause(struct wsk_tcp *t, bool paused)
+{
+    if (paused)
+        t->flags |= WSK__TCP_PAUSED;
+    else
+        t->flags &= (uint16_t)~WSK__TCP_PAUSED;
+    if (t->state != WSK__TCP_CONNECTING)
+        set_events(t);
+}
+
+int wsk_tcp_close(struct wsk_tcp *t)
+{
+    if (t->state == WSK__TCP_CONNECTING) {
+        dead(t, WSK_ECLOSED);
+        return 0;
+    }
+    if (t->state != WSK__TCP_OPEN)
+        return 0;
+    t->state = WSK__TCP_CLOSING;
+    t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
+    want_flush(t);
+    return 0;
+}
+
+size_t wsk_tcp_send_queue(const struct wsk_tcp *t)
+{
+    return t->st.out_bytes;
+}
+
+const char *wsk_tcp_peer(const struct wsk_tcp *t)
+{
+    static _Thread_local char buf[64];
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (t->st.io.fd < 0 || getpeername(t->st.io.fd, (struct sockaddr *)&ss, &len) < 0)
+        return "(unknown)";
+    return wsk_sockaddr_str((struct sockaddr *)&ss, len, buf, sizeof buf);
+}
+
+void wsk_tcp_set_data(struct wsk_tcp *t, void *data)
+{
+    t->user_data = data;
+}
+
+void *wsk_tcp_get_data(const struct wsk_tcp *t)
+{
+    return t->user_data;
+}
+
+/* ---- servers -------------------------------------------------------------- */
+
+struct wsk_tcp_server {
+    struct wsk__tcp_ctx ctx;
+    struct wsk__listeners listeners;
+    struct wsk_defer free_defer;
+    bool free_pending;
+    bool is_shutting_down;
+    bool full_logged;
+};
+
+static void srv_log(void *data, const char *msg)
+{
+    struct wsk_tcp_server *srv = data;
+    tcp_log(&srv->ctx, 1, "%s", msg);
+}
+
+static void srv_accept(void *data, int fd)
+{
+    struct wsk_tcp_server *srv = data;
+    struct wsk__tcp_ctx *ctx = &srv->ctx;
+    if (ctx->count >= ctx->cfg.max_connections) {
+        if (!srv->full_logged)
+            tcp_log(ctx, 1, "accept: %zu connections open (the maximum): refusing more",
+                    ctx->count);
+        srv->full_logged = true;
+        close(fd);
+        return;
+    }
+    srv->full_logged = false;
+    struct wsk_tcp *t;
+    if (wsk__tcp_new(&t, ctx, fd, WSK__TCP_OPEN) < 0) {
+        close(fd);
+        return;
+    }
+    int rv = wsk__stream_watch(ctx->loop, &t->st, true, false);
+    if (rv < 0) {
+        tcp_log(ctx, 1, "accept: cannot watch fd %d: %s", fd, wsk_strerror(rv));
+        dead(t, rv);
+        return;
+    }
+    t->flags |= WSK__TCP_OPENED;
+    touch(t);
+    if (ctx->cfg.handlers.on_open) {
+        ctx->cb_depth++;
+        ctx->cfg.handlers.on_open(t, ctx->cfg.user_data);
+        ctx->cb_depth--;
+    }
+}
+
+static void srv_free_now(struct wsk_tcp_server *srv)
+{
+    wsk__listeners_close(&srv->listeners);
+    wsk_defer_cancel(srv->ctx.loop, &srv->free_defer);
+    wsk__tcp_ctx_destroy(&srv->ctx);
+    free(srv);
+}
+
+static void srv_free_cb(struct wsk_loop *loop, struct wsk_defer *d)
+{
+    (void)loop;
+    srv_free_now(d->data);
+}
+
+int wsk_tcp_server_new(struct wsk_tcp_server **out, struct wsk_loop *loop,
+                       const struct wsk_tcp_config *cfg)
+{
+    struct wsk_tcp_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    if (wsk__tcp_ctx_init(&srv->ctx, loop, cfg) < 0) {
+        free(srv);
+        return -ENOMEM;
+    }
+    wsk__listeners_init(&srv->listeners, loop, srv_accept, srv_log, srv);
+    wsk_defer_init(&srv->free_defer, srv_free_cb, srv);
+    *out = srv;
+    return 0;
+}
+
+int wsk_tcp_server_listen(struct wsk_tcp_server *srv, const char *host, uint16_t port)
+{
+    return wsk__listeners_add(&srv->listeners, host, port, srv->ctx.cfg.reuse_port);
+}
+
+uint16_t wsk_tcp_server_port(const struct wsk_tcp_server *srv)
+{
+    return wsk__listeners_port(&srv->listeners);
+}
+
+size_t wsk_tcp_server_count(const struct wsk_tcp_server *srv)
+{
+    return srv->ctx.count;
+}
+
+int wsk_tcp_server_broadcast(struct wsk_tcp_server *srv, const void *data, size_t len,
+                             const struct wsk_tcp *except)
+{
+    struct wsk__tcp_ctx *ctx = &srv->ctx;
+    int count = 0, rv = 0;
+    struct wsk__tcp_walk w;
+    wsk__tcp_walk_begin(ctx, &w);
+    for (struct wsk_tcp *t; (t = wsk__tcp_walk_next(&w));) {
+        if (t == except || t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
+            continue;
+        if (t->st.out_bytes > ctx->cfg.max_send_queue) {
+            tcp_log(ctx, 1, "%s: send queue full (%zu bytes), closing", wsk_tcp_peer(t),
+                    t->st.out_bytes);
+            dead(t, WSK_EBACKPRESSURE);
+            continue;
+        }
+        int r = wsk_tcp_send(t, data, len);
+        if (r == -ENOMEM)
+            rv = r;
+        else
+            count++;
+    }
+    wsk__tcp_walk_end(ctx, &w);
+    return rv ? rv : count;
+}
+
+void wsk_tcp_server_shutdown(struct wsk_tcp_server *srv)
+{
+    if (srv->is_shutting_down)
+        return;
+    srv->is_shutting_down = true;
+    wsk__listeners_close(&srv->listeners);
+    struct wsk__tcp_walk w;
+    wsk__tcp_walk_begin(&srv->ctx, &w);
+    for (struct wsk_tcp *t; (t = wsk__tcp_walk_next(&w));)
+        wsk_tcp_close(t);
+    wsk__tcp_walk_end(&srv->ctx, &w);
+}
+
+void wsk_tcp_server_free(struct wsk_tcp_server *srv)
+{
+    if (!srv || srv->free_pending)
+        return;
+    if (srv->ctx.cb_depth > 0) {
+        srv->free_pending = true;
+        wsk__listeners_close(&srv->listeners);
+        while (srv->ctx.conns)
+            dead(srv->ctx.conns, WSK_ECLOSED);
+        wsk_defer_start(srv->ctx.loop, &srv->free_defer);
+        return;
+    }
+    srv_free_now(srv);
+}
+
+/* ---- clients -------------------------------------------------------------- */
+
+/* A client's context ends with its connection. */
+static void client_ctx_empty(struct wsk__tcp_ctx *ctx)
+{
+    wsk__tcp_ctx_destroy(ctx);
+    free(ctx);
+}
+
+/* Ends a client that failed: after wsk_tcp_connect() returned. */
+static void fail(struct wsk_tcp *t, int error)
+{
+    if (t->flags & WSK__TCP_IN_CONNECT) {
+        t->error = error;
+        t->flags |= WSK__TCP_FAIL_SOON;
+        want_flush(t);
+        return;
+    }
+    dead(t, error);
+}
+
+static void on_connected(struct wsk_tcp *t)
+{
+    struct wsk__tcp_ctx *ctx = t->ctx;
+    freeaddrinfo(t->addrs);
+    t->addrs = t->next_addr = NULL;
+    t->state = WSK__TCP_OPEN;
+    t->flags |= WSK__TCP_OPENED;
+    t->deadline = 0;
+    touch(t);
+    set_events(t);
+    if (t->state == WSK__TCP_DEAD)
+        return;
+    if (ctx->cfg.handlers.on_open) {
+        ctx->cb_depth++;
+        ctx->cfg.handlers.on_open(t, ctx->cfg.user_data);
+        ctx->cb_depth--;
+    }
+}
+
+static void try_connect(struct wsk_tcp *t)
+{
+    while (t->next_addr) {
+        struct addrinfo *ai = t->next_addr;
+        t->next_addr = ai->ai_next;
+        int fd;
+        int rv = wsk__sock_connect_start(ai->ai_addr, ai->ai_addrlen, &fd);
+        if (rv < 0 && rv != -EINPROGRESS) {
+            t->last_error = rv;
+            continue;
+        }
+        wsk__sock_set_nodelay(fd);
+        t->st.io.fd = fd;
+        rv = wsk_io_start(t->ctx->loop, &t->st.io, WSK_IO_WRITE);
+        if (rv < 0) {
+            close(fd);
+            t->st.io.fd = -1;
+            fail(t, rv);
+        }
+        return;
+    }
+    fail(t, t->last_error ? t->last_error : -ECONNREFUSED);
+}
+
+static void resolved(void *data, struct addrinfo *res, int error, const char *why)
+{
+    struct wsk_tcp *t = data;
+    t->job = NULL;
+    if (error) {
+        tcp_log(t->ctx, 2, "cannot resolve the host: %s", why);
+        fail(t, error);
+        return;
+    }
+    t->addrs = t->next_addr = res;
+    try_connect(t);
+}
+
+int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *host, uint16_t port,
+                    const struct wsk_tcp_config *cfg)
+{
+    if (!host || !*host || !port)
+        return -EINVAL;
+    struct wsk__tcp_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx)
+        return -ENOMEM;
+    int rv = wsk__tcp_ctx_init(ctx, loop, cfg);
+    if (rv < 0) {
+        free(ctx);
+        return rv;
+    }
+    struct wsk_tcp *t = NULL;
+    rv = wsk__tcp_new(&t, ctx, -1, WSK__TCP_CONNECTING);
+    if (rv < 0) {
+        wsk__tcp_ctx_destroy(ctx);
+        free(ctx);
+        return rv;
+    }
+    ctx->is_client = true;
+    ctx->on_empty = client_ctx_empty;
+    t->deadline = wsk_loop_now(loop) + ctx->cfg.connect_timeout_ms;
+    *out = t;
+    char hostbuf[256], portbuf[8];
+    size_t hl = strlen(host);
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']')
+        snprintf(hostbuf, sizeof hostbuf, "%.*s", (int)(hl - 2), host + 1);
+    else
+        snprintf(hostbuf, sizeof hostbuf, "%s", host);
+    snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
+    t->flags |= WSK__TCP_IN_CONNECT;
+    rv = wsk__resolve_start(loop, hostbuf, portbuf, SOCK_STREAM, resolved, t, &t->job, &t->addrs);
+    if (rv == 1) {
+        t->next_addr = t->addrs;
+        try_connect(t);
+    } else if (rv < 0) {
+        fail(t, rv);
+    }
+    t->flags &= (uint16_t)~WSK__TCP_IN_CONNECT;
+    return 0;
+}
