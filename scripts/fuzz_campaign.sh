@@ -13,7 +13,8 @@
 # add coverage to it, so the committed corpus grows by what matters only.
 #
 # Prints per target: executions, final coverage (libFuzzer's cov: and ft:),
-# committed corpus size before and after, working corpus size, and crashes
+# committed corpus size before and after, working corpus size, CPU seconds
+# (user+sys; a niced run gets less than its wall time), and crashes
 # (crash-, leak-, timeout-, oom- artifacts in build/fuzz-campaign/artifacts).
 # Exits 1 if any target crashed or failed, 2 on bad usage.
 #
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -73,21 +74,25 @@ campaign() {
     mkdir -p "$committed" "$corpus"
     rm -f "$work/artifacts/$name-"*
     before=$(count_files "$committed")
-    "$fuzz_bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    # CPU seconds (user+sys) as well as wall: a niced run on a busy machine
+    # gets less CPU than its wall time.
+    local TIMEFORMAT='%U %S'
+    { time "$fuzz_bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/$name-" \
-        "$corpus" "$committed" >"$log" 2>&1 || rc=$?
+        "$corpus" "$committed" >"$log" 2>&1 || rc=$?; } 2>"$work/logs/$name.time"
     # Only inputs that add coverage to the committed corpus go into it.
     "$fuzz_bin/$name" -merge=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/artifacts/$name-" \
         "$committed" "$corpus" >"$work/logs/$name.merge.log" 2>&1 || mrc=$?
     after=$(count_files "$committed")
-    local execs cov ft crashes
+    local execs cov ft crashes cpu
+    cpu=$(awk '{ printf "%d", $1 + $2 }' "$work/logs/$name.time" 2>/dev/null || true)
     execs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     crashes=$(find "$work/artifacts" -maxdepth 1 -type f -name "$name-*" | wc -l)
-    printf '%s %s %s %s %s %s %s %s %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-        "$before" "$after" "$(count_files "$corpus")" "$crashes" "$rc/$mrc" \
+    printf '%s %s %s %s %s %s %s %s %s %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+        "$before" "$after" "$(count_files "$corpus")" "$crashes" "$rc/$mrc" "${cpu:-?}" \
         >"$work/logs/$name.result"
 }
 
@@ -106,8 +111,8 @@ wait || true
 
 echo
 status=0
-printf '%-20s %12s %7s %8s %17s %8s %8s  %s\n' target execs cov ft "corpus before>after" working \
-    crashes status
+printf '%-20s %12s %7s %8s %17s %8s %8s %8s  %s\n' target execs cov ft "corpus before>after" working \
+    crashes "cpu s" status
 for name in "${targets[@]}"; do
     result=$work/logs/$name.result
     if [[ ! -f $result ]]; then
@@ -115,14 +120,14 @@ for name in "${targets[@]}"; do
         status=1
         continue
     fi
-    read -r _ execs cov ft before after working crashes rcs <"$result"
+    read -r _ execs cov ft before after working crashes rcs cpu <"$result"
     verdict=ok
     if ((crashes > 0)) || [[ $rcs != 0/0 ]]; then
         verdict="FAILED (fuzz/merge exit $rcs)"
         status=1
     fi
-    printf '%-20s %12s %7s %8s %8s > %-8s %8s %8s  %s\n' "$name" "$execs" "$cov" "$ft" \
-        "$before" "$after" "$working" "$crashes" "$verdict"
+    printf '%-20s %12s %7s %8s %8s > %-8s %8s %8s %8s  %s\n' "$name" "$execs" "$cov" "$ft" \
+        "$before" "$after" "$working" "$crashes" "$cpu" "$verdict"
     rm -f "$result"
 done
 if ((status)); then
