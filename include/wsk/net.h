@@ -72,10 +72,10 @@ WSK_API int wsk_tcp_server_new(struct wsk_tcp_server **out, struct wsk_loop *loo
                                const struct wsk_tcp_config *cfg);
 
 /* Listens on host (a name, resolved now and blocking, or a numeric IPv4 or
- * IPv6 address; NULL: 0.0.0.0) and port (0: any free one; see
- * wsk_tcp_server_port()). May be called more than once. Returns 0,
- * WSK_EDNS, -EINVAL for a bad host, or the socket's error (-EADDRINUSE,
- * -EACCES, ...). */
+ * IPv6 address, brackets allowed; NULL: 127.0.0.1) and port (0: any free
+ * one). May be called more than once. Returns the port bound (1..65535),
+ * WSK_EDNS, -EINVAL for a bad host, -ENOSPC past 8 listeners, or the
+ * socket's error (-EADDRINUSE, -EACCES, ...). */
 WSK_API int wsk_tcp_server_listen(struct wsk_tcp_server *srv, const char *host, uint16_t port);
 
 /* The port of the first listener, 0 when none. Cannot fail. */

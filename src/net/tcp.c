@@ -562,7 +562,11 @@ int wsk_tcp_server_new(struct wsk_tcp_server **out, struct wsk_loop *loop,
 
 int wsk_tcp_server_listen(struct wsk_tcp_server *srv, const char *host, uint16_t port)
 {
-    return wsk__listeners_add(&srv->listeners, host, port, srv->ctx.cfg.reuse_port);
+    int rv = wsk__listeners_add(&srv->listeners, host, port, srv->ctx.cfg.reuse_port);
+    if (rv < 0)
+        return rv;
+    int p = wsk__sock_local_port(srv->listeners.l[srv->listeners.n - 1].io.fd);
+    return p > 0 ? p : port;
 }
 
 uint16_t wsk_tcp_server_port(const struct wsk_tcp_server *srv)
