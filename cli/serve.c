@@ -18,8 +18,7 @@
 #include <unistd.h>
 
 #include "chat_page.h"
-#include "cli.h"
-#include "wsk.h"
+#include "serve.h"
 
 #define DEFAULT_HOST              "127.0.0.1"
 #define DEFAULT_MAX_MESSAGE       (16u * 1024 * 1024)
@@ -27,6 +26,7 @@
 #define DEFAULT_MAX_CONNECTIONS   100000u
 #define DEFAULT_PING_INTERVAL_MS  20000u
 #define DEFAULT_HANDSHAKE_TIMEOUT 10000u
+#define DEFAULT_UDP_PEER_TIMEOUT  60000u
 /* permessage-deflate is on by default with python websockets' server
  * settings: 12-bit windows both ways and zlib memLevel 5 cost about 50 KB per
  * connection that has sent and received compressed messages (wsk/deflate.h
@@ -40,19 +40,29 @@ static const char serve_usage[] =
     "\n"
     "Runs a WebSocket server. With no options it listens on 127.0.0.1:8080, relays\n"
     "every message to every connected client and serves a chat page at\n"
-    "http://127.0.0.1:8080/: open it in two browser tabs.\n"
+    "http://127.0.0.1:8080/: open it in two browser tabs. Raw TCP and UDP\n"
+    "listeners can join the same room (--listen tcp://... --listen udp://...).\n"
     "\n"
     "options:\n"
-    "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080). HOST may be\n"
-    "                         a name, an IPv4 address or an IPv6 address in\n"
-    "                         brackets ([::1]:8080); 0.0.0.0 or [::] listens on\n"
-    "                         every interface. Port 0 picks a free port. A bare\n"
-    "                         PORT means 127.0.0.1:PORT. A name is looked up at\n"
-    "                         start; the first of its addresses that can be\n"
-    "                         bound is used, IPv4 first (localhost: 127.0.0.1)\n"
-    "  --broadcast            send each message to every client, the sender included\n"
-    "                         (the default)\n"
-    "  --echo                 send each message back to its sender only\n"
+    "  --listen [SCHEME://]HOST:PORT\n"
+    "                         where to listen (default 127.0.0.1:8080); repeat for\n"
+    "                         up to 8 listeners. SCHEME: ws (the default: HTTP and\n"
+    "                         WebSocket), tcp (raw TCP, lines) or udp (datagrams).\n"
+    "                         HOST may be a name, an IPv4 address or an IPv6\n"
+    "                         address in brackets ([::1]:8080); 0.0.0.0 or [::]\n"
+    "                         listens on every interface. Port 0 picks a free\n"
+    "                         port. A bare PORT means 127.0.0.1:PORT. A name is\n"
+    "                         looked up at start; the first of its addresses\n"
+    "                         that can be bound is used, IPv4 first\n"
+    "  --broadcast            one room for every listener (the default): a\n"
+    "                         WebSocket message goes to every WebSocket client,\n"
+    "                         the sender included; a TCP line (up to a newline)\n"
+    "                         and a UDP datagram go to everyone else. Across\n"
+    "                         kinds, a message is a TCP line and a UDP datagram,\n"
+    "                         and a line or datagram is a WebSocket text message\n"
+    "                         (binary when it is not UTF-8)\n"
+    "  --echo                 send each message back to its sender only (TCP: the\n"
+    "                         bytes as they come; UDP: each datagram)\n"
     "  --static DIR           serve the files in DIR over HTTP instead of the\n"
     "                         built-in chat page (default: the chat page at /)\n"
     "  --path PATH            accept WebSocket upgrades only on PATH, e.g. /ws\n"
@@ -61,12 +71,18 @@ static const char serve_usage[] =
     "                         https://example.com; repeat for more; other origins\n"
     "                         get HTTP 403 (default: any origin)\n"
     "  --subprotocol P        offer subprotocol P; repeat for more, in order of\n"
-    "                         preference (default: none)\n"
+    "                         preference (default: none)\n";
+
+/* C17 compilers need not accept a literal over 4095 characters: the help
+ * comes in three. */
+static const char serve_usage_more[] =
     "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
     "  --reuse-port           share the port with other wsk serve --reuse-port\n"
     "                         processes (SO_REUSEPORT); each has its own clients\n"
     "  --max-message BYTES    largest message accepted; bigger ones close the\n"
-    "                         connection with 1009 (default 16M)\n"
+    "                         connection with 1009 (default 16M); also the longest\n"
+    "                         TCP line (longer closes the connection) and UDP\n"
+    "                         datagram (longer is dropped)\n"
     "  --max-queue BYTES      send queue cap per connection (default 1M): past it a\n"
     "                         broadcast receiver is closed with 1008, and an echo\n"
     "                         client is not read from until it reads its echoes\n"
@@ -79,6 +95,12 @@ static const char serve_usage[] =
     "  --handshake-timeout SECONDS\n"
     "                         time a client has to finish the opening handshake\n"
     "                         (default 10)\n"
+    "  --idle-timeout SECONDS close a TCP connection that sends and receives\n"
+    "                         nothing for this long (default 0: never)\n"
+    "  --udp-peer-timeout SECONDS\n"
+    "                         in broadcast mode a UDP peer gets the room's\n"
+    "                         messages until it has been silent this long\n"
+    "                         (default 60); at most --max-connections peers\n"
     "  --tls-cert FILE        serve https:// and wss:// (only) with the certificate\n"
     "                         chain in FILE (PEM, server certificate first); needs\n"
     "                         --tls-key. SIGHUP reloads both files; open\n"
@@ -97,60 +119,28 @@ static const char serve_usage[] =
     "                         stdout: scripts read the port from it)\n"
     "  -h, --help             show this help\n";
 
-/* The rest of the help: a separate literal, since C17 compilers need not
- * accept one over 4095 characters. */
 static const char serve_usage_notes[] =
     "\n"
     "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
     "fraction: 0.5.\n"
     "\n"
-    "The first line on stdout is, with the port actually bound,\n"
+    "stdout has one line per listener, in order, with the port actually bound:\n"
     "wsk serve: listening on http://HOST:PORT/ (WebSocket ws://HOST:PORT/PATH, MODE)\n"
-    "(https:// and wss:// with --tls-cert).\n"
+    "(https:// and wss:// with --tls-cert), or\n"
+    "wsk serve: listening on tcp://HOST:PORT (MODE)     (udp:// likewise)\n"
     "\n"
-    "SIGINT (Ctrl-C) or SIGTERM closes every connection with 1001 and exits 0; a\n"
+    "examples:\n"
+    "  wsk serve --listen 8080 --listen tcp://127.0.0.1:9000\n"
+    "      the chat page and a TCP chat in one room: nc 127.0.0.1 9000\n"
+    "  wsk serve --echo --listen udp://0:7 --listen tcp://0:7\n"
+    "      the RFC 862 echo service on TCP and UDP\n"
+    "\n"
+    "SIGINT (Ctrl-C) or SIGTERM closes every connection with 1001 (TCP ones after\n"
+    "their queued bytes are written) and exits 0; a\n"
     "second one exits at once. SIGHUP reloads the TLS certificate and key and logs\n"
     "the outcome; if they cannot be used, the error is logged and the old ones stay\n"
     "in use. Without TLS there is nothing to reload: SIGHUP is logged and ignored.\n"
     "Either way open connections are not disturbed.\n";
-
-enum serve_mode {
-    SERVE_BROADCAST,
-    SERVE_ECHO,
-};
-
-struct serve_options {
-    struct cli_listen_addr listen;
-    enum serve_mode mode;
-    const char *static_dir;
-    const char *path;
-    enum wsk_backend backend;
-    uint64_t max_message;
-    uint64_t max_queue;
-    uint64_t max_connections;
-    uint32_t ping_interval_ms; /* UINT32_MAX: no pings */
-    uint32_t handshake_timeout_ms;
-    struct cli_strv origins;
-    struct cli_strv subprotocols;
-    const char *tls_cert;
-    const char *tls_key;
-    bool has_deflate;
-    bool reuse_port;
-    uint8_t deflate_window; /* 0: not given */
-    int verbosity;
-};
-
-struct serve {
-    struct serve_options opt;
-    struct wsk_loop *loop;
-    struct wsk_server *srv;
-    bool is_shutting_down;
-    /* While the server is created or its certificate reloaded, the library's
-     * errors are kept here, not printed, so that the failure is reported as
-     * one line. */
-    bool is_capturing_log;
-    char log_error[512];
-};
 
 enum {
     OPT_LISTEN = 256,
@@ -172,6 +162,8 @@ enum {
     OPT_NO_DEFLATE,
     OPT_DEFLATE_WINDOW,
     OPT_REUSE_PORT,
+    OPT_IDLE_TIMEOUT,
+    OPT_UDP_PEER_TIMEOUT,
 };
 
 static const struct option serve_longopts[] = {
@@ -194,6 +186,8 @@ static const struct option serve_longopts[] = {
     {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
     {"deflate-window", required_argument, NULL, OPT_DEFLATE_WINDOW},
     {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"udp-peer-timeout", required_argument, NULL, OPT_UDP_PEER_TIMEOUT},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -207,10 +201,76 @@ static bool is_printable(const char *s)
     return true;
 }
 
+/* One --listen: [ws://|tcp://|udp://]HOST:PORT. Returns 0 or an exit
+ * status after saying why. */
+static int add_listen(struct serve_options *opt, const char *arg)
+{
+    static const struct {
+        const char *prefix;
+        enum serve_kind kind;
+    } schemes[] = {{"ws://", LISTEN_WS}, {"tcp://", LISTEN_TCP}, {"udp://", LISTEN_UDP}};
+    struct serve_listen *sl;
+    const char *addr = arg, *why;
+    enum serve_kind kind = LISTEN_WS;
+    int rv;
+
+    if (opt->num_listens == SERVE_MAX_LISTENS)
+        return cli_usage_error("--listen: at most %d", SERVE_MAX_LISTENS);
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i].prefix);
+        if (strncasecmp(arg, schemes[i].prefix, n) == 0) {
+            kind = schemes[i].kind;
+            addr = arg + n;
+            break;
+        }
+    }
+    if (addr == arg && strstr(arg, "://"))
+        return cli_usage_error("--listen '%s': expected ws://, tcp:// or udp:// (or none: a "
+                               "WebSocket listener; --tls-cert makes it wss://)",
+                               arg);
+    sl = &opt->listens[opt->num_listens];
+    rv = cli_parse_listen_addr(addr, DEFAULT_HOST, &sl->addr, &why);
+    if (rv == -ENOMEM)
+        return cli_usage_error("out of memory");
+    if (rv < 0)
+        return cli_usage_error("--listen '%s': %s (expected [tcp://|udp://]HOST:PORT, "
+                               "[IPV6]:PORT or PORT)",
+                               arg, why);
+    sl->kind = kind;
+    opt->num_listens++;
+    return 0;
+}
+
+static bool has_kind(const struct serve_options *opt, enum serve_kind kind)
+{
+    for (size_t i = 0; i < opt->num_listens; i++)
+        if (opt->listens[i].kind == kind)
+            return true;
+    return false;
+}
+
+/* Options that only a WebSocket listener uses are refused without one,
+ * rather than silently ignored. */
+static int check_ws_only(const struct serve_options *opt, bool deflate_given)
+{
+    const char *name = opt->static_dir         ? "--static"
+                       : opt->path             ? "--path"
+                       : opt->origins.len      ? "--origin"
+                       : opt->subprotocols.len ? "--subprotocol"
+                       : opt->tls_cert         ? "--tls-cert"
+                       : deflate_given         ? "--deflate/--no-deflate/--deflate-window"
+                                               : NULL;
+    if (name && !has_kind(opt, LISTEN_WS))
+        return cli_usage_error("%s applies to WebSocket listeners, and every --listen is tcp:// "
+                               "or udp://",
+                               name);
+    return 0;
+}
+
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct serve_options *opt, int argc, char **argv)
 {
-    const char *listen = NULL, *why;
+    bool deflate_given = false;
     uint64_t bits;
     int c, rv;
 
@@ -222,6 +282,7 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
     opt->ping_interval_ms = DEFAULT_PING_INTERVAL_MS;
     opt->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
     opt->has_deflate = true;
+    opt->udp_peer_timeout_ms = DEFAULT_UDP_PEER_TIMEOUT;
     opt->verbosity = CLI_NORMAL;
 
     opterr = 0;
@@ -229,7 +290,8 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":vqh", serve_longopts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
-            listen = optarg;
+            if ((rv = add_listen(opt, optarg)) != 0)
+                return rv;
             break;
         case OPT_ECHO:
             opt->mode = SERVE_ECHO;
@@ -309,9 +371,24 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
             break;
         case OPT_DEFLATE:
             opt->has_deflate = true;
+            deflate_given = true;
             break;
         case OPT_NO_DEFLATE:
             opt->has_deflate = false;
+            deflate_given = true;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (cli_parse_seconds(optarg, &opt->idle_timeout_ms) < 0)
+                return cli_usage_error("--idle-timeout '%s': expected seconds like 300 or 0.5 "
+                                       "(0: none)",
+                                       optarg);
+            break;
+        case OPT_UDP_PEER_TIMEOUT:
+            if (cli_parse_seconds(optarg, &opt->udp_peer_timeout_ms) < 0 ||
+                opt->udp_peer_timeout_ms == 0)
+                return cli_usage_error("--udp-peer-timeout '%s': expected positive seconds like "
+                                       "60 or 0.5",
+                                       optarg);
             break;
         case OPT_REUSE_PORT:
             opt->reuse_port = true;
@@ -324,9 +401,11 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                 return cli_usage_error("--deflate-window '%s': expected window bits from 9 to 15",
                                        optarg);
             opt->deflate_window = (uint8_t)bits;
+            deflate_given = true;
             break;
         case 'h':
             fputs(serve_usage, stdout);
+            fputs(serve_usage_more, stdout);
             fputs(serve_usage_notes, stdout);
             return -1;
         default:
@@ -342,15 +421,9 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                                opt->tls_cert ? "--tls-key" : "--tls-cert");
     if (opt->deflate_window && !opt->has_deflate)
         return cli_usage_error("--deflate-window has no effect with --no-deflate");
-
-    rv = cli_parse_listen_addr(listen ? listen : DEFAULT_HOST ":8080", DEFAULT_HOST, &opt->listen,
-                               &why);
-    if (rv == -ENOMEM)
-        return cli_usage_error("out of memory");
-    if (rv < 0)
-        return cli_usage_error("--listen '%s': %s (expected HOST:PORT, [IPV6]:PORT or PORT)",
-                               listen, why);
-    return 0;
+    if (opt->num_listens == 0 && (rv = add_listen(opt, DEFAULT_HOST ":8080")) != 0)
+        return rv;
+    return check_ws_only(opt, deflate_given);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -408,6 +481,7 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
         int rv = wsk_server_broadcast(s->srv, msg->opcode, msg->data, msg->len);
         if (rv < 0)
             cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
+        serve_room_from_ws(s, msg);
     }
 }
 
@@ -486,7 +560,9 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
     s->is_shutting_down = true;
     cli_info("shutting down (%s again to exit at once)",
              signo == SIGINT ? "Ctrl-C" : "the same signal");
-    wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
+    if (s->srv)
+        wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
+    serve_raw_shutdown(s);
 }
 
 /* ---- running ------------------------------------------------------------- */
@@ -506,7 +582,7 @@ static int check_static_dir(const char *dir)
 
 /* What the usual wsk_server_listen() failures mean for the user; the OS's
  * own words ("Cannot assign requested address") do not say. */
-static const char *listen_hint(int err, uint16_t port)
+const char *serve_listen_hint(int err, uint16_t port)
 {
     if (err == -EADDRNOTAVAIL)
         return " (not an address of this machine)";
@@ -515,30 +591,46 @@ static const char *listen_hint(int err, uint16_t port)
     return "";
 }
 
+/* One line per listener, in the order given, with the port bound. */
 static void print_banner(const struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
-    const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
-    unsigned port = wsk_server_port(s->srv);
     const char *tls = opt->tls_cert ? "s" : "";
+    const char *mode = opt->mode == SERVE_ECHO ? "echo" : "broadcast";
+    const struct serve_listen *first_ws = NULL;
 
-    printf("wsk serve: listening on http%s://%s%s%s:%u/ (WebSocket ws%s://%s%s%s:%u%s, %s)\n", tls,
-           lb, opt->listen.host, rb, port, tls, lb, opt->listen.host, rb, port,
-           opt->path ? opt->path : "/", opt->mode == SERVE_ECHO ? "echo" : "broadcast");
-    if (opt->mode == SERVE_BROADCAST && !opt->static_dir && opt->verbosity > CLI_QUIET)
-        printf("open http%s://%s%s%s:%u/ in two browser tabs to chat\n", tls, lb, opt->listen.host,
-               rb, port);
+    for (size_t i = 0; i < opt->num_listens; i++) {
+        const struct serve_listen *sl = &opt->listens[i];
+        const char *lb = sl->addr.is_ipv6 ? "[" : "", *rb = sl->addr.is_ipv6 ? "]" : "";
+        unsigned port = sl->port;
+
+        if (sl->kind == LISTEN_WS) {
+            printf("wsk serve: listening on http%s://%s%s%s:%u/ (WebSocket ws%s://%s%s%s:%u%s, "
+                   "%s)\n",
+                   tls, lb, sl->addr.host, rb, port, tls, lb, sl->addr.host, rb, port,
+                   opt->path ? opt->path : "/", mode);
+            if (!first_ws)
+                first_ws = sl;
+        } else {
+            printf("wsk serve: listening on %s://%s%s%s:%u (%s)\n",
+                   sl->kind == LISTEN_TCP ? "tcp" : "udp", lb, sl->addr.host, rb, port, mode);
+        }
+    }
+    if (first_ws && opt->mode == SERVE_BROADCAST && !opt->static_dir &&
+        opt->verbosity > CLI_QUIET) {
+        const char *lb = first_ws->addr.is_ipv6 ? "[" : "", *rb = first_ws->addr.is_ipv6 ? "]" : "";
+        printf("open http%s://%s%s%s:%u/ in two browser tabs to chat\n", tls, lb,
+               first_ws->addr.host, rb, (unsigned)first_ws->port);
+    }
     fflush(stdout);
 }
 
-static int run(struct serve *s)
+/* The WebSocket server and its listeners. Returns 0 or an exit status. */
+static int ws_start(struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
     struct wsk_server_config cfg;
     int rv;
-
-    if ((rv = cli_loop_new(&s->loop, opt->backend)) != 0)
-        return rv;
 
     wsk_server_config_init(&cfg);
     cfg.handlers.on_open = on_open;
@@ -583,13 +675,34 @@ static int run(struct serve *s)
         return CLI_EXIT_FAILURE;
     }
 
-    rv = wsk_server_listen(s->srv, opt->listen.host, opt->listen.port);
-    if (rv < 0) {
-        const char *lb = opt->listen.is_ipv6 ? "[" : "", *rb = opt->listen.is_ipv6 ? "]" : "";
-        cli_error("cannot listen on %s%s%s:%u: %s%s", lb, opt->listen.host, rb,
-                  (unsigned)opt->listen.port, wsk_strerror(rv), listen_hint(rv, opt->listen.port));
-        return CLI_EXIT_FAILURE;
+    for (size_t i = 0; i < opt->num_listens; i++) {
+        struct serve_listen *sl = &s->opt.listens[i];
+        if (sl->kind != LISTEN_WS)
+            continue;
+        rv = wsk_server_listen(s->srv, sl->addr.host, sl->addr.port);
+        if (rv < 0) {
+            const char *lb = sl->addr.is_ipv6 ? "[" : "", *rb = sl->addr.is_ipv6 ? "]" : "";
+            cli_error("cannot listen on %s%s%s:%u: %s%s", lb, sl->addr.host, rb,
+                      (unsigned)sl->addr.port, wsk_strerror(rv),
+                      serve_listen_hint(rv, sl->addr.port));
+            return CLI_EXIT_FAILURE;
+        }
+        sl->port = (uint16_t)rv;
     }
+    return 0;
+}
+
+static int run(struct serve *s)
+{
+    const struct serve_options *opt = &s->opt;
+    int rv;
+
+    if ((rv = cli_loop_new(&s->loop, opt->backend)) != 0)
+        return rv;
+    if (has_kind(opt, LISTEN_WS) && (rv = ws_start(s)) != 0)
+        return rv;
+    if ((rv = serve_raw_start(s)) != 0)
+        return rv;
 
     if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
         (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0 ||
@@ -623,8 +736,10 @@ int cli_serve(int argc, char **argv)
         status = run(&s);
     }
     wsk_server_free(s.srv);
+    serve_raw_free(&s);
     wsk_loop_free(s.loop);
-    cli_listen_addr_reset(&s.opt.listen);
+    for (size_t i = 0; i < s.opt.num_listens; i++)
+        cli_listen_addr_reset(&s.opt.listens[i].addr);
     cli_strv_reset(&s.opt.origins);
     cli_strv_reset(&s.opt.subprotocols);
     return status < 0 ? CLI_EXIT_OK : status;

@@ -178,7 +178,8 @@ WSK_API int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
  * addresses, call this once for each). Addresses that are not on this
  * machine or of a family it lacks are skipped.
  *
- * Returns 0; WSK_EDNS when the name has no address; -ENOSPC past 8
+ * Returns the port bound (1..65535: port, or the one the kernel picked for
+ * 0); WSK_EDNS when the name has no address; -ENOSPC past 8
  * listeners; -ENOMEM; the socket error (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL
  * when no address of the name is on this machine, ...); or the error of
  * watching the socket (WSK_EFDSETSIZE with the select backend). host is

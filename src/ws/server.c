@@ -35,7 +35,7 @@ struct wsk_server {
     struct wsk__static_root root;
     bool has_root;
     struct wsk__listeners listeners;
-    bool free_pending;             /* freed from a callback: memory goes at the iteration's end */
+    bool free_pending; /* freed from a callback: memory goes at the iteration's end */
     struct wsk_defer free_defer;
     struct wsk_deflate *bz[16]; /* broadcast compressors, by window bits */
     size_t bz_used;             /* bytes compressed for broadcasts this iteration */
@@ -250,7 +250,11 @@ static void on_accept(void *data, int fd)
 int wsk_server_listen(struct wsk_server *srv, const char *host, uint16_t port)
 {
     /* Names are resolved here, blocking: see wsk/ws.h. */
-    return wsk__listeners_add(&srv->listeners, host, port, srv->cfg.reuse_port);
+    int rv = wsk__listeners_add(&srv->listeners, host, port, srv->cfg.reuse_port);
+    if (rv < 0)
+        return rv;
+    int p = wsk__sock_local_port(srv->listeners.l[srv->listeners.n - 1].io.fd);
+    return p > 0 ? p : port;
 }
 
 uint16_t wsk_server_port(const struct wsk_server *srv)
@@ -654,6 +658,13 @@ int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const v
          * saw: that compressor must not reach back past them. */
         if (sh != plain)
             c->flags |= WSK__F_Z_RESET;
+        /* The sender (the connection being read) gets its own broadcasts
+         * too: past half the cap, read no more from it until it has read
+         * them. A burst is then paced by how fast the sender itself reads,
+         * so receivers that read as fast as it does stay below the cap
+         * that closes slow ones. */
+        if ((c->flags & WSK__F_IN_READ) && c->st.out_bytes > ctx->lim.max_send_queue / 2)
+            c->flags |= WSK__F_PAUSED;
         count++;
     }
     wsk__walk_end(ctx, &w);

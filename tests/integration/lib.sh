@@ -107,7 +107,7 @@ untrack_pid()
 
 # start_listener CMD...: starts a server program in the background and waits
 # (up to READY_TIMEOUT seconds) for its first stdout line, which must contain
-# ws://HOST:PORT/... or wss://HOST:PORT/... Sets LISTENER_PID, LISTENER_PORT,
+# ws://HOST:PORT/... or wss://HOST:PORT/... (or tcp:// or udp://) Sets LISTENER_PID, LISTENER_PORT,
 # LISTENER_URL (the ws:// or wss:// URL from that line), LISTENER_LINE, LISTENER_OUT (a file that collects the
 # rest of its stdout) and LISTENER_ERR (its stderr). Returns non-zero, with the
 # reason on stdout, if the line does not come.
@@ -138,8 +138,8 @@ start_listener()
     local part acc= deadline=$((SECONDS + READY_TIMEOUT))
     # The URL ends at a space, comma or parenthesis: "(WebSocket URL, MODE)".
     # A TLS server's line says https:// and wss://; the first ws:// or wss://
-    # URL is the one.
-    local url_re='(wss?://[^ ,()]*:([0-9]+)/[^ ,()]*)'
+    # URL is the one. Raw listeners' lines say tcp:// or udp://, no path.
+    local url_re='((wss?|tcp|udp)://[^ ,()]*:([0-9]+)(/[^ ,()]*)?)'
     while ! IFS= read -r -t 0.2 -u "$fd" part; do
         acc+=$part
         # On a loaded machine bash's timed read has been seen to swallow the
@@ -172,7 +172,7 @@ start_listener()
     exec {fd}<&-
     if [[ $line =~ $url_re ]]; then
         LISTENER_URL=${BASH_REMATCH[1]}
-        LISTENER_PORT=${BASH_REMATCH[2]}
+        LISTENER_PORT=${BASH_REMATCH[3]}
         return 0
     fi
     echo "first stdout line of '$*' has no ws:// or wss:// URL: '$line'"

@@ -305,7 +305,7 @@ static void srv_init(struct srv *s)
 static void srv_start(struct srv *s)
 {
     CHECK_EQ_INT(wsk_server_new(&s->srv, loop, &s->cfg), 0);
-    CHECK_EQ_INT(wsk_server_listen(s->srv, "127.0.0.1", 0), 0);
+    CHECK(wsk_server_listen(s->srv, "127.0.0.1", 0) > 0);
 }
 
 static bool srv_has_one(void *arg)

@@ -99,7 +99,7 @@ static void test_many_resolving_clients(void)
     sc.handlers.on_message = srv_message;
     struct wsk_server *srv = NULL;
     CHECK_EQ_INT(wsk_server_new(&srv, loop, &sc), 0);
-    CHECK_EQ_INT(wsk_server_listen(srv, "127.0.0.1", 0), 0);
+    CHECK(wsk_server_listen(srv, "127.0.0.1", 0) > 0);
     char url[64];
     snprintf(url, sizeof url, "ws://localhost:%u/", wsk_server_port(srv));
 

@@ -1,0 +1,96 @@
+/* wsk serve: what serve.c (options, the WebSocket side, running) and
+ * serve_raw.c (raw TCP and UDP listeners and the room they share) share. */
+#ifndef WSK_CLI_SERVE_H
+#define WSK_CLI_SERVE_H
+
+#include <sys/socket.h>
+
+#include "cli.h"
+#include "wsk.h"
+
+#define SERVE_MAX_LISTENS 8
+
+enum serve_mode {
+    SERVE_BROADCAST,
+    SERVE_ECHO,
+};
+
+enum serve_kind {
+    LISTEN_WS,
+    LISTEN_TCP,
+    LISTEN_UDP,
+};
+
+struct serve_listen {
+    enum serve_kind kind;
+    struct cli_listen_addr addr;
+    uint16_t port; /* bound */
+};
+
+struct serve_options {
+    struct serve_listen listens[SERVE_MAX_LISTENS];
+    size_t num_listens;
+    enum serve_mode mode;
+    const char *static_dir;
+    const char *path;
+    enum wsk_backend backend;
+    uint64_t max_message;
+    uint64_t max_queue;
+    uint64_t max_connections;
+    uint32_t ping_interval_ms; /* UINT32_MAX: no pings */
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;     /* TCP; 0: none */
+    uint32_t udp_peer_timeout_ms; /* UDP broadcast: peers seen this recently */
+    struct cli_strv origins;
+    struct cli_strv subprotocols;
+    const char *tls_cert;
+    const char *tls_key;
+    bool has_deflate;
+    bool reuse_port;
+    uint8_t deflate_window; /* 0: not given */
+    int verbosity;
+};
+
+struct udp_listener {
+    struct wsk_udp *sock;
+    struct serve *s;
+};
+
+struct udp_peer {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    struct udp_listener *listener; /* the socket it was heard on */
+    uint64_t seen;                 /* loop ms */
+};
+
+struct serve {
+    struct serve_options opt;
+    struct wsk_loop *loop;
+    struct wsk_server *srv;         /* WebSocket listeners, if any */
+    struct wsk_tcp_server *tcp_srv; /* raw TCP listeners, if any */
+    struct udp_listener udp[SERVE_MAX_LISTENS];
+    size_t num_udp;
+    struct udp_peer *peers; /* UDP peers seen, for broadcast */
+    size_t num_peers, peers_cap;
+    struct cli_buf scratch; /* a message as a TCP line */
+    bool is_shutting_down;
+    /* While the server is created or its certificate reloaded, the library's
+     * errors are kept here, not printed, so that the failure is reported as
+     * one line. */
+    bool is_capturing_log;
+    char log_error[512];
+};
+
+/* " (not an address of this machine)" and the like for a listen error. */
+const char *serve_listen_hint(int err, uint16_t port);
+
+/* Starts the TCP and UDP listeners of opt. Returns 0, or CLI_EXIT_FAILURE
+ * after saying why. */
+int serve_raw_start(struct serve *s);
+/* SIGTERM: stop listening, close TCP connections gracefully, close UDP. */
+void serve_raw_shutdown(struct serve *s);
+void serve_raw_free(struct serve *s);
+/* A WebSocket message for the shared room: to the TCP and UDP peers. */
+void serve_room_from_ws(struct serve *s, const struct wsk_message *msg);
+
+#endif
