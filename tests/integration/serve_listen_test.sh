@@ -37,7 +37,7 @@ serve_fails()
 bad_listen()
 {
     check "--listen '$1': $2" serve_fails 2 \
-        "wsk serve: --listen '$1': $2 (expected HOST:PORT, [IPV6]:PORT or PORT)\nTry 'wsk serve --help' for more information." \
+        "wsk serve: --listen '$1': $2 (expected [tcp://|udp://]HOST:PORT, [IPV6]:PORT or PORT)\nTry 'wsk serve --help' for more information." \
         --listen "$1"
 }
 
