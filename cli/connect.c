@@ -25,15 +25,13 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "lineedit.h"
-#include "wsk.h"
+#include "connect.h"
 
 #define DEFAULT_MAX_MESSAGE     (16u * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT 10000u
+#define DEFAULT_UDP_WAIT        1000u
 #define STDIN_CHUNK             65536
 #define TERMINAL_CHUNK          1024
-#define BINARY_PREVIEW          32 /* bytes of a binary message shown on a terminal */
 
 static const char connect_usage[] =
     "usage: wsk connect URL [options]\n"
@@ -41,7 +39,9 @@ static const char connect_usage[] =
     "Connects to the WebSocket server at URL: ws://HOST[:PORT][/PATH][?QUERY], or\n"
     "wss://... for WebSocket over TLS, where HOST is a name, an IPv4 address or an\n"
     "IPv6 address in brackets. A wss:// server's certificate must be valid for HOST\n"
-    "and issued by a CA of the system's store (or of --cacert).\n"
+    "and issued by a CA of the system's store (or of --cacert). With\n"
+    "tcp://HOST:PORT or udp://HOST:PORT it speaks raw TCP (lines) or UDP (one\n"
+    "datagram per line) the same way.\n"
     "\n"
     "When stdin and stdout are terminals it is an interactive client: each line you\n"
     "type is sent as a text message, and messages that arrive print above the prompt\n"
@@ -53,7 +53,11 @@ static const char connect_usage[] =
     "each message received is written to stdout followed by a newline. At the end of\n"
     "stdin the client closes the connection (1000) and still prints what arrives\n"
     "until the server's close. When the server closes first, the lines not sent yet\n"
-    "are dropped.\n"
+    "are dropped. tcp://: lines go out with their newline and bytes that arrive are\n"
+    "written as they come; at the end of stdin the client shuts down its side and\n"
+    "prints what arrives until the server closes (at most 5 s). udp://: each line is\n"
+    "a datagram, each datagram received a line; after the end of stdin, replies are\n"
+    "awaited for --wait seconds.\n"
     "\n"
     "options:\n"
     "  --header 'NAME: VALUE'  add a header to the handshake request; repeat for more\n"
@@ -63,7 +67,8 @@ static const char connect_usage[] =
     "  --origin ORIGIN         send this Origin header, e.g. http://localhost\n"
     "                          (default: no Origin header)\n"
     "  --binary                send stdin lines as binary messages (default: text,\n"
-    "                          which must be valid UTF-8)\n"
+    "                          which must be valid UTF-8); tcp:// and udp://: pass\n"
+    "                          bytes untouched both ways (UDP: a datagram per read)\n"
     "  --echo                  ignore stdin and send every message received back\n"
     "                          unchanged, text as text and binary as binary,\n"
     "                          until the server closes\n"
@@ -78,6 +83,8 @@ static const char connect_usage[] =
     "                          e.g. a private CA, instead of the system's store\n"
     "  --insecure              wss://: do not verify the server's certificate at all\n"
     "                          (for tests; prints a warning)\n"
+    "  --wait SECONDS          udp://: how long to wait for replies after the end of\n"
+    "                          stdin (default 1)\n"
     "  --no-deflate            do not offer permessage-deflate compression (default:\n"
     "                          offered, as browsers and python websockets do; used\n"
     "                          only if the server accepts)\n"
@@ -96,228 +103,6 @@ static const char connect_usage[] =
     "1 when connecting fails, the handshake is rejected, the peer breaks the protocol\n"
     "or the connection is lost; 2 for a bad command line.\n";
 
-enum connect_mode {
-    MODE_PIPE,
-    MODE_TERMINAL,
-    MODE_ECHO,
-};
-
-struct connect_options {
-    const char *url;
-    struct cli_strv headers;
-    struct cli_strv subprotocols;
-    const char *origin;
-    bool is_binary;
-    bool is_echo;
-    enum wsk_backend backend;
-    uint64_t max_message;
-    uint32_t connect_timeout_ms;
-    const char *ca_file;
-    bool is_insecure;
-    bool has_deflate;
-    int verbosity;
-};
-
-struct client {
-    struct connect_options opt;
-    enum connect_mode mode;
-    struct wsk_loop *loop;
-    struct wsk_conn *conn; /* NULL once on_close has run */
-    int status;            /* exit status so far */
-    bool is_open;
-    bool is_closing;     /* our close frame is on its way */
-    bool is_interrupted; /* ^C or a signal asked to stop; a second time exits */
-    bool is_stdout_broken;
-
-    /* stdin. Files cannot be watched (epoll says EPERM and poll says "always
-     * ready"), so they are read a chunk per loop iteration from a timer. */
-    struct wsk_io stdin_io;
-    struct wsk_timer stdin_timer;
-    bool is_stdin_watched;
-    bool is_stdin_polled;
-    bool is_stdin_eof;
-    bool is_paused; /* send queue full: wait for on_drain */
-    char *in;       /* a chunk read but not sent yet (pipe mode) */
-    size_t in_off;
-    size_t in_len;
-    struct cli_buf partial; /* the start of a line whose newline has not come */
-    uint64_t line_no;
-
-    struct lineedit le;    /* terminal mode */
-    char first_error[512]; /* the library's first error message */
-};
-
-/* The terminal settings to put back: kept outside struct client because the
- * exit paths that need them (atexit, fatal signals) cannot be handed one. */
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-
-static struct {
-    struct termios saved;
-    volatile sig_atomic_t is_raw;
-    bool is_registered;
-    struct sigaction old_actions[sizeof fatal_signals / sizeof fatal_signals[0]];
-} term;
-
-/* ---- the terminal -------------------------------------------------------- */
-
-/* Async-signal-safe: tcsetattr() is on the POSIX list. */
-static void term_restore(void)
-{
-    if (term.is_raw) {
-        tcsetattr(STDIN_FILENO, TCSANOW, &term.saved);
-        term.is_raw = false;
-    }
-}
-
-/* A crash must not leave the shell without echo: put the terminal back,
- * then let the previous handler (the default: a core dump, or a sanitizer's
- * report) deal with the signal. */
-static void on_fatal_signal(int signo)
-{
-    term_restore();
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        if (fatal_signals[i] == signo)
-            sigaction(signo, &term.old_actions[i], NULL);
-    raise(signo);
-}
-
-/* Raw mode: keys arrive one by one, unechoed, and ^C is a byte rather than
- * SIGINT (so it closes the connection cleanly). Output processing stays on,
- * so "\n" still moves to the start of the next line. */
-static int term_raw(void)
-{
-    struct termios raw;
-
-    if (tcgetattr(STDIN_FILENO, &term.saved) < 0)
-        return -errno;
-    raw = term.saved;
-    raw.c_iflag &= ~(tcflag_t)(BRKINT | ICRNL | INPCK | ISTRIP | IXON);
-    raw.c_cflag |= CS8;
-    raw.c_lflag &= ~(tcflag_t)(ECHO | ICANON | IEXTEN | ISIG);
-    raw.c_cc[VMIN] = 1;
-    raw.c_cc[VTIME] = 0;
-    if (!term.is_registered) {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_fatal_signal;
-        sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-            sigaction(fatal_signals[i], &sa, &term.old_actions[i]);
-        atexit(term_restore);
-        term.is_registered = true;
-    }
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
-        return -errno;
-    term.is_raw = true;
-    return 0;
-}
-
-static unsigned term_columns(void)
-{
-    struct winsize ws;
-
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0)
-        return 0;
-    return ws.ws_col;
-}
-
-/* Writes what the line editor asked for. */
-static void term_flush(struct client *c)
-{
-    size_t len;
-    const char *out = lineedit_output(&c->le, &len);
-
-    if (len > 0)
-        (void)cli_write_all(STDOUT_FILENO, out, len);
-    lineedit_output_clear(&c->le);
-}
-
-/* Prints text (ending in a newline) above the prompt line. */
-static void term_print(struct client *c, int fd, const char *text, size_t len)
-{
-    bool was_shown = lineedit_is_shown(&c->le);
-
-    if (lineedit_hide(&c->le) < 0)
-        lineedit_output_clear(&c->le);
-    term_flush(c);
-    (void)cli_write_all(fd, text, len);
-    if (was_shown && lineedit_show(&c->le) < 0)
-        lineedit_output_clear(&c->le);
-    term_flush(c);
-}
-
-static void term_log_hook(const char *line, size_t len, void *data)
-{
-    term_print(data, STDERR_FILENO, line, len);
-}
-
-/* Prints a line to stderr, above the prompt when there is one. */
-static void client_note(struct client *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void client_note(struct client *c, const char *fmt, ...)
-{
-    struct cli_buf b = {0};
-    va_list ap;
-    int rv;
-
-    va_start(ap, fmt);
-    rv = cli_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    if (rv == 0 && cli_buf_append(&b, "\n", 1) == 0) {
-        if (c->mode == MODE_TERMINAL)
-            term_print(c, STDERR_FILENO, b.ptr, b.len);
-        else
-            (void)cli_write_all(STDERR_FILENO, b.ptr, b.len);
-    }
-    cli_buf_reset(&b);
-}
-
-/* A message as the interactive client shows it. Control characters are made
- * visible (^[ for ESC) so a server cannot move the cursor or retitle the
- * window; continuation lines of a multi-line message are indented. */
-static int format_message(struct cli_buf *b, const struct wsk_message *msg)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = msg->data;
-
-    if (msg->opcode == WSK_OP_BINARY) {
-        size_t n = msg->len < BINARY_PREVIEW ? msg->len : BINARY_PREVIEW;
-        if (cli_buf_printf(b, "< (binary, %zu bytes)%s", msg->len, n ? " " : "") < 0)
-            return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            char pair[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
-            if (cli_buf_append(b, pair, 2) < 0)
-                return -ENOMEM;
-        }
-        if (msg->len > n && cli_buf_append(b, "...", 3) < 0)
-            return -ENOMEM;
-        return cli_buf_append(b, "\n", 1);
-    }
-    if (cli_buf_append(b, "< ", 2) < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < msg->len; i++) {
-        int rv;
-        if (p[i] == '\n') {
-            rv = cli_buf_append(b, "\n  ", 3);
-        } else if (p[i] < 0x20 && p[i] != '\t') {
-            char caret[2] = {'^', (char)(p[i] + 0x40)};
-            rv = cli_buf_append(b, caret, 2);
-        } else if (p[i] == 0x7f) {
-            rv = cli_buf_append(b, "^?", 2);
-        } else if (p[i] == 0xc2 && i + 1 < msg->len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
-            rv = cli_buf_append(b, "\xef\xbf\xbd", 3); /* C1 control: U+FFFD */
-            i++;
-        } else {
-            rv = cli_buf_append(b, &p[i], 1);
-        }
-        if (rv < 0)
-            return -ENOMEM;
-    }
-    return cli_buf_append(b, "\n", 1);
-}
-
 /* ---- stdin --------------------------------------------------------------- */
 
 static void on_stdin_io(struct wsk_loop *loop, struct wsk_io *io, unsigned events);
@@ -325,7 +110,7 @@ static void on_stdin_timer(struct wsk_loop *loop, struct wsk_timer *t);
 
 static bool wants_stdin(const struct client *c)
 {
-    if (c->mode == MODE_ECHO || !c->conn || !c->is_open || c->is_stdin_eof)
+    if (c->mode == MODE_ECHO || !c->is_linked || !c->is_open || c->is_stdin_eof)
         return false;
     /* A terminal stays readable while closing: a second ^C exits at once. */
     if (c->mode == MODE_TERMINAL)
@@ -334,7 +119,7 @@ static bool wants_stdin(const struct client *c)
 }
 
 /* Starts or stops reading stdin to match the client's state. */
-static void stdin_update(struct client *c)
+void stdin_update(struct client *c)
 {
     int rv;
 
@@ -368,7 +153,7 @@ static void start_close(struct client *c, unsigned code)
 {
     struct wsk_conn *conn = c->conn;
 
-    if (!conn || c->is_closing)
+    if (!c->is_linked || c->is_closing)
         return;
     c->is_closing = true;
     if (c->mode == MODE_TERMINAL) {
@@ -377,16 +162,26 @@ static void start_close(struct client *c, unsigned code)
         term_flush(c);
     }
     /* on_close may run inside this call and clear c->conn. */
-    wsk_conn_close(conn, code, NULL);
+    if (c->link == LINK_WS)
+        wsk_conn_close(conn, code, NULL);
+    else
+        raw_close(c);
     stdin_update(c);
 }
 
 /* Gives up after a local problem (bad input, stdout gone): close politely
  * and exit 1 once the server has answered. */
-static void fail(struct client *c)
+void client_fail(struct client *c)
 {
     c->status = CLI_EXIT_FAILURE;
     start_close(c, WSK_CLOSE_GOING_AWAY);
+}
+
+static int link_send(struct client *c, const char *data, size_t len)
+{
+    if (c->link == LINK_WS)
+        return wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, data, len);
+    return raw_send(c, data, len);
 }
 
 static void send_line(struct client *c, const char *line, size_t len)
@@ -398,16 +193,16 @@ static void send_line(struct client *c, const char *line, size_t len)
     if (len > c->opt.max_message) {
         cli_error("line %llu is longer than --max-message (%llu bytes)",
                   (unsigned long long)c->line_no, (unsigned long long)c->opt.max_message);
-        fail(c);
+        client_fail(c);
         return;
     }
-    rv = wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, line, len);
+    rv = link_send(c, line, len);
     if (rv == WSK_EBACKPRESSURE) {
         c->is_paused = true; /* queued all the same; stop reading until on_drain */
     } else if (rv == WSK_EUTF8) {
         cli_error("line %llu is not valid UTF-8 (use --binary to send bytes)",
                   (unsigned long long)c->line_no);
-        fail(c);
+        client_fail(c);
     } else if (rv == WSK_ESTATE) {
         /* The server's close frame has come (the library answered it), or
          * the connection failed: either way nothing more can be sent, and
@@ -416,15 +211,41 @@ static void send_line(struct client *c, const char *line, size_t len)
         start_close(c, WSK_CLOSE_NORMAL);
     } else if (rv < 0) {
         cli_error("cannot send: %s", wsk_strerror(rv));
-        fail(c);
+        client_fail(c);
     }
+}
+
+/* tcp:// and udp:// with --binary: stdin's bytes as they come, a chunk (a
+ * datagram) at a time. */
+static void pipe_process_raw(struct client *c)
+{
+    while (c->in_off < c->in_len && c->is_linked && !c->is_closing && !c->is_paused) {
+        size_t n = c->in_len - c->in_off;
+        if (c->link == LINK_UDP && n > RAW_UDP_MAX)
+            n = RAW_UDP_MAX;
+        int rv = raw_send(c, c->in + c->in_off, n);
+        c->in_off += n;
+        if (rv == WSK_EBACKPRESSURE) {
+            c->is_paused = true;
+        } else if (rv < 0) {
+            cli_error("cannot send: %s", wsk_strerror(rv));
+            client_fail(c);
+        }
+    }
+    if (c->is_stdin_eof && c->in_off == c->in_len && c->is_linked && !c->is_closing &&
+        !c->is_paused)
+        start_close(c, WSK_CLOSE_NORMAL);
 }
 
 /* Sends the whole lines of the chunk in c->in, keeping a trailing partial
  * line for later, and closes after the last line of stdin. */
-static void pipe_process(struct client *c)
+void pipe_process(struct client *c)
 {
-    while (c->in_off < c->in_len && c->conn && !c->is_closing && !c->is_paused) {
+    if (c->link != LINK_WS && c->opt.is_binary) {
+        pipe_process_raw(c);
+        return;
+    }
+    while (c->in_off < c->in_len && c->is_linked && !c->is_closing && !c->is_paused) {
         const char *start = c->in + c->in_off;
         size_t avail = c->in_len - c->in_off;
         const char *nl = memchr(start, '\n', avail);
@@ -435,13 +256,13 @@ static void pipe_process(struct client *c)
             c->line_no++;
             cli_error("line %llu is longer than --max-message (%llu bytes)",
                       (unsigned long long)c->line_no, (unsigned long long)c->opt.max_message);
-            fail(c);
+            client_fail(c);
             return;
         }
         if (!nl) {
             if (cli_buf_append(&c->partial, start, seg) < 0) {
                 cli_error("out of memory");
-                fail(c);
+                client_fail(c);
                 return;
             }
             c->in_off = c->in_len;
@@ -453,14 +274,15 @@ static void pipe_process(struct client *c)
             send_line(c, start, seg);
         } else if (cli_buf_append(&c->partial, start, seg) < 0) {
             cli_error("out of memory");
-            fail(c);
+            client_fail(c);
             return;
         } else {
             send_line(c, c->partial.ptr, c->partial.len);
             c->partial.len = 0;
         }
     }
-    if (c->is_stdin_eof && c->in_off == c->in_len && c->conn && !c->is_closing && !c->is_paused) {
+    if (c->is_stdin_eof && c->in_off == c->in_len && c->is_linked && !c->is_closing &&
+        !c->is_paused) {
         if (c->partial.len > 0) {
             /* The last line had no newline: it is a line all the same. */
             c->line_no++;
@@ -493,8 +315,6 @@ static void pipe_read(struct client *c)
     pipe_process(c);
 }
 
-static void interrupt(struct client *c, int forced_status);
-
 /* Keys from the terminal. Each readiness gets exactly one read(): stdin is
  * left blocking (O_NONBLOCK would be shared with the shell and with stdout,
  * which is usually the same terminal), and one read after readiness never
@@ -516,10 +336,10 @@ static void terminal_read(struct client *c)
     }
     if (c->is_closing) {
         if (memchr(buf, 0x03, (size_t)n))
-            interrupt(c, 130);
+            client_interrupt(c, 130);
         return;
     }
-    while (off < (size_t)n && c->conn && !c->is_closing) {
+    while (off < (size_t)n && c->is_linked && !c->is_closing) {
         size_t used, len;
         const char *line;
         int rv, ev = lineedit_feed(&c->le, buf + off, (size_t)n - off, &used);
@@ -529,7 +349,7 @@ static void terminal_read(struct client *c)
         switch (ev) {
         case LINEEDIT_LINE:
             line = lineedit_line(&c->le, &len);
-            rv = wsk_conn_send(c->conn, c->opt.is_binary ? WSK_OP_BINARY : WSK_OP_TEXT, line, len);
+            rv = link_send(c, line, len);
             if (rv == WSK_ESTATE)
                 cli_info("not sent: the server is closing the connection");
             else if (rv < 0 && rv != WSK_EBACKPRESSURE)
@@ -539,7 +359,7 @@ static void terminal_read(struct client *c)
             start_close(c, WSK_CLOSE_NORMAL);
             break;
         case LINEEDIT_INTERRUPT:
-            interrupt(c, 130);
+            client_interrupt(c, 130);
             break;
         case LINEEDIT_NONE:
             break;
@@ -574,26 +394,15 @@ static void on_stdin_timer(struct wsk_loop *loop, struct wsk_timer *t)
 
 /* ---- connection events --------------------------------------------------- */
 
-static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data)
+void client_opened(struct client *c)
 {
-    struct client *c = user_data;
     int rv;
 
-    (void)conn;
     c->is_open = true;
     if (c->is_interrupted) {
         start_close(c, WSK_CLOSE_NORMAL);
         return;
     }
-    if (ev->subprotocol.len || ev->extensions.len)
-        cli_verbose("connected to %s (%s%.*s%s%s%.*s)", c->opt.url,
-                    ev->subprotocol.len ? "subprotocol " : "", (int)ev->subprotocol.len,
-                    ev->subprotocol.ptr, ev->subprotocol.len && ev->extensions.len ? ", " : "",
-                    ev->extensions.len ? "extensions " : "", (int)ev->extensions.len,
-                    ev->extensions.ptr);
-    else
-        cli_verbose("connected to %s", c->opt.url);
-
     if (c->mode == MODE_TERMINAL) {
         if (c->opt.verbosity > CLI_QUIET) {
             struct cli_buf b = {0};
@@ -604,7 +413,7 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
         rv = term_raw();
         if (rv < 0) {
             cli_error("cannot set up the terminal: %s", wsk_strerror(rv));
-            fail(c);
+            client_fail(c);
             return;
         }
         cli_log_set_hook(term_log_hook, c);
@@ -616,18 +425,34 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
     stdin_update(c);
 }
 
-static void pipe_message(struct client *c, const struct wsk_message *msg)
+static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void *user_data)
+{
+    struct client *c = user_data;
+
+    (void)conn;
+    if (ev->subprotocol.len || ev->extensions.len)
+        cli_verbose("connected to %s (%s%.*s%s%s%.*s)", c->opt.url,
+                    ev->subprotocol.len ? "subprotocol " : "", (int)ev->subprotocol.len,
+                    ev->subprotocol.ptr, ev->subprotocol.len && ev->extensions.len ? ", " : "",
+                    ev->extensions.len ? "extensions " : "", (int)ev->extensions.len,
+                    ev->extensions.ptr);
+    else
+        cli_verbose("connected to %s", c->opt.url);
+    client_opened(c);
+}
+
+void pipe_write(struct client *c, const void *data, size_t len, bool newline)
 {
     if (c->is_stdout_broken)
         return;
-    if ((msg->len > 0 && fwrite(msg->data, 1, msg->len, stdout) != msg->len) ||
-        putchar('\n') == EOF || fflush(stdout) == EOF) {
+    if ((len > 0 && fwrite(data, 1, len, stdout) != len) || (newline && putchar('\n') == EOF) ||
+        fflush(stdout) == EOF) {
         int err = errno;
         /* A reader that went away (| head) is not worth a message. */
         if (err != EPIPE)
             cli_error("cannot write to stdout: %s", wsk_strerror(-err));
         c->is_stdout_broken = true;
-        fail(c);
+        client_fail(c);
     }
 }
 
@@ -644,7 +469,7 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
             cli_error("cannot echo: %s", wsk_strerror(rv));
         break;
     case MODE_PIPE:
-        pipe_message(c, msg);
+        pipe_write(c, msg->data, msg->len, true);
         break;
     case MODE_TERMINAL:
         if (format_message(&b, msg) < 0) {
@@ -657,16 +482,19 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
     }
 }
 
-static void on_drain(struct wsk_conn *conn, void *user_data)
+void client_drained(struct client *c)
 {
-    struct client *c = user_data;
-
-    (void)conn;
     if (!c->is_paused)
         return;
     c->is_paused = false;
     pipe_process(c);
     stdin_update(c);
+}
+
+static void on_drain(struct wsk_conn *conn, void *user_data)
+{
+    (void)conn;
+    client_drained(user_data);
 }
 
 static bool is_connection_lost(int err)
@@ -693,12 +521,7 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
 
     (void)conn;
     c->conn = NULL;
-    stdin_update(c);
-    if (c->mode == MODE_TERMINAL) {
-        if (lineedit_hide(&c->le) < 0)
-            lineedit_output_clear(&c->le);
-        term_flush(c);
-    }
+    client_closed(c);
 
     if (!ev->was_open) {
         if (c->is_interrupted) {
@@ -734,23 +557,44 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                   *ev->detail ? ": " : "", ev->detail, ev->code);
         c->status = CLI_EXIT_FAILURE;
     }
+    client_done(c);
+}
+
+void client_closed(struct client *c)
+{
+    c->is_linked = false;
+    stdin_update(c);
+    if (c->mode == MODE_TERMINAL) {
+        if (lineedit_hide(&c->le) < 0)
+            lineedit_output_clear(&c->le);
+        term_flush(c);
+    }
+}
+
+void client_done(struct client *c)
+{
+    (void)c;
     cli_log_set_hook(NULL, NULL);
     term_restore();
 }
 
 /* ^C, SIGINT, SIGTERM, SIGHUP: the first one closes cleanly, the second
  * exits at once. */
-static void interrupt(struct client *c, int forced_status)
+void client_interrupt(struct client *c, int forced_status)
 {
     if (c->is_interrupted) {
         term_restore();
         _exit(forced_status);
     }
     c->is_interrupted = true;
-    if (!c->conn)
+    if (!c->is_linked)
         return;
     if (!c->is_open) {
-        wsk_conn_close(c->conn, WSK_CLOSE_NORMAL, NULL); /* stop connecting */
+        /* Stop connecting. */
+        if (c->link == LINK_WS)
+            wsk_conn_close(c->conn, WSK_CLOSE_NORMAL, NULL);
+        else
+            raw_close(c);
         return;
     }
     start_close(c, WSK_CLOSE_NORMAL);
@@ -768,7 +612,7 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
         term_flush(c);
         return;
     }
-    interrupt(c, 128 + signo);
+    client_interrupt(c, 128 + signo);
 }
 
 /* The client reports every failure itself, in one line, from on_close; the
@@ -799,6 +643,7 @@ enum {
     OPT_CACERT,
     OPT_INSECURE,
     OPT_NO_DEFLATE,
+    OPT_WAIT,
 };
 
 static const struct option connect_longopts[] = {
@@ -813,6 +658,7 @@ static const struct option connect_longopts[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
+    {"wait", required_argument, NULL, OPT_WAIT},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -849,6 +695,7 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
     opt->backend = WSK_BACKEND_DEFAULT;
     opt->max_message = DEFAULT_MAX_MESSAGE;
     opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT;
+    opt->wait_ms = DEFAULT_UDP_WAIT;
     opt->has_deflate = true;
     opt->verbosity = CLI_NORMAL;
 
@@ -908,6 +755,10 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
         case OPT_NO_DEFLATE:
             opt->has_deflate = false;
             break;
+        case OPT_WAIT:
+            if (cli_parse_seconds(optarg, &opt->wait_ms) < 0)
+                return cli_usage_error("--wait '%s': expected seconds like 1 or 0.5", optarg);
+            break;
         default:
             if ((rv = cli_common_option(c, argv, connect_usage, CLI_DEBUG, &opt->verbosity)) != 0)
                 return rv;
@@ -915,7 +766,8 @@ static int parse_options(struct connect_options *opt, int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error("missing the URL to connect to (ws://HOST[:PORT]/PATH)");
+        return cli_usage_error("missing the URL to connect to (ws://HOST[:PORT]/PATH, "
+                               "tcp://HOST:PORT or udp://HOST:PORT)");
     opt->url = argv[optind++];
     if (optind < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
@@ -948,6 +800,29 @@ static int run(struct client *c)
         return CLI_EXIT_FAILURE;
     }
 
+    struct wsk_url u;
+    if (wsk_url_parse(opt->url, strlen(opt->url), &u) == 0 &&
+        (u.scheme == WSK_URL_TCP || u.scheme == WSK_URL_UDP)) {
+        const char *ws_only = opt->headers.len        ? "--header"
+                              : opt->subprotocols.len ? "--subprotocol"
+                              : opt->origin           ? "--origin"
+                              : opt->ca_file          ? "--cacert"
+                              : opt->is_insecure      ? "--insecure"
+                              : !opt->has_deflate     ? "--no-deflate"
+                                                      : NULL;
+        if (ws_only) {
+            cli_usage_error("%s is for ws:// and wss:// URLs, not %s", ws_only,
+                            u.scheme == WSK_URL_TCP ? "tcp://" : "udp://");
+            return CLI_EXIT_USAGE;
+        }
+        c->link = u.scheme == WSK_URL_TCP ? LINK_TCP : LINK_UDP;
+        if ((rv = raw_connect(c, &u)) != 0)
+            return rv;
+        if ((rv = cli_loop_run(c->loop)) != 0)
+            return rv;
+        return c->is_linked ? CLI_EXIT_FAILURE : c->status;
+    }
+
     wsk_client_config_init(&cfg);
     cfg.handlers.on_open = on_open;
     cfg.handlers.on_message = on_message;
@@ -977,18 +852,21 @@ static int run(struct client *c)
     if (rv == WSK_EURL) {
         /* One line, like every other failure: scripts match on it. Say
          * what is wrong when the parser knows. */
-        struct wsk_url u;
         char why[128] = "";
         if (wsk_url_parse(opt->url, strlen(opt->url), &u) < 0)
             snprintf(why, sizeof why, ": %s (at byte %zu)", u.error, u.error_at);
         else if (u.scheme != WSK_URL_WS && u.scheme != WSK_URL_WSS)
-            snprintf(why, sizeof why, ": not a WebSocket URL");
+            snprintf(why, sizeof why, ": not a WebSocket, TCP or UDP URL");
         else if (u.has_fragment)
             snprintf(why, sizeof why, ": a fragment (#...) means nothing to a WebSocket URL");
         cli_error("'%s' is not a URL wsk can connect to%s (expected ws:// or "
-                  "wss://HOST[:PORT][/PATH])",
+                  "wss://HOST[:PORT][/PATH], tcp:// or udp://HOST:PORT)",
                   opt->url, why);
         return CLI_EXIT_USAGE;
+    }
+    if (rv == 0) {
+        c->link = LINK_WS;
+        c->is_linked = true;
     }
     if (rv < 0) {
         /* A --cacert file that cannot be used: the library said why. */
@@ -1001,7 +879,7 @@ static int run(struct client *c)
 
     if ((rv = cli_loop_run(c->loop)) != 0)
         return rv;
-    if (c->conn) {
+    if (c->is_linked) {
         /* Only a stopped loop gets here with the connection still alive. */
         cli_error("the connection did not finish");
         return CLI_EXIT_FAILURE;
@@ -1040,7 +918,9 @@ int cli_connect(int argc, char **argv)
     }
     cli_log_set_hook(NULL, NULL);
     term_restore();
+    raw_free(&c);
     wsk_loop_free(c.loop);
+    cli_buf_reset(&c.rx_line);
     lineedit_reset(&c.le);
     cli_buf_reset(&c.partial);
     free(c.in);

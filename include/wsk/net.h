@@ -126,6 +126,14 @@ WSK_API void wsk_tcp_pause(struct wsk_tcp *t, bool paused);
  * nothing. Returns 0. */
 WSK_API int wsk_tcp_close(struct wsk_tcp *t);
 
+/* Half-closes: once everything queued is written, the peer gets EOF (FIN),
+ * and bytes keep arriving through on_data until the peer's own EOF, which
+ * ends the connection normally (on_close, error 0), as does close_timeout_ms
+ * without it. What a client does at the end of its input. Sends after this
+ * return WSK_ESTATE. Returns 0 (also when called again), or WSK_ESTATE before
+ * on_open or once closing. */
+WSK_API int wsk_tcp_shutdown(struct wsk_tcp *t);
+
 /* Bytes queued and not yet written. Cannot fail. */
 WSK_API size_t wsk_tcp_send_queue(const struct wsk_tcp *t);
 

@@ -26,6 +26,8 @@ enum {
     WSK__TCP_FAIL_SOON = 1u << 5,  /* end with error on the flush round */
     WSK__TCP_IN_CONNECT = 1u << 6, /* inside wsk_tcp_connect(): report failures later */
     WSK__TCP_IN_READ = 1u << 7,    /* in on_data */
+    WSK__TCP_SHUT_WR = 1u << 8,    /* wsk_tcp_shutdown(): FIN once the queue is written */
+    WSK__TCP_WR_DONE = 1u << 9,    /* ... and sent: reading until the peer's EOF */
 };
 
 struct wsk__tcp_ctx;

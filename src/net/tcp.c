@@ -121,7 +121,7 @@ static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *timer)
     for (struct wsk_tcp *t; (t = wsk__tcp_walk_next(&w));) {
         if (!t->deadline || now < t->deadline || t->state == WSK__TCP_DEAD)
             continue;
-        if (t->state == WSK__TCP_LINGER) {
+        if (t->state == WSK__TCP_LINGER || (t->flags & WSK__TCP_WR_DONE)) {
             dead(t, 0); /* all was written; the peer's EOF is late */
         } else {
             tcp_log(ctx, 2, "%s: %s timeout", wsk_tcp_peer(t),
@@ -273,7 +273,9 @@ static void want_flush(struct wsk_tcp *t)
 static void touch(struct wsk_tcp *t)
 {
     uint32_t idle = t->ctx->cfg.idle_timeout_ms;
-    if (idle && t->state == WSK__TCP_OPEN)
+    if (t->flags & WSK__TCP_WR_DONE)
+        t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
+    else if (idle && t->state == WSK__TCP_OPEN)
         t->deadline = wsk_loop_now(t->ctx->loop) + idle;
 }
 
@@ -323,6 +325,14 @@ static void flush(struct wsk_tcp *t)
         }
         if (t->state == WSK__TCP_DEAD)
             return;
+    }
+    if (!t->st.out_bytes && t->state == WSK__TCP_OPEN &&
+        (t->flags & (WSK__TCP_SHUT_WR | WSK__TCP_WR_DONE | WSK__TCP_PEER_EOF)) ==
+            WSK__TCP_SHUT_WR) {
+        /* Half-closed: the peer sees EOF, and we read on until its own. */
+        shutdown(t->st.io.fd, SHUT_WR);
+        t->flags |= WSK__TCP_WR_DONE;
+        t->deadline = wsk_loop_now(ctx->loop) + ctx->cfg.close_timeout_ms;
     }
     if (!t->st.out_bytes && (t->state == WSK__TCP_CLOSING ||
                              (t->state == WSK__TCP_OPEN && (t->flags & WSK__TCP_PEER_EOF)))) {
@@ -411,7 +421,7 @@ static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
 
 int wsk_tcp_send(struct wsk_tcp *t, const void *data, size_t len)
 {
-    if (t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
+    if (t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED) || (t->flags & WSK__TCP_SHUT_WR))
         return WSK_ESTATE;
     struct wsk__tcp_ctx *ctx = t->ctx;
     if (len) {
@@ -451,6 +461,15 @@ int wsk_tcp_close(struct wsk_tcp *t)
         return 0;
     t->state = WSK__TCP_CLOSING;
     t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
+    want_flush(t);
+    return 0;
+}
+
+int wsk_tcp_shutdown(struct wsk_tcp *t)
+{
+    if (t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
+        return WSK_ESTATE;
+    t->flags |= WSK__TCP_SHUT_WR;
     want_flush(t);
     return 0;
 }

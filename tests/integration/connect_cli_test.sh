@@ -51,8 +51,8 @@ check "unresolvable host: non-zero, one stderr line about the name" \
     connect_fails 'resolv|name|dns|not known|getaddrinfo|host' "ws://nonexistent.invalid/"
 check "a malformed URL: non-zero, one stderr line" connect_fails '.' "not a url"
 check "a URL with userinfo: the line says what is wrong" connect_fails 'userinfo' 'ws://user@127.0.0.1/'
-check "an http:// URL: the line says it is not a WebSocket URL" \
-    connect_fails 'not a WebSocket URL' 'http://127.0.0.1/'
+check "an http:// URL: the line says it is not a WebSocket, TCP or UDP URL" \
+    connect_fails 'not a WebSocket, TCP or UDP URL' 'http://127.0.0.1/'
 
 if start_listener "$PY" "$PEERS/py_echo_server.py"; then
     PY_URL=ws://127.0.0.1:$LISTENER_PORT

@@ -34,12 +34,12 @@ wait_ports()
 
 echo "== one room: WebSocket, TCP and UDP"
 if start_server --listen 127.0.0.1:0 --listen tcp://127.0.0.1:0 --listen udp://127.0.0.1:0; then
+    wait_ports 3
     check "three listening lines, in order: http/ws, tcp, udp" bash -c '
         [[ $0 =~ ^wsk\ serve:\ listening\ on\ http://127\.0\.0\.1:[0-9]+/\ \(WebSocket\ ws://.*,\ broadcast\)$ ]] &&
         grep -Eq "^wsk serve: listening on tcp://127\.0\.0\.1:[0-9]+ \(broadcast\)$" "$1" &&
         grep -Eq "^wsk serve: listening on udp://127\.0\.0\.1:[0-9]+ \(broadcast\)$" "$1"' \
         "$SERVER_LINE" "$SERVER_OUT"
-    wait_ports 3
     TCP_PORT=$(port_of tcp)
     UDP_PORT=$(port_of udp)
     CHECK_VERBOSE=1 check "room across WebSocket, TCP and UDP" \

@@ -132,6 +132,32 @@ static void test_echo_and_close(void)
     wsk_tcp_server_free(srv);
 }
 
+/* Half-close: after wsk_tcp_shutdown() the server gets EOF once the queue
+ * is out, and the client still receives the echo of everything it sent
+ * (wsk_tcp_close() would discard it), then the server's EOF ends both. */
+static void test_shutdown_reads_on(void)
+{
+    reset();
+    S.echo = true;
+    struct wsk_tcp_server *srv = server(&S);
+    struct wsk_tcp *t = client(&C, "127.0.0.1", wsk_tcp_server_port(srv));
+    CHECK_EQ_INT(wsk_tcp_shutdown(t), WSK_ESTATE); /* not open yet */
+    RUN_UNTIL(C.n_open == 1 && S.n_open == 1, 5000);
+    static uint8_t big[300000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    CHECK_EQ_INT(wsk_tcp_send(t, big, sizeof big), 0);
+    CHECK_EQ_INT(wsk_tcp_shutdown(t), 0);
+    CHECK_EQ_INT(wsk_tcp_shutdown(t), 0);
+    CHECK_EQ_INT(wsk_tcp_send(t, "late", 4), WSK_ESTATE);
+    RUN_UNTIL(C.n_closed == 1 && S.n_closed == 1, 10000);
+    CHECK_EQ_INT(C.close_error[0], 0);
+    CHECK_EQ_INT(S.close_error[0], 0);
+    CHECK_EQ_INT(C.got_len, sizeof big);
+    CHECK_MEM(C.got, big, sizeof big);
+    wsk_tcp_server_free(srv);
+}
+
 static void test_connect_refused(void)
 {
     reset();
@@ -298,6 +324,7 @@ int main(void)
 {
     CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
     WSK_RUN(test_echo_and_close);
+    WSK_RUN(test_shutdown_reads_on);
     WSK_RUN(test_connect_refused);
     WSK_RUN(test_backpressure);
     WSK_RUN(test_broadcast);

@@ -12,6 +12,11 @@ prints "FAIL: WHAT (details)" and exits 1. Every wait has a timeout.
   raw_peer.py hold TCP_PORT                   connect, say "connected", wait for EOF
   raw_peer.py reply TCP_PORT WHEN LINE        connect, say "connected", send LINE
                                               after a line WHEN arrives
+  raw_peer.py ws-reply WS_URL WHEN LINE       the same as a WebSocket client
+  raw_peer.py eof-reply                       a TCP server (port 0, prints
+                                              "listening on tcp://127.0.0.1:PORT (...)"):
+                                              per client, reads to EOF, then
+                                              sends "got N bytes\nbye\n"
 """
 import asyncio
 import socket
@@ -294,6 +299,30 @@ async def reply(tcp_port, when, line):
     w.close()
 
 
+async def ws_reply(url, when, line):
+    async with websockets.connect(url) as ws:
+        print("connected", flush=True)
+        while True:
+            m = await asyncio.wait_for(ws.recv(), 30)
+            if m == when:
+                break
+        await ws.send(line)
+        ok("sent %r after %r" % (line, when))
+
+
+async def eof_reply():
+    async def serve(r, w):
+        data = await asyncio.wait_for(r.read(), 30)
+        w.write(b"got %d bytes\nbye\n" % len(data))
+        await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(serve, HOST, 0)
+    port = srv.sockets[0].getsockname()[1]
+    print("listening on tcp://%s:%d (eof-reply)" % (HOST, port), flush=True)
+    await asyncio.sleep(110)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "room":
@@ -308,6 +337,10 @@ def main():
         coro = idle(int(args[0]), float(args[1]))
     elif cmd == "reply":
         coro = reply(int(args[0]), args[1], args[2])
+    elif cmd == "ws-reply":
+        coro = ws_reply(args[0], args[1], args[2])
+    elif cmd == "eof-reply":
+        coro = eof_reply()
     elif cmd == "hold":
         coro = hold(int(args[0]))
     else:
