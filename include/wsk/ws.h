@@ -319,6 +319,16 @@ WSK_API int wsk_conn_close(struct wsk_conn *conn, unsigned code, const char *rea
  * upgrade); 0 once the connection has ended. */
 WSK_API size_t wsk_conn_send_queue(const struct wsk_conn *conn);
 
+/* Stops (true) or resumes (false) reading from the peer, for a bridge whose
+ * other side cannot take more now: TCP then pushes back on the peer.
+ * Messages already read may still arrive after pausing from inside
+ * on_message. While paused, pongs are not read either: a pause longer than
+ * the ping interval ends the connection by the keepalive (1011). Separate
+ * from the library's own pause when the send queue is full; reading resumes
+ * when neither holds. Cannot fail; does nothing once the connection has
+ * ended. */
+WSK_API void wsk_conn_pause(struct wsk_conn *conn, bool paused);
+
 /* A pointer for the user, NULL until set. The library never uses what it
  * points to; free it in on_close at the latest. */
 WSK_API void wsk_conn_set_data(struct wsk_conn *conn, void *data);

@@ -67,7 +67,7 @@ static void flush_all_cb(struct wsk_loop *loop, struct wsk_defer *d)
             wsk__conn_abort(c, c->error);
             continue;
         }
-        if (c->flags & WSK__F_READ_AGAIN) {
+        if ((c->flags & WSK__F_READ_AGAIN) && !(c->flags & WSK__F_USER_PAUSED)) {
             c->flags &= ~WSK__F_READ_AGAIN;
             c->flags |= WSK__F_IN_READ;
             conn_read(c);
@@ -267,7 +267,7 @@ void wsk__conn_set_events(struct wsk_conn *c)
 {
     if (c->state == WSK__DEAD)
         return;
-    bool want_read = !(c->flags & WSK__F_PAUSED) && c->state != WSK__HTTP_REPLY;
+    bool want_read = !(c->flags & WSK__F_NO_READ) && c->state != WSK__HTTP_REPLY;
     int rv = wsk__stream_watch(c->ctx->loop, &c->st, want_read, c->state == WSK__CONNECTING);
     if (rv < 0)
         wsk__conn_abort(c, rv);
@@ -466,6 +466,25 @@ static void read_again(struct wsk_conn *c)
     wsk__conn_want_flush(c);
 }
 
+void wsk_conn_pause(struct wsk_conn *c, bool paused)
+{
+    if (c->state == WSK__DEAD)
+        return;
+    if (paused) {
+        c->flags |= WSK__F_USER_PAUSED;
+    } else {
+        if (!(c->flags & WSK__F_USER_PAUSED))
+            return;
+        c->flags &= ~WSK__F_USER_PAUSED;
+        /* Bytes TLS decrypted before the pause would not show as
+         * readiness: come back for them. */
+        if ((c->flags & WSK__F_READ_AGAIN) || (c->st.tls && wsk__stream_pending(&c->st)))
+            read_again(c);
+    }
+    if (!(c->flags & WSK__F_IN_READ))
+        wsk__conn_set_events(c);
+}
+
 void wsk_conn_set_data(struct wsk_conn *c, void *data)
 {
     c->user_data = data;
@@ -562,7 +581,7 @@ static void conn_read(struct wsk_conn *c)
             return;
         }
         feed(c, buf, (size_t)n);
-        if (c->state == WSK__DEAD || (c->flags & WSK__F_PAUSED))
+        if (c->state == WSK__DEAD || (c->flags & WSK__F_NO_READ))
             return;
         /* A short read means the socket is drained: save the EAGAIN call.
          * TLS hands out one record at a time, so ask it instead. */
@@ -639,7 +658,7 @@ static void conn_io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events
             wsk__conn_flush(c);
         if ((c->st.flags & WSK__STREAM_TLS_RW) && (events & WSK_IO_WRITE))
             events |= WSK_IO_READ;
-        if ((events & WSK_IO_READ) && c->state != WSK__DEAD && !(c->flags & WSK__F_PAUSED)) {
+        if ((events & WSK_IO_READ) && c->state != WSK__DEAD && !(c->flags & WSK__F_NO_READ)) {
             c->flags |= WSK__F_IN_READ;
             conn_read(c);
             c->flags &= ~WSK__F_IN_READ;

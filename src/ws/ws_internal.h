@@ -50,7 +50,11 @@ enum {
     WSK__F_SESS_BLOCKED = 1u << 19,      /* the session holds pongs until the queue drains */
     WSK__F_Z_RESET = 1u << 20,           /* our compressor must forget its history (a shared
                                             broadcast frame went to the peer in between) */
+    WSK__F_USER_PAUSED = 1u << 21,       /* wsk_conn_pause(): the user stopped reading */
 };
+
+/* Either pause stops reading. */
+#define WSK__F_NO_READ (WSK__F_PAUSED | WSK__F_USER_PAUSED)
 
 struct wsk__ctx;
 

@@ -636,6 +636,58 @@ static void test_send_queue_counts_frames(void)
     wsk_server_free(s.srv);
 }
 
+/* wsk_conn_pause(): a server that pauses a connection in on_open reads
+ * nothing from it (the message waits in the kernel) until it resumes; then
+ * the message arrives, and pausing and resuming twice changes nothing. */
+static bool up_server_open(void *arg)
+{
+    return ((struct srv *)arg)->conns[0] != NULL;
+}
+
+static bool up_got_one(void *arg)
+{
+    return ((struct srv *)arg)->npings == 1;
+}
+
+static void up_time_passes(struct wsk_loop *l, struct wsk_timer *t)
+{
+    (void)l;
+    *(bool *)t->data = true;
+}
+
+static bool up_flag(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static void test_user_pause(void)
+{
+    struct srv s;
+    srv_init(&s);
+    s.cfg.handlers.on_message = cq_srv_message;
+    srv_start(&s);
+    struct cl c = {0};
+    cl_connect(&c, &s, NULL);
+    CHECK(run_until(cl_is_open, &c));
+    CHECK(run_until(up_server_open, &s));
+    wsk_conn_pause(s.conns[0], true);
+    wsk_conn_pause(s.conns[0], true);
+    CHECK_EQ_INT(wsk_conn_send(c.conn, WSK_OP_TEXT, "held", 4), 0);
+    bool passed = false;
+    struct wsk_timer t;
+    wsk_timer_init(&t, up_time_passes, &passed);
+    CHECK_EQ_INT(wsk_timer_start(loop, &t, 300, 0), 0);
+    CHECK(run_until(up_flag, &passed));
+    CHECK_EQ_INT(s.npings, 0); /* paused: not read */
+    wsk_conn_pause(s.conns[0], false);
+    wsk_conn_pause(s.conns[0], false);
+    CHECK(run_until(up_got_one, &s));
+    wsk_conn_close(c.conn, 1000, NULL);
+    CHECK(run_until(cl_is_closed, &c));
+    CHECK(run_until(srv_all_closed, &s));
+    wsk_server_free(s.srv);
+}
+
 /* The most a socket's kernel send buffer may grow to (tcp_wmem's maximum):
  * a peer that does not read must be sent more than that before the
  * library's queue sees any of it. */
@@ -929,6 +981,7 @@ int main(void)
     WSK_RUN(test_send_queue_counts_frames);
     WSK_RUN(test_send_queue_backpressure_drain);
     WSK_RUN(test_read_pausing);
+    WSK_RUN(test_user_pause);
     WSK_RUN(test_overflow_drop);
     wsk_loop_free(loop);
     WSK_TEST_END();
