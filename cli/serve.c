@@ -27,6 +27,8 @@
 #define DEFAULT_PING_INTERVAL_MS  20000u
 #define DEFAULT_HANDSHAKE_TIMEOUT 10000u
 #define DEFAULT_UDP_PEER_TIMEOUT  60000u
+#define DEFAULT_MAX_PROCS         256u
+#define DEFAULT_EXEC_GRACE_MS     2000u
 /* permessage-deflate is on by default with python websockets' server
  * settings: 12-bit windows both ways and zlib memLevel 5 cost about 50 KB per
  * connection that has sent and received compressed messages (wsk/deflate.h
@@ -63,6 +65,19 @@ static const char serve_usage[] =
     "                         (binary when it is not UTF-8)\n"
     "  --echo                 send each message back to its sender only (TCP: the\n"
     "                         bytes as they come; UDP: each datagram)\n"
+    "  --exec COMMAND         run COMMAND (with /bin/sh -c) for each connection:\n"
+    "                         each line it prints is a text message, each message\n"
+    "                         received a line on its stdin. Its exit closes the\n"
+    "                         connection (1000; 1011 if it failed); the close\n"
+    "                         gives it EOF, then SIGTERM and SIGKILL. It gets\n"
+    "                         REMOTE_ADDR, REMOTE_PORT, PATH_INFO, QUERY_STRING,\n"
+    "                         REQUEST_URI and HTTP_* headers, as CGI; its stderr\n"
+    "                         is the server's\n"
+    "  --binary               --exec: bytes both ways, each read a binary message\n"
+    "  --max-procs N          --exec: most programs at once; more connections are\n"
+    "                         closed with 1013 (default 256)\n"
+    "  --exec-grace SECONDS   --exec: from the close to SIGTERM, and from SIGTERM\n"
+    "                         to SIGKILL (default 2)\n"
     "  --static DIR           serve the files in DIR over HTTP instead of the\n"
     "                         built-in chat page (default: the chat page at /)\n"
     "  --path PATH            accept WebSocket upgrades only on PATH, e.g. /ws\n"
@@ -164,6 +179,10 @@ enum {
     OPT_REUSE_PORT,
     OPT_IDLE_TIMEOUT,
     OPT_UDP_PEER_TIMEOUT,
+    OPT_EXEC,
+    OPT_MAX_PROCS,
+    OPT_EXEC_GRACE,
+    OPT_BINARY,
 };
 
 static const struct option serve_longopts[] = {
@@ -188,6 +207,10 @@ static const struct option serve_longopts[] = {
     {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"udp-peer-timeout", required_argument, NULL, OPT_UDP_PEER_TIMEOUT},
+    {"exec", required_argument, NULL, OPT_EXEC},
+    {"max-procs", required_argument, NULL, OPT_MAX_PROCS},
+    {"exec-grace", required_argument, NULL, OPT_EXEC_GRACE},
+    {"binary", no_argument, NULL, OPT_BINARY},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -270,7 +293,7 @@ static int check_ws_only(const struct serve_options *opt, bool deflate_given)
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct serve_options *opt, int argc, char **argv)
 {
-    bool deflate_given = false;
+    bool deflate_given = false, mode_given = false;
     uint64_t bits;
     int c, rv;
 
@@ -283,6 +306,8 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
     opt->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT;
     opt->has_deflate = true;
     opt->udp_peer_timeout_ms = DEFAULT_UDP_PEER_TIMEOUT;
+    opt->max_procs = DEFAULT_MAX_PROCS;
+    opt->exec_grace_ms = DEFAULT_EXEC_GRACE_MS;
     opt->verbosity = CLI_NORMAL;
 
     opterr = 0;
@@ -294,10 +319,35 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
                 return rv;
             break;
         case OPT_ECHO:
-            opt->mode = SERVE_ECHO;
-            break;
         case OPT_BROADCAST:
-            opt->mode = SERVE_BROADCAST;
+        case OPT_EXEC: {
+            enum serve_mode m = c == OPT_ECHO   ? SERVE_ECHO
+                                : c == OPT_EXEC ? SERVE_EXEC
+                                                : SERVE_BROADCAST;
+            if (mode_given && m != opt->mode)
+                return cli_usage_error("--echo, --broadcast and --exec exclude each other: "
+                                       "choose one");
+            if (c == OPT_EXEC && !*optarg)
+                return cli_usage_error("--exec needs a command, e.g. --exec 'date'");
+            if (c == OPT_EXEC)
+                opt->exec_command = optarg;
+            opt->mode = m;
+            mode_given = true;
+            break;
+        }
+        case OPT_MAX_PROCS:
+            if (cli_parse_count(optarg, 1, 1000000, &opt->max_procs) < 0)
+                return cli_usage_error("--max-procs '%s': expected a number from 1 to 1000000",
+                                       optarg);
+            break;
+        case OPT_EXEC_GRACE:
+            if (cli_parse_seconds(optarg, &opt->exec_grace_ms) < 0 || opt->exec_grace_ms == 0)
+                return cli_usage_error("--exec-grace '%s': expected positive seconds like 2 or "
+                                       "0.5",
+                                       optarg);
+            break;
+        case OPT_BINARY:
+            opt->is_binary = true;
             break;
         case OPT_STATIC:
             if (!*optarg)
@@ -423,6 +473,12 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
         return cli_usage_error("--deflate-window has no effect with --no-deflate");
     if (opt->num_listens == 0 && (rv = add_listen(opt, DEFAULT_HOST ":8080")) != 0)
         return rv;
+    if (opt->is_binary && opt->mode != SERVE_EXEC)
+        return cli_usage_error("--binary is for --exec");
+    if (opt->mode == SERVE_EXEC &&
+        (has_kind(opt, LISTEN_TCP) || has_kind(opt, LISTEN_UDP) || !has_kind(opt, LISTEN_WS)))
+        return cli_usage_error("--exec runs a program per WebSocket connection: every --listen "
+                               "must be a WebSocket listener");
     return check_ws_only(opt, deflate_given);
 }
 
@@ -440,6 +496,10 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
     struct serve *s = user_data;
     struct conn_info *info;
 
+    if (s->opt.mode == SERVE_EXEC) {
+        serve_exec_open(s, conn, ev);
+        return;
+    }
     /* Only -v needs the address: no getpeername() per connection otherwise. */
     if (s->opt.verbosity < CLI_VERBOSE)
         return;
@@ -475,7 +535,9 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
 {
     struct serve *s = user_data;
 
-    if (s->opt.mode == SERVE_ECHO) {
+    if (s->opt.mode == SERVE_EXEC) {
+        serve_exec_message(s, conn, msg);
+    } else if (s->opt.mode == SERVE_ECHO) {
         echo(s, conn, msg);
     } else {
         int rv = wsk_server_broadcast(s->srv, msg->opcode, msg->data, msg->len);
@@ -490,6 +552,13 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
     struct serve *s = user_data;
     struct conn_info *info = wsk_conn_get_data(conn);
 
+    if (s->opt.mode == SERVE_EXEC) {
+        if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open)
+            cli_verbose("%s: closed: %u%s%.*s", wsk_conn_peer(conn), ev->code,
+                        ev->reason.len ? " " : "", (int)ev->reason.len, ev->reason.ptr);
+        serve_exec_close(s, conn);
+        return;
+    }
     if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open) {
         cli_verbose("%s: closed %s: %u%s%.*s%s%s", info ? info->peer : wsk_conn_peer(conn),
                     info ? info->path : "?", ev->code, ev->reason.len ? " " : "",
@@ -501,6 +570,14 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
     }
     free(info);
     wsk_conn_set_data(conn, NULL);
+}
+
+static void on_drain(struct wsk_conn *conn, void *user_data)
+{
+    struct serve *s = user_data;
+
+    if (s->opt.mode == SERVE_EXEC)
+        serve_exec_drain(s, conn);
 }
 
 /* The server's wsk_log_cb: library diagnostics as usual, except while a
@@ -554,7 +631,9 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
     if (s->is_shutting_down) {
         /* The user does not want to wait for the close handshakes. _exit:
          * nothing left is worth flushing, and leak checkers would only
-         * report the server we deliberately did not free. */
+         * report the server we deliberately did not free. Programs of
+         * --exec must not outlive it. */
+        serve_exec_kill_all(s);
         _exit(128 + signo);
     }
     s->is_shutting_down = true;
@@ -596,7 +675,9 @@ static void print_banner(const struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
     const char *tls = opt->tls_cert ? "s" : "";
-    const char *mode = opt->mode == SERVE_ECHO ? "echo" : "broadcast";
+    const char *mode = opt->mode == SERVE_ECHO   ? "echo"
+                       : opt->mode == SERVE_EXEC ? "exec"
+                                                 : "broadcast";
     const struct serve_listen *first_ws = NULL;
 
     for (size_t i = 0; i < opt->num_listens; i++) {
@@ -636,6 +717,7 @@ static int ws_start(struct serve *s)
     cfg.handlers.on_open = on_open;
     cfg.handlers.on_message = on_message;
     cfg.handlers.on_close = on_close;
+    cfg.handlers.on_drain = on_drain;
     cfg.user_data = s;
     cfg.log = on_library_log;
     cfg.limits.max_message = opt->max_message;
@@ -699,6 +781,8 @@ static int run(struct serve *s)
 
     if ((rv = cli_loop_new(&s->loop, opt->backend)) != 0)
         return rv;
+    if (opt->mode == SERVE_EXEC && (rv = serve_exec_start(s)) != 0)
+        return rv;
     if (has_kind(opt, LISTEN_WS) && (rv = ws_start(s)) != 0)
         return rv;
     if ((rv = serve_raw_start(s)) != 0)
@@ -737,6 +821,7 @@ int cli_serve(int argc, char **argv)
     }
     wsk_server_free(s.srv);
     serve_raw_free(&s);
+    serve_exec_free(&s);
     wsk_loop_free(s.loop);
     for (size_t i = 0; i < s.opt.num_listens; i++)
         cli_listen_addr_reset(&s.opt.listens[i].addr);

@@ -13,6 +13,7 @@
 enum serve_mode {
     SERVE_BROADCAST,
     SERVE_ECHO,
+    SERVE_EXEC, /* --exec: a program per connection */
 };
 
 enum serve_kind {
@@ -49,7 +50,14 @@ struct serve_options {
     bool reuse_port;
     uint8_t deflate_window; /* 0: not given */
     int verbosity;
+    /* --exec */
+    char *exec_command; /* argv's, mutable as execve() wants */
+    uint64_t max_procs;
+    uint32_t exec_grace_ms;
+    bool is_binary;
 };
+
+struct exec_child;
 
 struct udp_listener {
     struct wsk_udp *sock;
@@ -72,7 +80,9 @@ struct serve {
     size_t num_udp;
     struct udp_peer *peers; /* UDP peers seen, for broadcast */
     size_t num_peers, peers_cap;
-    struct cli_buf scratch; /* a message as a TCP line */
+    struct cli_buf scratch;      /* a message as a TCP line */
+    struct exec_child *children; /* --exec: until reaped */
+    size_t num_procs;
     bool is_shutting_down;
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
@@ -92,5 +102,15 @@ void serve_raw_shutdown(struct serve *s);
 void serve_raw_free(struct serve *s);
 /* A WebSocket message for the shared room: to the TCP and UDP peers. */
 void serve_room_from_ws(struct serve *s, const struct wsk_message *msg);
+
+/* --exec (serve_exec.c): the program per connection. */
+int serve_exec_start(struct serve *s);
+void serve_exec_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open_event *ev);
+void serve_exec_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg);
+void serve_exec_drain(struct serve *s, struct wsk_conn *conn);
+void serve_exec_close(struct serve *s, struct wsk_conn *conn);
+/* A second SIGTERM: no waiting, and no orphans either. */
+void serve_exec_kill_all(struct serve *s);
+void serve_exec_free(struct serve *s);
 
 #endif

@@ -86,6 +86,7 @@ enum wsk_close_code {
     WSK_CLOSE_TOO_BIG = 1009,
     WSK_CLOSE_EXTENSION = 1010,
     WSK_CLOSE_INTERNAL = 1011,
+    WSK_CLOSE_TRY_AGAIN_LATER = 1013, /* overloaded: come back later */
 };
 
 /* True for codes an endpoint may put in a close frame: 1000-1003, 1007-1014,
