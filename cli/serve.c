@@ -74,6 +74,10 @@ static const char serve_usage[] =
     "                         REQUEST_URI and HTTP_* headers, as CGI; its stderr\n"
     "                         is the server's\n"
     "  --binary               --exec: bytes both ways, each read a binary message\n"
+    "  --proxy tcp://HOST:PORT\n"
+    "                         connect each client to this TCP server and copy bytes\n"
+    "                         both ways, as binary messages toward the client\n"
+    "                         (websockify, for noVNC); back-pressure both ways\n"
     "  --max-procs N          --exec: most programs at once; more connections are\n"
     "                         closed with 1013 (default 256)\n"
     "  --exec-grace SECONDS   --exec: from the close to SIGTERM, and from SIGTERM\n"
@@ -183,6 +187,7 @@ enum {
     OPT_MAX_PROCS,
     OPT_EXEC_GRACE,
     OPT_BINARY,
+    OPT_PROXY,
 };
 
 static const struct option serve_longopts[] = {
@@ -211,6 +216,7 @@ static const struct option serve_longopts[] = {
     {"max-procs", required_argument, NULL, OPT_MAX_PROCS},
     {"exec-grace", required_argument, NULL, OPT_EXEC_GRACE},
     {"binary", no_argument, NULL, OPT_BINARY},
+    {"proxy", required_argument, NULL, OPT_PROXY},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -320,13 +326,17 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
             break;
         case OPT_ECHO:
         case OPT_BROADCAST:
-        case OPT_EXEC: {
-            enum serve_mode m = c == OPT_ECHO   ? SERVE_ECHO
-                                : c == OPT_EXEC ? SERVE_EXEC
-                                                : SERVE_BROADCAST;
+        case OPT_EXEC:
+        case OPT_PROXY: {
+            enum serve_mode m = c == OPT_ECHO    ? SERVE_ECHO
+                                : c == OPT_EXEC  ? SERVE_EXEC
+                                : c == OPT_PROXY ? SERVE_PROXY
+                                                 : SERVE_BROADCAST;
             if (mode_given && m != opt->mode)
-                return cli_usage_error("--echo, --broadcast and --exec exclude each other: "
-                                       "choose one");
+                return cli_usage_error("--echo, --broadcast, --exec and --proxy exclude each "
+                                       "other: choose one");
+            if (c == OPT_PROXY)
+                opt->proxy_url = optarg;
             if (c == OPT_EXEC && !*optarg)
                 return cli_usage_error("--exec needs a command, e.g. --exec 'date'");
             if (c == OPT_EXEC)
@@ -475,10 +485,11 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
         return rv;
     if (opt->is_binary && opt->mode != SERVE_EXEC)
         return cli_usage_error("--binary is for --exec");
-    if (opt->mode == SERVE_EXEC &&
+    if ((opt->mode == SERVE_EXEC || opt->mode == SERVE_PROXY) &&
         (has_kind(opt, LISTEN_TCP) || has_kind(opt, LISTEN_UDP) || !has_kind(opt, LISTEN_WS)))
-        return cli_usage_error("--exec runs a program per WebSocket connection: every --listen "
-                               "must be a WebSocket listener");
+        return cli_usage_error("%s bridges WebSocket connections: every --listen must be a "
+                               "WebSocket listener",
+                               opt->mode == SERVE_EXEC ? "--exec" : "--proxy");
     return check_ws_only(opt, deflate_given);
 }
 
@@ -498,6 +509,10 @@ static void on_open(struct wsk_conn *conn, const struct wsk_open_event *ev, void
 
     if (s->opt.mode == SERVE_EXEC) {
         serve_exec_open(s, conn, ev);
+        return;
+    }
+    if (s->opt.mode == SERVE_PROXY) {
+        serve_proxy_open(s, conn);
         return;
     }
     /* Only -v needs the address: no getpeername() per connection otherwise. */
@@ -537,6 +552,8 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
 
     if (s->opt.mode == SERVE_EXEC) {
         serve_exec_message(s, conn, msg);
+    } else if (s->opt.mode == SERVE_PROXY) {
+        serve_proxy_message(s, conn, msg);
     } else if (s->opt.mode == SERVE_ECHO) {
         echo(s, conn, msg);
     } else {
@@ -559,6 +576,13 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
         serve_exec_close(s, conn);
         return;
     }
+    if (s->opt.mode == SERVE_PROXY) {
+        if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open)
+            cli_verbose("%s: closed: %u%s%.*s", wsk_conn_peer(conn), ev->code,
+                        ev->reason.len ? " " : "", (int)ev->reason.len, ev->reason.ptr);
+        serve_proxy_close(s, conn);
+        return;
+    }
     if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open) {
         cli_verbose("%s: closed %s: %u%s%.*s%s%s", info ? info->peer : wsk_conn_peer(conn),
                     info ? info->path : "?", ev->code, ev->reason.len ? " " : "",
@@ -578,6 +602,8 @@ static void on_drain(struct wsk_conn *conn, void *user_data)
 
     if (s->opt.mode == SERVE_EXEC)
         serve_exec_drain(s, conn);
+    else if (s->opt.mode == SERVE_PROXY)
+        serve_proxy_drain(s, conn);
 }
 
 /* The server's wsk_log_cb: library diagnostics as usual, except while a
@@ -675,9 +701,10 @@ static void print_banner(const struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
     const char *tls = opt->tls_cert ? "s" : "";
-    const char *mode = opt->mode == SERVE_ECHO   ? "echo"
-                       : opt->mode == SERVE_EXEC ? "exec"
-                                                 : "broadcast";
+    const char *mode = opt->mode == SERVE_ECHO    ? "echo"
+                       : opt->mode == SERVE_EXEC  ? "exec"
+                       : opt->mode == SERVE_PROXY ? "proxy"
+                                                  : "broadcast";
     const struct serve_listen *first_ws = NULL;
 
     for (size_t i = 0; i < opt->num_listens; i++) {
@@ -809,6 +836,8 @@ int cli_serve(int argc, char **argv)
 
     cli_log_init("wsk serve", CLI_NORMAL);
     status = parse_options(&s.opt, argc, argv);
+    if (status == 0 && s.opt.mode == SERVE_PROXY)
+        status = serve_proxy_check(&s.opt, &s.proxy_host, &s.proxy_port);
     if (status == 0) {
         cli_log_init("wsk serve", s.opt.verbosity);
         if (s.opt.static_dir)
@@ -822,6 +851,7 @@ int cli_serve(int argc, char **argv)
     wsk_server_free(s.srv);
     serve_raw_free(&s);
     serve_exec_free(&s);
+    free(s.proxy_host);
     wsk_loop_free(s.loop);
     for (size_t i = 0; i < s.opt.num_listens; i++)
         cli_listen_addr_reset(&s.opt.listens[i].addr);

@@ -13,7 +13,8 @@
 enum serve_mode {
     SERVE_BROADCAST,
     SERVE_ECHO,
-    SERVE_EXEC, /* --exec: a program per connection */
+    SERVE_EXEC,  /* --exec: a program per connection */
+    SERVE_PROXY, /* --proxy: a TCP connection per connection */
 };
 
 enum serve_kind {
@@ -55,6 +56,8 @@ struct serve_options {
     uint64_t max_procs;
     uint32_t exec_grace_ms;
     bool is_binary;
+    /* --proxy */
+    const char *proxy_url;
 };
 
 struct exec_child;
@@ -82,6 +85,8 @@ struct serve {
     size_t num_peers, peers_cap;
     struct cli_buf scratch;      /* a message as a TCP line */
     struct exec_child *children; /* --exec: until reaped */
+    char *proxy_host;            /* --proxy */
+    uint16_t proxy_port;
     size_t num_procs;
     bool is_shutting_down;
     /* While the server is created or its certificate reloaded, the library's
@@ -112,5 +117,12 @@ void serve_exec_close(struct serve *s, struct wsk_conn *conn);
 /* A second SIGTERM: no waiting, and no orphans either. */
 void serve_exec_kill_all(struct serve *s);
 void serve_exec_free(struct serve *s);
+
+/* --proxy (serve_proxy.c): a backend TCP connection per connection. */
+int serve_proxy_check(struct serve_options *opt, char **host, uint16_t *port);
+void serve_proxy_open(struct serve *s, struct wsk_conn *conn);
+void serve_proxy_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg);
+void serve_proxy_drain(struct serve *s, struct wsk_conn *conn);
+void serve_proxy_close(struct serve *s, struct wsk_conn *conn);
 
 #endif

@@ -4,6 +4,8 @@
   exec_peer.py talk URL LINE...    send each LINE, print every message received
                                    as "text: ..." or "binary: <hex>" until the
                                    server closes, then "close: CODE REASON"
+  exec_peer.py once URL TEXT       send TEXT, print the first message back
+                                   (as talk does), close
   exec_peer.py quiet URL           send nothing; print messages and the close
   exec_peer.py bytes URL N         send N random bytes as binary messages of
                                    up to 64 KiB, collect binary messages until
@@ -14,11 +16,15 @@
                                    close code (or "open"), then close them
   exec_peer.py noread URL SECONDS  upgrade by hand and read nothing for
                                    SECONDS, then print "done"
+  exec_peer.py flood URL MIB       upgrade by hand, send up to MIB MiB of
+                                   binary messages without reading, until a
+                                   send blocks for 2 s; print how much went
 
 Every wait has a timeout; exit status 0 when the scenario held.
 """
 import asyncio
 import os
+import socket
 import sys
 import time
 
@@ -48,6 +54,12 @@ async def talk(url, lines):
         except websockets.ConnectionClosed:
             pass
         print("close: %s %s" % (ws.close_code, ws.close_reason), flush=True)
+
+
+async def once(url, text):
+    async with websockets.connect(url) as ws:
+        await ws.send(text)
+        show(await asyncio.wait_for(ws.recv(), T))
 
 
 async def quiet(url):
@@ -105,10 +117,30 @@ def noread(url, seconds):
     return 0
 
 
+def flood(url, mib):
+    c = raw_client.Conn(url)
+    c.sock.settimeout(2)
+    block = raw_client.frame(2, b"x" * 65536)
+    sent = 0
+    try:
+        while sent < mib << 20:
+            c.sock.sendall(block)
+            sent += 65536
+    except socket.timeout:
+        pass
+    print("sent %d MiB without reading; then sends blocked" % (sent >> 20), flush=True)
+    print("done", flush=True)
+    time.sleep(1)
+    c.sock.close()
+    return 0
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "talk":
         return asyncio.run(talk(args[0], args[1:])) or 0
+    if cmd == "once":
+        return asyncio.run(once(args[0], args[1])) or 0
     if cmd == "quiet":
         return asyncio.run(quiet(args[0])) or 0
     if cmd == "bytes":
@@ -117,6 +149,8 @@ def main():
         return asyncio.run(seq(args[0], int(args[1])))
     if cmd == "hold":
         return asyncio.run(hold(args[0], int(args[1])))
+    if cmd == "flood":
+        return flood(args[0], int(args[1]))
     if cmd == "noread":
         return noread(args[0], float(args[1]))
     print(__doc__)

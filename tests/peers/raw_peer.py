@@ -17,6 +17,11 @@ prints "FAIL: WHAT (details)" and exits 1. Every wait has a timeout.
                                               "listening on tcp://127.0.0.1:PORT (...)"):
                                               per client, reads to EOF, then
                                               sends "got N bytes\nbye\n"
+  raw_peer.py greet-close                     a TCP server that sends "hello\n"
+                                              to each client and closes
+  raw_peer.py flood-server                    a TCP server that writes to
+                                              each client as fast as it reads,
+                                              for up to 60 s
 """
 import asyncio
 import socket
@@ -323,6 +328,36 @@ async def eof_reply():
     await asyncio.sleep(110)
 
 
+async def greet_close():
+    async def serve(r, w):
+        w.write(b"hello\n")
+        await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(serve, HOST, 0)
+    print("listening on tcp://%s:%d (greet-close)" % (HOST, srv.sockets[0].getsockname()[1]),
+          flush=True)
+    await asyncio.sleep(110)
+
+
+async def flood_server():
+    async def serve(r, w):
+        block = b"f" * 65536
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                w.write(block)
+                await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        w.close()
+
+    srv = await asyncio.start_server(serve, HOST, 0)
+    print("listening on tcp://%s:%d (flood)" % (HOST, srv.sockets[0].getsockname()[1]),
+          flush=True)
+    await asyncio.sleep(110)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "room":
@@ -341,6 +376,10 @@ def main():
         coro = ws_reply(args[0], args[1], args[2])
     elif cmd == "eof-reply":
         coro = eof_reply()
+    elif cmd == "greet-close":
+        coro = greet_close()
+    elif cmd == "flood-server":
+        coro = flood_server()
     elif cmd == "hold":
         coro = hold(int(args[0]))
     else:
