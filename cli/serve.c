@@ -77,7 +77,8 @@ static const char serve_usage[] =
     "  --proxy tcp://HOST:PORT\n"
     "                         connect each client to this TCP server and copy bytes\n"
     "                         both ways, as binary messages toward the client\n"
-    "                         (websockify, for noVNC); back-pressure both ways\n"
+    "                         (websockify, for noVNC); back-pressure both ways.\n"
+    "                         tcp:// listeners relay plain TCP to it\n"
     "  --max-procs N          --exec: most programs at once; more connections are\n"
     "                         closed with 1013 (default 256)\n"
     "  --exec-grace SECONDS   --exec: from the close to SIGTERM, and from SIGTERM\n"
@@ -485,11 +486,12 @@ static int parse_options(struct serve_options *opt, int argc, char **argv)
         return rv;
     if (opt->is_binary && opt->mode != SERVE_EXEC)
         return cli_usage_error("--binary is for --exec");
-    if ((opt->mode == SERVE_EXEC || opt->mode == SERVE_PROXY) &&
+    if (opt->mode == SERVE_EXEC &&
         (has_kind(opt, LISTEN_TCP) || has_kind(opt, LISTEN_UDP) || !has_kind(opt, LISTEN_WS)))
-        return cli_usage_error("%s bridges WebSocket connections: every --listen must be a "
-                               "WebSocket listener",
-                               opt->mode == SERVE_EXEC ? "--exec" : "--proxy");
+        return cli_usage_error("--exec runs a program per WebSocket connection: every --listen "
+                               "must be a WebSocket listener");
+    if (opt->mode == SERVE_PROXY && has_kind(opt, LISTEN_UDP))
+        return cli_usage_error("--proxy relays WebSocket and TCP connections, not udp://");
     return check_ws_only(opt, deflate_given);
 }
 

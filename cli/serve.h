@@ -124,5 +124,11 @@ void serve_proxy_open(struct serve *s, struct wsk_conn *conn);
 void serve_proxy_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg);
 void serve_proxy_drain(struct serve *s, struct wsk_conn *conn);
 void serve_proxy_close(struct serve *s, struct wsk_conn *conn);
+/* --proxy with tcp:// listeners: a plain TCP relay. */
+void serve_proxy_tcp_open(struct serve *s, struct wsk_tcp *front);
+void serve_proxy_tcp_data(struct wsk_tcp *front, const uint8_t *data, size_t len);
+void serve_proxy_tcp_drain(struct wsk_tcp *front);
+void serve_proxy_tcp_eof(struct wsk_tcp *front);
+void serve_proxy_tcp_close(struct wsk_tcp *front);
 
 #endif

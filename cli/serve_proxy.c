@@ -199,6 +199,175 @@ void serve_proxy_close(struct serve *s, struct wsk_conn *conn)
     link_maybe_free(l);
 }
 
+/* ---- raw TCP listeners: a plain relay ------------------------------------------ */
+
+/* With --listen tcp:// the same backend is reached without WebSocket: a TCP
+ * port forwarder, and the baseline bench/bridges.sh measures --proxy
+ * against. An EOF passes through as a half-close (FIN on the other side
+ * once what is queued is written); a connection that ends ends the other. */
+struct relay {
+    struct serve *s;
+    struct wsk_tcp *front, *back;
+    bool is_back_open;
+    bool is_front_paused, is_back_paused;
+    bool is_busy;
+};
+
+static void relay_maybe_free(struct relay *r)
+{
+    if (!r->front && !r->back && !r->is_busy)
+        free(r);
+}
+
+static void rb_open(struct wsk_tcp *t, void *user_data)
+{
+    struct relay *r = user_data;
+
+    (void)t;
+    r->is_back_open = true;
+    if (r->front && r->is_front_paused) {
+        r->is_front_paused = false;
+        wsk_tcp_pause(r->front, false);
+    }
+}
+
+static void rb_data(struct wsk_tcp *t, const uint8_t *data, size_t len, void *user_data)
+{
+    struct relay *r = user_data;
+
+    if (r->front && wsk_tcp_send(r->front, data, len) == WSK_EBACKPRESSURE) {
+        r->is_back_paused = true;
+        wsk_tcp_pause(t, true);
+    }
+}
+
+static void rb_drain(struct wsk_tcp *t, void *user_data)
+{
+    struct relay *r = user_data;
+
+    (void)t;
+    if (r->front && r->is_front_paused && r->is_back_open) {
+        r->is_front_paused = false;
+        wsk_tcp_pause(r->front, false);
+    }
+}
+
+/* The backend is done sending: pass its EOF on, and the client's ends the
+ * relay. */
+static void rb_eof(struct wsk_tcp *t, void *user_data)
+{
+    struct relay *r = user_data;
+
+    if (r->front)
+        wsk_tcp_shutdown(r->front);
+    else
+        wsk_tcp_close(t);
+}
+
+static void rb_close(struct wsk_tcp *t, int error, void *user_data)
+{
+    struct relay *r = user_data;
+
+    (void)t;
+    bool was_busy = r->is_busy;
+    r->is_busy = true;
+    r->back = NULL;
+    if (!r->is_back_open)
+        cli_info("tcp %s: %s unreachable: %s", r->front ? wsk_tcp_peer(r->front) : "?",
+                 r->s->opt.proxy_url, wsk_strerror(error));
+    if (r->front) {
+        if (r->is_front_paused)
+            wsk_tcp_pause(r->front, false);
+        wsk_tcp_close(r->front);
+    }
+    r->is_busy = was_busy;
+    relay_maybe_free(r);
+}
+
+void serve_proxy_tcp_open(struct serve *s, struct wsk_tcp *front)
+{
+    struct relay *r = calloc(1, sizeof *r);
+    struct wsk_tcp_config cfg;
+
+    if (!r) {
+        wsk_tcp_close(front);
+        return;
+    }
+    r->s = s;
+    r->front = front;
+    wsk_tcp_set_data(front, r);
+    wsk_tcp_config_init(&cfg);
+    cfg.handlers = (struct wsk_tcp_handlers){
+        .on_open = rb_open,
+        .on_data = rb_data,
+        .on_drain = rb_drain,
+        .on_close = rb_close,
+        .on_eof = rb_eof,
+    };
+    cfg.user_data = r;
+    cfg.log = cli_log_library;
+    cfg.max_send_queue = (size_t)s->opt.max_queue;
+    cfg.connect_timeout_ms = s->opt.handshake_timeout_ms;
+    r->is_front_paused = true;
+    wsk_tcp_pause(front, true);
+    if (wsk_tcp_connect(&r->back, s->loop, s->proxy_host, s->proxy_port, &cfg) < 0) {
+        wsk_tcp_set_data(front, NULL);
+        free(r);
+        wsk_tcp_close(front);
+    }
+}
+
+void serve_proxy_tcp_data(struct wsk_tcp *front, const uint8_t *data, size_t len)
+{
+    struct relay *r = wsk_tcp_get_data(front);
+
+    if (r && r->back && r->is_back_open && wsk_tcp_send(r->back, data, len) == WSK_EBACKPRESSURE) {
+        r->is_front_paused = true;
+        wsk_tcp_pause(front, true);
+    }
+}
+
+void serve_proxy_tcp_drain(struct wsk_tcp *front)
+{
+    struct relay *r = wsk_tcp_get_data(front);
+
+    if (r && r->back && r->is_back_paused) {
+        r->is_back_paused = false;
+        wsk_tcp_pause(r->back, false);
+    }
+}
+
+void serve_proxy_tcp_eof(struct wsk_tcp *front)
+{
+    struct relay *r = wsk_tcp_get_data(front);
+
+    /* Half-close passes through: the backend gets EOF once what the
+     * client sent is written, and its answer still comes back. */
+    if (r && r->back && r->is_back_open)
+        wsk_tcp_shutdown(r->back);
+    else
+        wsk_tcp_close(front);
+}
+
+void serve_proxy_tcp_close(struct wsk_tcp *front)
+{
+    struct relay *r = wsk_tcp_get_data(front);
+
+    if (!r)
+        return;
+    wsk_tcp_set_data(front, NULL);
+    bool was_busy = r->is_busy;
+    r->is_busy = true;
+    r->front = NULL;
+    if (r->back) {
+        if (r->is_back_paused)
+            wsk_tcp_pause(r->back, false);
+        wsk_tcp_close(r->back); /* on_close may run inside */
+    }
+    r->is_busy = was_busy;
+    relay_maybe_free(r);
+}
+
 int serve_proxy_check(struct serve_options *opt, char **host, uint16_t *port)
 {
     struct wsk_url u;

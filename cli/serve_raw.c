@@ -146,6 +146,12 @@ void serve_room_from_ws(struct serve *s, const struct wsk_message *msg)
 static void tcp_on_open(struct wsk_tcp *t, void *user_data)
 {
     struct serve *s = user_data;
+
+    if (s->opt.mode == SERVE_PROXY) {
+        cli_verbose("tcp %s: open, relaying to %s", wsk_tcp_peer(t), s->opt.proxy_url);
+        serve_proxy_tcp_open(s, t);
+        return;
+    }
     struct tcp_client *c = calloc(1, sizeof *c);
 
     if (!c) {
@@ -189,6 +195,10 @@ static void tcp_on_data(struct wsk_tcp *t, const uint8_t *data, size_t len, void
         tcp_echo(t, data, len);
         return;
     }
+    if (s->opt.mode == SERVE_PROXY) {
+        serve_proxy_tcp_data(t, data, len);
+        return;
+    }
     if (!c)
         return;
     while (len && (nl = memchr(data, '\n', len)) != NULL) {
@@ -227,13 +237,23 @@ oom:
 
 static void tcp_on_drain(struct wsk_tcp *t, void *user_data)
 {
-    (void)user_data;
-    wsk_tcp_pause(t, false);
+    struct serve *s = user_data;
+
+    if (s->opt.mode == SERVE_PROXY)
+        serve_proxy_tcp_drain(t);
+    else
+        wsk_tcp_pause(t, false);
 }
 
 static void tcp_on_close(struct wsk_tcp *t, int error, void *user_data)
 {
     struct serve *s = user_data;
+
+    if (s->opt.mode == SERVE_PROXY) {
+        cli_verbose("tcp: relay closed%s%s", error ? ": " : "", error ? wsk_strerror(error) : "");
+        serve_proxy_tcp_close(t);
+        return;
+    }
     struct tcp_client *c = wsk_tcp_get_data(t);
 
     if (!c)
@@ -251,6 +271,12 @@ static void tcp_on_close(struct wsk_tcp *t, int error, void *user_data)
     wsk_tcp_set_data(t, NULL);
 }
 
+static void tcp_on_eof(struct wsk_tcp *t, void *user_data)
+{
+    (void)user_data;
+    serve_proxy_tcp_eof(t);
+}
+
 static int tcp_start(struct serve *s)
 {
     struct wsk_tcp_config cfg;
@@ -261,6 +287,8 @@ static int tcp_start(struct serve *s)
     cfg.handlers.on_data = tcp_on_data;
     cfg.handlers.on_drain = tcp_on_drain;
     cfg.handlers.on_close = tcp_on_close;
+    if (s->opt.mode == SERVE_PROXY)
+        cfg.handlers.on_eof = tcp_on_eof; /* a relay passes half-closes on */
     cfg.user_data = s;
     cfg.log = cli_log_library;
     cfg.max_send_queue = (size_t)s->opt.max_queue;

@@ -47,6 +47,12 @@ struct wsk_tcp_handlers {
      * wsk_tcp_close() completed); else why: -ECONNREFUSED, WSK_EDNS,
      * -ECONNRESET, -ETIMEDOUT (connect, idle or close timeout), ... */
     void (*on_close)(struct wsk_tcp *t, int error, void *user_data);
+    /* The peer shut down its side (EOF). Without this handler the
+     * connection ends once what is queued is written. With it, the
+     * connection stays open for sending until wsk_tcp_shutdown() or
+     * wsk_tcp_close() (a relay passes the EOF on and waits for the other
+     * side's); nothing more is read. */
+    void (*on_eof)(struct wsk_tcp *t, void *user_data);
 };
 
 /* Zero means default; fill with wsk_tcp_config_init(). */

@@ -334,8 +334,12 @@ static void flush(struct wsk_tcp *t)
         t->flags |= WSK__TCP_WR_DONE;
         t->deadline = wsk_loop_now(ctx->loop) + ctx->cfg.close_timeout_ms;
     }
-    if (!t->st.out_bytes && (t->state == WSK__TCP_CLOSING ||
-                             (t->state == WSK__TCP_OPEN && (t->flags & WSK__TCP_PEER_EOF)))) {
+    /* After the peer's EOF the connection ends once the queue is out,
+     * unless on_eof took charge: then when the user closes or shuts down. */
+    bool eof_ends = (t->flags & WSK__TCP_PEER_EOF) &&
+                    (!ctx->cfg.handlers.on_eof || (t->flags & WSK__TCP_SHUT_WR));
+    if (!t->st.out_bytes &&
+        (t->state == WSK__TCP_CLOSING || (t->state == WSK__TCP_OPEN && eof_ends))) {
         finish(t);
         if (t->state == WSK__TCP_DEAD)
             return;
@@ -359,8 +363,18 @@ static void on_readable(struct wsk_tcp *t)
                 dead(t, 0);
                 return;
             }
-            /* The peer is done sending: write what is queued, then end. */
+            /* The peer is done sending: write what is queued, then end;
+             * or, with on_eof, let the user say when. */
             t->flags |= WSK__TCP_PEER_EOF;
+            if (ctx->cfg.handlers.on_eof && t->state == WSK__TCP_OPEN &&
+                !(t->flags & WSK__TCP_SHUT_WR)) {
+                ctx->cb_depth++;
+                ctx->cfg.handlers.on_eof(t, ctx->cfg.user_data);
+                ctx->cb_depth--;
+                if (t->state != WSK__TCP_DEAD)
+                    want_flush(t);
+                return;
+            }
             if (!t->st.out_bytes && t->state == WSK__TCP_OPEN)
                 dead(t, 0);
             else

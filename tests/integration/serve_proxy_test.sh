@@ -31,6 +31,13 @@ if start_server --echo --listen tcp://127.0.0.1:0; then
         stop_server
         check "SIGTERM: exit 0" test "$STOP_STATUS" -eq 0
     fi
+    if start_server --listen tcp://127.0.0.1:0 --proxy "$BACKEND"; then
+        check "a tcp:// listener relays plain TCP: 2 MB of random bytes come back identical" bash -c '
+            head -c 2000000 /dev/urandom >"$2/r" &&
+            timeout 20 "$0" connect --binary "$1" <"$2/r" >"$2/r.out" && cmp "$2/r" "$2/r.out"' \
+            "$WSK_BIN" "$LISTENER_URL" "$TEST_TMP"
+        stop_server
+    fi
     stop_server "$BACKEND_PID"
 fi
 
@@ -84,6 +91,8 @@ fi
 echo "== options"
 check "--proxy needs a tcp:// URL" bash -c '
     err=$("$0" serve --proxy ws://127.0.0.1:1 2>&1); rv=$?; echo "$rv: $err"; ((rv == 2)) && [[ $err == *"expected tcp://HOST:PORT"* ]]' "$WSK_BIN"
+check "--proxy with a udp:// listener is refused" bash -c '
+    err=$("$0" serve --proxy tcp://127.0.0.1:1 --listen udp://127.0.0.1:0 2>&1); rv=$?; echo "$rv: $err"; ((rv == 2))' "$WSK_BIN"
 check "--proxy with --exec is refused" bash -c '
     err=$("$0" serve --proxy tcp://127.0.0.1:1 --exec cat 2>&1); rv=$?; echo "$rv: $err"; ((rv == 2))' "$WSK_BIN"
 check "--help documents --proxy" bash -c '"$0" serve --help | grep -q -- "--proxy tcp://HOST:PORT"' "$WSK_BIN"

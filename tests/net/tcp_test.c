@@ -24,6 +24,8 @@ struct side {
     bool echo;
     bool pause_on_open;
     bool free_server_on_data;
+    bool on_eof_reply; /* on_eof: send "late reply" and close */
+    int eofs;
     struct wsk_tcp_server *srv;
 };
 
@@ -52,6 +54,14 @@ static void s_data(struct wsk_tcp *t, const uint8_t *data, size_t len, void *ud)
     }
 }
 
+static void s_eof(struct wsk_tcp *t, void *ud)
+{
+    struct side *s = ud;
+    s->eofs++;
+    CHECK_EQ_INT(wsk_tcp_send(t, "late reply", 10), 0);
+    CHECK_EQ_INT(wsk_tcp_close(t), 0);
+}
+
 static void s_drain(struct wsk_tcp *t, void *ud)
 {
     (void)t;
@@ -71,7 +81,10 @@ static struct wsk_tcp_config config(struct side *s)
 {
     struct wsk_tcp_config cfg;
     wsk_tcp_config_init(&cfg);
-    cfg.handlers = (struct wsk_tcp_handlers){s_open, s_data, s_drain, s_close};
+    cfg.handlers = (struct wsk_tcp_handlers){
+        .on_open = s_open, .on_data = s_data, .on_drain = s_drain, .on_close = s_close};
+    if (s->on_eof_reply)
+        cfg.handlers.on_eof = s_eof;
     cfg.user_data = s;
     return cfg;
 }
@@ -155,6 +168,28 @@ static void test_shutdown_reads_on(void)
     CHECK_EQ_INT(S.close_error[0], 0);
     CHECK_EQ_INT(C.got_len, sizeof big);
     CHECK_MEM(C.got, big, sizeof big);
+    wsk_tcp_server_free(srv);
+}
+
+/* on_eof: the server sees the client's half-close, the connection stays
+ * open for its answer, which the client (reading on after
+ * wsk_tcp_shutdown()) gets before both end normally. */
+static void test_on_eof_answers_after_half_close(void)
+{
+    reset();
+    S.on_eof_reply = true;
+    struct wsk_tcp_server *srv = server(&S);
+    struct wsk_tcp *t = client(&C, "127.0.0.1", wsk_tcp_server_port(srv));
+    RUN_UNTIL(C.n_open == 1 && S.n_open == 1, 5000);
+    CHECK_EQ_INT(wsk_tcp_send(t, "question", 8), 0);
+    CHECK_EQ_INT(wsk_tcp_shutdown(t), 0);
+    RUN_UNTIL(C.n_closed == 1 && S.n_closed == 1, 5000);
+    CHECK_EQ_INT(S.eofs, 1);
+    CHECK_EQ_INT(S.got_len, 8);
+    CHECK_EQ_INT(C.got_len, 10);
+    CHECK_MEM(C.got, "late reply", 10);
+    CHECK_EQ_INT(C.close_error[0], 0);
+    CHECK_EQ_INT(S.close_error[0], 0);
     wsk_tcp_server_free(srv);
 }
 
@@ -325,6 +360,7 @@ int main(void)
     CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
     WSK_RUN(test_echo_and_close);
     WSK_RUN(test_shutdown_reads_on);
+    WSK_RUN(test_on_eof_answers_after_half_close);
     WSK_RUN(test_connect_refused);
     WSK_RUN(test_backpressure);
     WSK_RUN(test_broadcast);
