@@ -2,11 +2,13 @@
 # A fuzzing campaign: runs libFuzzer targets for a while, then grows the
 # committed corpus by the inputs that add coverage.
 #
-#   scripts/fuzz_campaign.sh [--jobs N] SECONDS [TARGET...]
+#   scripts/fuzz_campaign.sh [--jobs N] [--cpu] SECONDS [TARGET...]
 #
 # Builds the libFuzzer targets (build/fuzz, clang, -DWSK_FUZZ=ON) and runs
 # every target in fuzz/ (or the named ones) for SECONDS each, N at a time
-# (default 1). Each target keeps a working corpus in
+# (default 1); with --cpu, until each has used SECONDS of CPU time (user+sys:
+# a niced run on a busy machine gets less CPU than wall time), in runs of at
+# most 10 minutes. Each target keeps a working corpus in
 # build/fuzz-campaign/corpus-NAME that survives between campaigns; it starts
 # from that and fuzz/corpus/NAME, and writes new inputs only to the former.
 # Afterwards `-merge=1` copies into fuzz/corpus/NAME the working inputs that
@@ -24,13 +26,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
 jobs=1
+cpu_budget=0
 while (($#)); do
     case $1 in
+    --cpu) cpu_budget=1; shift ;;
     --jobs) jobs=${2:-}; shift 2 || usage ;;
     --jobs=*) jobs=${1#--jobs=}; shift ;;
     -h | --help) usage ;;
@@ -75,19 +79,34 @@ campaign() {
     rm -f "$work/artifacts/$name-"*
     before=$(count_files "$committed")
     # CPU seconds (user+sys) as well as wall: a niced run on a busy machine
-    # gets less CPU than its wall time.
-    local TIMEFORMAT='%U %S'
-    { time "$fuzz_bin/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$work/artifacts/$name-" \
-        "$corpus" "$committed" >"$log" 2>&1 || rc=$?; } 2>"$work/logs/$name.time"
+    # gets less CPU than its wall time. With --cpu, runs follow each other
+    # until the CPU time reaches the budget.
+    local TIMEFORMAT='%U %S' cpu_total=0 execs_total=0 run_s part
+    : >"$log"
+    while :; do
+        run_s=$seconds
+        if ((cpu_budget)); then
+            run_s=$((seconds - cpu_total))
+            ((run_s > 600)) && run_s=600
+            ((run_s < 10)) && run_s=10
+        fi
+        { time "$fuzz_bin/$name" -max_total_time="$run_s" -timeout=10 -rss_limit_mb=2048 \
+            -print_final_stats=1 -artifact_prefix="$work/artifacts/$name-" \
+            "$corpus" "$committed" >"$log.part" 2>&1 || rc=$?; } 2>"$work/logs/$name.time"
+        cat "$log.part" >>"$log"
+        part=$(awk '{ printf "%d", $1 + $2 }' "$work/logs/$name.time" 2>/dev/null || echo 0)
+        cpu_total=$((cpu_total + part))
+        part=$(grep -o 'number_of_executed_units: *[0-9]*' "$log.part" | grep -o '[0-9]*$' | tail -1)
+        execs_total=$((execs_total + ${part:-0}))
+        ((cpu_budget && rc == 0 && cpu_total < seconds)) || break
+    done
+    rm -f "$log.part"
     # Only inputs that add coverage to the committed corpus go into it.
     "$fuzz_bin/$name" -merge=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/artifacts/$name-" \
         "$committed" "$corpus" >"$work/logs/$name.merge.log" 2>&1 || mrc=$?
     after=$(count_files "$committed")
-    local execs cov ft crashes cpu
-    cpu=$(awk '{ printf "%d", $1 + $2 }' "$work/logs/$name.time" 2>/dev/null || true)
-    execs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+    local execs=$execs_total cov ft crashes cpu=$cpu_total
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     crashes=$(find "$work/artifacts" -maxdepth 1 -type f -name "$name-*" | wc -l)
@@ -96,7 +115,7 @@ campaign() {
         >"$work/logs/$name.result"
 }
 
-echo "=== fuzzing ${#targets[@]} target(s) for ${seconds}s each, $jobs at a time"
+echo "=== fuzzing ${#targets[@]} target(s) for ${seconds}s$( ((cpu_budget)) && echo " of CPU") each, $jobs at a time"
 running=0
 for name in "${targets[@]}"; do
     if ((running >= jobs)); then
