@@ -107,8 +107,9 @@ untrack_pid()
 
 # start_listener CMD...: starts a server program in the background and waits
 # (up to READY_TIMEOUT seconds) for its first stdout line, which must contain
-# ws://HOST:PORT/... or wss://HOST:PORT/... Sets LISTENER_PID, LISTENER_PORT,
-# LISTENER_URL (the ws:// or wss:// URL from that line), LISTENER_LINE, LISTENER_OUT (a file that collects the
+# ws://HOST:PORT/... or wss://HOST:PORT/... (or, for a raw TCP server,
+# tcp://HOST:PORT) and end with ')'. Sets LISTENER_PID, LISTENER_PORT,
+# LISTENER_URL (the URL from that line), LISTENER_LINE, LISTENER_OUT (a file that collects the
 # rest of its stdout) and LISTENER_ERR (its stderr). Returns non-zero, with the
 # reason on stdout, if the line does not come.
 start_listener()
@@ -140,13 +141,15 @@ start_listener()
     # A TLS server's line says https:// and wss://; the first ws:// or wss://
     # URL is the one.
     local url_re='(wss?://[^ ,()]*:([0-9]+)/[^ ,()]*)'
+    # Only when the line has no WebSocket URL: a raw TCP server's, no path.
+    local tcp_re='(tcp://[^ ,()/]*:([0-9]+))'
     while ! IFS= read -r -t 0.2 -u "$fd" part; do
         acc+=$part
         # On a loaded machine bash's timed read has been seen to swallow the
         # newline with a timed-out piece (CI: the whole line in $acc, then
         # no further line for 15 s). Every listening line ends with ')':
         # take a complete one without its newline.
-        if [[ $acc == *')' && $acc =~ $url_re ]]; then
+        if [[ $acc == *')' ]] && [[ $acc =~ $url_re || $acc =~ $tcp_re ]]; then
             part=
             break
         fi
@@ -170,12 +173,12 @@ start_listener()
     cat <&"$fd" >"$LISTENER_OUT" &
     track_pid "$!"
     exec {fd}<&-
-    if [[ $line =~ $url_re ]]; then
+    if [[ $line =~ $url_re ]] || [[ $line =~ $tcp_re ]]; then
         LISTENER_URL=${BASH_REMATCH[1]}
         LISTENER_PORT=${BASH_REMATCH[2]}
         return 0
     fi
-    echo "first stdout line of '$*' has no ws:// or wss:// URL: '$line'"
+    echo "first stdout line of '$*' has no ws://, wss:// or tcp:// URL: '$line'"
     return 1
 }
 
