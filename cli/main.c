@@ -1,7 +1,7 @@
 /* wsk: the command-line tool. A thin user of <wsk.h>.
  *
- * main() dispatches to a subcommand (serve.c, connect.c, bench.c); this file also holds
- * the helpers they share (cli.h): logging, option values, common options, the
+ * main() dispatches to a subcommand (serve.c, connect.c, bench.c, danmaku.c); this file
+ * also holds the helpers they share (cli.h): logging, option values, common options, the
  * event loop, buffers. */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,7 @@ static const char usage[] =
     "  serve            run a WebSocket server: chat page, broadcast, echo, files\n"
     "  connect URL      a WebSocket client: interactive, or piping stdin and stdout\n"
     "  bench URL        a load generator: echo, handshake, idle and fanout benchmarks\n"
+    "  danmaku ROOM     a Douyu live-chat client: a room's chat as lines or JSON\n"
     "  help             show this help\n"
     "  version          print the version\n"
     "\n"
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         return cli_connect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench"))
         return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "danmaku"))
+        return cli_danmaku(argc - 1, argv + 1);
     fprintf(stderr, "wsk: unknown command '%s' (try 'wsk --help')\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

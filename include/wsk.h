@@ -8,6 +8,7 @@
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
  *   wsk/ws.h      WebSocket servers, clients and connections
  *   wsk/net.h     raw TCP servers, clients and connections; UDP sockets
+ *   wsk/danmaku.h I/O-free Douyu live-chat packets and their STT text
  */
 #ifndef WSK_H
 #define WSK_H
@@ -22,6 +23,7 @@
 #include "wsk/loop.h"
 #include "wsk/ws.h"
 #include "wsk/net.h"
+#include "wsk/danmaku.h"
 
 #ifdef __cplusplus
 extern "C" {

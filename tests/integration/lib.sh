@@ -175,7 +175,7 @@ start_listener()
         LISTENER_PORT=${BASH_REMATCH[3]}
         return 0
     fi
-    echo "first stdout line of '$*' has no ws:// or wss:// URL: '$line'"
+    echo "first stdout line of '$*' has no ws://, wss://, tcp:// or udp:// URL: '$line'"
     return 1
 }
 
