@@ -1,4 +1,5 @@
-/* Private to src/net: the raw TCP connection and its context. */
+/* Private to src/net: the raw TCP connection and its context, shared by
+ * tcp.c (connections and servers) and tcp_client.c (clients). */
 #ifndef WSK_NET_INTERNAL_H
 #define WSK_NET_INTERNAL_H
 
@@ -80,5 +81,20 @@ int wsk__tcp_new(struct wsk_tcp **out, struct wsk__tcp_ctx *ctx, int fd, uint8_t
 void wsk__tcp_walk_begin(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w);
 struct wsk_tcp *wsk__tcp_walk_next(struct wsk__tcp_walk *w);
 void wsk__tcp_walk_end(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w);
+
+/* Ends t: on_close once (when it is reported), the socket closed, the
+ * memory freed at the end of the iteration. */
+void wsk__tcp_dead(struct wsk_tcp *t, int error);
+/* Puts t on the flush round of this iteration. */
+void wsk__tcp_want_flush(struct wsk_tcp *t);
+/* Watches what t needs now; ends t when the loop refuses. */
+void wsk__tcp_set_events(struct wsk_tcp *t);
+/* Pushes an open connection's idle deadline ahead. */
+void wsk__tcp_touch(struct wsk_tcp *t);
+void wsk__tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* tcp_client.c: readiness of a client still connecting. */
+void wsk__tcp_client_io(struct wsk_tcp *t);
 
 #endif
