@@ -9,9 +9,11 @@
 #include "wsk/net.h"
 
 struct wsk__resolve;
+struct wsk__tls_ctx;
 
 enum wsk__tcp_state {
     WSK__TCP_CONNECTING, /* client: resolving or connecting */
+    WSK__TCP_HANDSHAKE,  /* client: the TLS handshake */
     WSK__TCP_OPEN,
     WSK__TCP_CLOSING, /* wsk_tcp_close(): writing what is queued */
     WSK__TCP_LINGER,  /* written and shut down for writing: waiting for EOF */
@@ -27,6 +29,7 @@ enum {
     WSK__TCP_FAIL_SOON = 1u << 5,  /* end with error on the flush round */
     WSK__TCP_IN_CONNECT = 1u << 6, /* inside wsk_tcp_connect(): report failures later */
     WSK__TCP_IN_READ = 1u << 7,    /* in on_data */
+    WSK__TCP_READ_AGAIN = 1u << 8, /* TLS holds decrypted bytes: read on the flush round */
 };
 
 struct wsk__tcp_ctx;
@@ -72,6 +75,10 @@ struct wsk__tcp_ctx {
     bool in_teardown;
     bool is_client;
     void (*on_empty)(struct wsk__tcp_ctx *ctx); /* client: free the context */
+    /* Client with TLS: the context, and the name the certificate must be
+     * valid for. cfg.ca_file and cfg.server_name are not kept. */
+    struct wsk__tls_ctx *tls_ctx;
+    char *server_name;
 };
 
 int wsk__tcp_ctx_init(struct wsk__tcp_ctx *ctx, struct wsk_loop *loop,
@@ -87,6 +94,8 @@ void wsk__tcp_walk_end(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w);
 void wsk__tcp_dead(struct wsk_tcp *t, int error);
 /* Puts t on the flush round of this iteration. */
 void wsk__tcp_want_flush(struct wsk_tcp *t);
+/* Reads on the flush round (bytes TLS decrypted show no readiness). */
+void wsk__tcp_read_again(struct wsk_tcp *t);
 /* Watches what t needs now; ends t when the loop refuses. */
 void wsk__tcp_set_events(struct wsk_tcp *t);
 /* Pushes an open connection's idle deadline ahead. */
@@ -94,7 +103,8 @@ void wsk__tcp_touch(struct wsk_tcp *t);
 void wsk__tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* tcp_client.c: readiness of a client still connecting. */
+/* tcp_client.c: readiness of a client still connecting or in its TLS
+ * handshake. */
 void wsk__tcp_client_io(struct wsk_tcp *t);
 
 #endif

@@ -1,11 +1,13 @@
 /* Raw TCP connections and servers on the loop (wsk/net.h); clients, which
- * connect first, are in tcp_client.c.
+ * connect and may start TLS first, are in tcp_client.c.
  *
  * A connection is a stream (transport/stream.c) plus a little state: input
  * is read into the loop's shared buffer and handed to on_data at once, so
  * an idle connection holds no buffer; output goes to the stream's queue and
  * is written at the end of the loop iteration (one write for a burst of
- * sends), or when the socket is writable again.
+ * sends), or when the socket is writable again. With TLS, the stream may
+ * need the other direction's readiness, and bytes it has decrypted do not
+ * show as readiness: those are read on the flush round (READ_AGAIN).
  *
  * Each server has a context; each client connection has one of its own.
  * Connections that end are unlinked at once and freed at the end of the
@@ -24,6 +26,7 @@
 #include "net/net_internal.h"
 #include "transport/listen.h"
 #include "transport/resolve.h"
+#include "transport/tls.h"
 
 #define READS_PER_EVENT 4
 
@@ -65,6 +68,7 @@ void wsk__tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
 }
 
 static void flush(struct wsk_tcp *t);
+static void on_readable(struct wsk_tcp *t);
 
 static void reap_cb(struct wsk_loop *loop, struct wsk_defer *d)
 {
@@ -90,10 +94,18 @@ static void flush_cb(struct wsk_loop *loop, struct wsk_defer *d)
         t->flags &= (uint16_t)~WSK__TCP_FLUSH_LIST;
         if (t->state == WSK__TCP_DEAD)
             continue;
-        if (t->flags & WSK__TCP_FAIL_SOON)
+        if (t->flags & WSK__TCP_FAIL_SOON) {
             wsk__tcp_dead(t, t->error);
-        else
-            flush(t);
+            continue;
+        }
+        if (t->flags & WSK__TCP_READ_AGAIN) {
+            t->flags &= (uint16_t)~WSK__TCP_READ_AGAIN;
+            if (!(t->flags & WSK__TCP_PAUSED))
+                on_readable(t);
+            if (t->state == WSK__TCP_DEAD)
+                continue;
+        }
+        flush(t);
     }
 }
 
@@ -121,9 +133,10 @@ static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *timer)
             wsk__tcp_dead(t, 0); /* all was written; the peer's EOF is late */
         } else {
             wsk__tcp_log(ctx, 2, "%s: %s timeout", wsk_tcp_peer(t),
-                         t->state == WSK__TCP_CONNECTING ? "connect"
-                         : t->state == WSK__TCP_CLOSING  ? "close"
-                                                         : "idle");
+                         t->state == WSK__TCP_CONNECTING  ? "connect"
+                         : t->state == WSK__TCP_HANDSHAKE ? "TLS handshake"
+                         : t->state == WSK__TCP_CLOSING   ? "close"
+                                                          : "idle");
             wsk__tcp_dead(t, -ETIMEDOUT);
         }
     }
@@ -163,6 +176,10 @@ void wsk__tcp_ctx_destroy(struct wsk__tcp_ctx *ctx)
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__seg_pool_free(&ctx->pool);
+    wsk__tls_ctx_unref(ctx->tls_ctx);
+    ctx->tls_ctx = NULL;
+    free(ctx->server_name);
+    ctx->server_name = NULL;
 }
 
 void wsk__tcp_walk_begin(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w)
@@ -284,14 +301,16 @@ void wsk__tcp_set_events(struct wsk_tcp *t)
         wsk__tcp_dead(t, rv);
 }
 
-/* Our side is done and the queue is empty: shut down writing and wait for
- * the peer's EOF, or end now if it came already. */
+/* Our side is done and the queue is empty: shut down writing (after TLS's
+ * close_notify) and wait for the peer's EOF, or end now if it came
+ * already. */
 static void finish(struct wsk_tcp *t)
 {
     if ((t->flags & WSK__TCP_PEER_EOF)) {
         wsk__tcp_dead(t, 0);
         return;
     }
+    wsk__stream_shutdown_tls(&t->st);
     shutdown(t->st.io.fd, SHUT_WR);
     t->state = WSK__TCP_LINGER;
     t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
@@ -300,7 +319,8 @@ static void finish(struct wsk_tcp *t)
 static void flush(struct wsk_tcp *t)
 {
     struct wsk__tcp_ctx *ctx = t->ctx;
-    if (t->state == WSK__TCP_DEAD || t->state == WSK__TCP_CONNECTING || t->st.io.fd < 0)
+    if (t->state == WSK__TCP_DEAD || t->state == WSK__TCP_CONNECTING ||
+        t->state == WSK__TCP_HANDSHAKE || t->st.io.fd < 0)
         return;
     ssize_t w = wsk__stream_flush(&t->st, &ctx->pool);
     if (w < 0) {
@@ -327,6 +347,12 @@ static void flush(struct wsk_tcp *t)
             return;
     }
     wsk__tcp_set_events(t);
+}
+
+void wsk__tcp_read_again(struct wsk_tcp *t)
+{
+    t->flags |= WSK__TCP_READ_AGAIN;
+    wsk__tcp_want_flush(t);
 }
 
 static void on_readable(struct wsk_tcp *t)
@@ -365,25 +391,35 @@ static void on_readable(struct wsk_tcp *t)
         }
         if (t->state == WSK__TCP_DEAD || (t->flags & WSK__TCP_PAUSED))
             return;
-        if ((size_t)n < ctx->rbuf_cap)
+        /* A short read means the socket is drained. TLS hands out one
+         * record at a time, so ask it instead. */
+        if (t->st.tls ? !wsk__stream_pending(&t->st) : (size_t)n < ctx->rbuf_cap)
             return;
     }
+    /* The fairness cap: a plain socket stays readable for the next
+     * iteration, but bytes TLS already decrypted would not show. */
+    if (wsk__stream_pending(&t->st))
+        wsk__tcp_read_again(t);
 }
 
 static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
 {
     (void)loop;
     struct wsk_tcp *t = io->data;
-    if (t->state == WSK__TCP_CONNECTING) {
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE) {
         wsk__tcp_client_io(t);
         return;
     }
-    if (events & WSK_IO_WRITE) {
+    /* TLS may need to read before it can write, or write before it can
+     * read. */
+    if ((events & WSK_IO_WRITE) || ((events & WSK_IO_READ) && (t->st.flags & WSK__STREAM_TLS_WR))) {
         flush(t);
         if (t->state == WSK__TCP_DEAD)
             return;
     }
-    if (events & WSK_IO_READ)
+    if ((t->st.flags & WSK__STREAM_TLS_RW) && (events & WSK_IO_WRITE))
+        events |= WSK_IO_READ;
+    if ((events & WSK_IO_READ) && !(t->flags & WSK__TCP_PAUSED))
         on_readable(t);
     if (t->state != WSK__TCP_DEAD && t->st.out_bytes)
         wsk__tcp_want_flush(t); /* answers written at the end of the iteration */
@@ -421,13 +457,16 @@ void wsk_tcp_pause(struct wsk_tcp *t, bool paused)
         t->flags |= WSK__TCP_PAUSED;
     else
         t->flags &= (uint16_t)~WSK__TCP_PAUSED;
-    if (t->state != WSK__TCP_CONNECTING)
-        wsk__tcp_set_events(t);
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE)
+        return;
+    wsk__tcp_set_events(t);
+    if (!paused && wsk__stream_pending(&t->st))
+        wsk__tcp_read_again(t); /* decrypted while paused: no readiness will say so */
 }
 
 int wsk_tcp_close(struct wsk_tcp *t)
 {
-    if (t->state == WSK__TCP_CONNECTING) {
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE) {
         wsk__tcp_dead(t, WSK_ECLOSED);
         return 0;
     }
@@ -452,6 +491,11 @@ const char *wsk_tcp_peer(const struct wsk_tcp *t)
     if (t->st.io.fd < 0 || getpeername(t->st.io.fd, (struct sockaddr *)&ss, &len) < 0)
         return "(unknown)";
     return wsk_sockaddr_str((struct sockaddr *)&ss, len, buf, sizeof buf);
+}
+
+const char *wsk_tcp_error_detail(const struct wsk_tcp *t)
+{
+    return wsk__stream_error(&t->st);
 }
 
 void wsk_tcp_set_data(struct wsk_tcp *t, void *data)

@@ -1,7 +1,18 @@
 /* Raw TCP clients (wsk_tcp_connect(), wsk/net.h): the name resolved off the
- * loop thread, each address tried in turn; on_open once connected, and one
- * deadline (connect_timeout_ms) over all of it. Once open, the connection is
- * tcp.c's like any other.
+ * loop thread, each address tried in turn, then, with cfg.tls, the TLS
+ * handshake; on_open once all of it is done, and one deadline
+ * (connect_timeout_ms) over all of it.
+ *
+ *   CONNECTING --connected--> HANDSHAKE (TLS) --done--> OPEN
+ *        |                        |
+ *        +--- every failure ------+--> on_close(error)
+ *
+ * TLS is the WebSocket client's: the same client contexts (the system's CA
+ * store or ca_file, or insecure), the same name checks (SNI and the
+ * certificate's DNS names for a host name, its IP addresses for an address
+ * literal), and the same one-line reasons, which on_close can read with
+ * wsk_tcp_error_detail(). Once open, the connection is tcp.c's like any
+ * other.
  *
  * Each client has a context of its own, freed with the connection.
  */
@@ -15,6 +26,10 @@
 #include "loop/sock.h"
 #include "net/net_internal.h"
 #include "transport/resolve.h"
+#include "transport/tls.h"
+
+/* The longest name TLS takes (a DNS name, RFC 1035). */
+#define SERVER_NAME_MAX 253
 
 static void client_ctx_empty(struct wsk__tcp_ctx *ctx)
 {
@@ -49,13 +64,44 @@ static void opened(struct wsk_tcp *t)
         ctx->cfg.handlers.on_open(t, ctx->cfg.user_data);
         ctx->cb_depth--;
     }
+    /* The server may have spoken with its last handshake flight. */
+    if (t->state == WSK__TCP_OPEN && wsk__stream_pending(&t->st))
+        wsk__tcp_read_again(t);
+}
+
+/* The TLS handshake, stepped by readiness. */
+static void tls_step(struct wsk_tcp *t)
+{
+    int rv = wsk__stream_handshake(&t->st);
+    if (rv == WSK__STREAM_HS_AGAIN) {
+        wsk__tcp_set_events(t);
+        return;
+    }
+    if (rv < 0) {
+        wsk__tcp_log(t->ctx, 2, "%s: TLS handshake failed: %s", wsk_tcp_peer(t),
+                     wsk__stream_error(&t->st));
+        fail(t, rv);
+        return;
+    }
+    opened(t);
 }
 
 static void on_connected(struct wsk_tcp *t)
 {
+    struct wsk__tcp_ctx *ctx = t->ctx;
     freeaddrinfo(t->addrs);
     t->addrs = t->next_addr = NULL;
-    opened(t);
+    if (!ctx->tls_ctx) {
+        opened(t);
+        return;
+    }
+    t->state = WSK__TCP_HANDSHAKE;
+    int rv = wsk__stream_start_tls(&t->st, ctx->tls_ctx, false, ctx->server_name);
+    if (rv < 0) {
+        fail(t, rv);
+        return;
+    }
+    tls_step(t); /* a client speaks first */
 }
 
 static void try_connect(struct wsk_tcp *t)
@@ -84,6 +130,10 @@ static void try_connect(struct wsk_tcp *t)
 
 void wsk__tcp_client_io(struct wsk_tcp *t)
 {
+    if (t->state == WSK__TCP_HANDSHAKE) {
+        tls_step(t);
+        return;
+    }
     int rv = wsk__sock_connect_finish(t->st.io.fd);
     if (rv < 0) {
         wsk_io_stop(t->ctx->loop, &t->st.io);
@@ -109,6 +159,23 @@ static void resolved(void *data, struct addrinfo *res, int error, const char *wh
     try_connect(t);
 }
 
+/* The TLS context and the name to verify, for a client with cfg.tls. */
+static int setup_tls(struct wsk__tcp_ctx *ctx, const char *host)
+{
+    const struct wsk_tcp_config *cfg = &ctx->cfg;
+    const char *name = cfg->server_name && *cfg->server_name ? cfg->server_name : host;
+    if (strlen(name) > SERVER_NAME_MAX)
+        return -EINVAL;
+    ctx->server_name = strdup(name);
+    if (!ctx->server_name)
+        return -ENOMEM;
+    char err[512];
+    int rv = wsk__tls_client_ctx_new(&ctx->tls_ctx, cfg->ca_file, cfg->insecure, err, sizeof err);
+    if (rv < 0)
+        wsk__tcp_log(ctx, 0, "%s", err);
+    return rv;
+}
+
 int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *host, uint16_t port,
                     const struct wsk_tcp_config *cfg)
 {
@@ -130,8 +197,13 @@ int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *hos
         free(ctx);
         return rv;
     }
+    if (ctx->cfg.tls)
+        rv = setup_tls(ctx, hostbuf);
+    /* Neither string is kept: the context holds what it needs. */
+    ctx->cfg.ca_file = ctx->cfg.server_name = NULL;
     struct wsk_tcp *t = NULL;
-    rv = wsk__tcp_new(&t, ctx, -1, WSK__TCP_CONNECTING);
+    if (rv == 0)
+        rv = wsk__tcp_new(&t, ctx, -1, WSK__TCP_CONNECTING);
     if (rv < 0) {
         wsk__tcp_ctx_destroy(ctx);
         free(ctx);
