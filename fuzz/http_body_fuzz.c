@@ -49,6 +49,8 @@ static uint64_t next_rand(uint64_t *s)
 
 static void add_body(struct run *r, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL */
     size_t room = BODY_CAP - r->body_len;
     memcpy(r->body + r->body_len, p, n < room ? n : room);
     r->body_len += n < room ? n : room;
