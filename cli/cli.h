@@ -30,6 +30,7 @@ enum cli_verbosity {
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_http(int argc, char **argv);
 
 /* ---- logging ------------------------------------------------------------ */
 
