@@ -31,6 +31,7 @@ int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_danmaku(int argc, char **argv);
+int cli_http(int argc, char **argv);
 
 /* ---- logging ------------------------------------------------------------ */
 

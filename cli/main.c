@@ -26,6 +26,7 @@ static const char usage[] =
     "  connect URL      a WebSocket client: interactive, or piping stdin and stdout\n"
     "  bench URL        a load generator: echo, handshake, idle and fanout benchmarks\n"
     "  danmaku ROOM     a Douyu live-chat client: a room's chat as lines or JSON\n"
+    "  http URL         an HTTP/1.1 client: GET, POST, headers, redirects, https\n"
     "  help             show this help\n"
     "  version          print the version\n"
     "\n"
@@ -67,6 +68,8 @@ int main(int argc, char **argv)
         return cli_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "danmaku"))
         return cli_danmaku(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "http"))
+        return cli_http(argc - 1, argv + 1);
     fprintf(stderr, "wsk: unknown command '%s' (try 'wsk --help')\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

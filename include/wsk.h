@@ -5,6 +5,7 @@
  *   wsk/deflate.h permessage-deflate (RFC 7692): negotiation and the transform
  *   wsk/session.h I/O-free WebSocket session: bytes in, messages and frames out
  *   wsk/url.h     ws://, wss://, http(s)://, tcp://, udp:// URLs, split in place
+ *   wsk/http.h    I/O-free HTTP/1.1 client messages: requests, response bodies
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
  *   wsk/ws.h      WebSocket servers, clients and connections
  *   wsk/net.h     raw TCP servers, clients and connections; UDP sockets
@@ -20,6 +21,7 @@
 #include "wsk/deflate.h"
 #include "wsk/session.h"
 #include "wsk/url.h"
+#include "wsk/http.h"
 #include "wsk/loop.h"
 #include "wsk/ws.h"
 #include "wsk/net.h"

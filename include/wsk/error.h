@@ -36,7 +36,8 @@ extern "C" {
     X(STATE, -1016, "operation not valid in the current state")                                    \
     X(TLS, -1017, "TLS error")                                                                     \
     X(ABNORMAL, -1018, "connection closed without a close frame")                                  \
-    X(DEFLATE, -1019, "permessage-deflate data error")
+    X(DEFLATE, -1019, "permessage-deflate data error")                                             \
+    X(TRUNCATED, -1020, "connection closed before the end of the HTTP body")
 
 enum wsk_errno {
 #define WSK__ERR_ENUM(name, value, msg) WSK_E##name = (value),

@@ -4,7 +4,8 @@
  * A TCP connection (struct wsk_tcp) is the same object for servers and
  * clients: bytes in through on_data, bytes out through wsk_tcp_send() into
  * a bounded send queue, the same loop, streams and segment pools as
- * WebSocket connections. A UDP socket (struct wsk_udp) delivers datagrams
+ * WebSocket connections. A client may speak TLS (cfg.tls), verified as the
+ * WebSocket client verifies wss:// servers. A UDP socket (struct wsk_udp) delivers datagrams
  * with their sender and sends at once (UDP has no queue: a full socket
  * buffer drops the datagram and says so).
  *
@@ -34,7 +35,8 @@ struct wsk_udp;
 
 /* Handlers; any may be NULL. user_data is the config's. */
 struct wsk_tcp_handlers {
-    /* Server: a connection was accepted. Client: connected. */
+    /* Server: a connection was accepted. Client: connected (and, with
+     * TLS, the handshake done and the certificate verified). */
     void (*on_open)(struct wsk_tcp *t, void *user_data);
     /* Bytes from the peer, in order, as they come (no framing). */
     void (*on_data)(struct wsk_tcp *t, const uint8_t *data, size_t len, void *user_data);
@@ -45,7 +47,8 @@ struct wsk_tcp_handlers {
      * every client connection (failed attempts too). error 0: a normal end
      * (the peer's EOF once everything queued was written, or
      * wsk_tcp_close() completed); else why: -ECONNREFUSED, WSK_EDNS,
-     * -ECONNRESET, -ETIMEDOUT (connect, idle or close timeout), ... */
+     * -ECONNRESET, -ETIMEDOUT (connect, idle or close timeout), WSK_ETLS
+     * (the TLS handshake failed: wsk_tcp_error_detail() says why), ... */
     void (*on_close)(struct wsk_tcp *t, int error, void *user_data);
     /* The peer shut down its side (EOF). Without this handler the
      * connection ends once what is queued is written. With it, the
@@ -63,9 +66,23 @@ struct wsk_tcp_config {
     size_t max_send_queue;       /* default 1 MiB: sends past it return WSK_EBACKPRESSURE */
     uint32_t idle_timeout_ms;    /* no byte either way for this long: -ETIMEDOUT; 0: never */
     uint32_t close_timeout_ms;   /* default 5000: after wsk_tcp_close(), to flush and see EOF */
-    uint32_t connect_timeout_ms; /* client, default 10000: name lookup and connect */
+    uint32_t connect_timeout_ms; /* client, default 10000: name lookup, connect and TLS */
     size_t max_connections;      /* server, default 100000: more are closed at accept */
     bool reuse_port;             /* server: SO_REUSEPORT on listeners */
+    /* Client TLS, as for wss:// in wsk/ws.h; servers ignore these. With
+     * tls, the handshake follows the connection and on_open follows the
+     * handshake. The server's certificate is verified against the system's
+     * CA store, or only against ca_file (PEM) when set, and must be valid
+     * for server_name, or when that is NULL or empty for the host given to
+     * wsk_tcp_connect(): a name is sent as SNI and must match a DNS name of
+     * the certificate (a wildcard only as the whole left-most label); an IP
+     * address must be one of its IP addresses. insecure skips all
+     * verification (tests only). The strings are read during
+     * wsk_tcp_connect() only. */
+    bool tls;
+    bool insecure;
+    const char *ca_file;
+    const char *server_name;
 };
 
 /* Fills cfg with the defaults above. Cannot fail. */
@@ -109,10 +126,15 @@ WSK_API void wsk_tcp_server_shutdown(struct wsk_tcp_server *srv);
 WSK_API void wsk_tcp_server_free(struct wsk_tcp_server *srv);
 
 /* Connects to host (a name, resolved off the loop thread, or a numeric
- * address) and port, trying each address in turn. cfg may be NULL. Returns
+ * address, IPv6 with or without brackets) and port, trying each address in
+ * turn, then runs the TLS handshake when cfg->tls. cfg may be NULL. Returns
  * 0 and sets *out: on_open or on_close follows, never before this call
- * returns. Or, with no callback, -EINVAL for a NULL or empty host or port
- * 0, -ENOMEM, or the loop's error. */
+ * returns; connect_timeout_ms covers the lookup, the connection and TLS.
+ * Or, with no callback and *out untouched: -EINVAL for a NULL or empty host
+ * or port 0, or with TLS a server name over 253 bytes; WSK_ETLS when the
+ * TLS context cannot be set up, e.g. an unusable ca_file (the reason, such
+ * as "cannot read CA file ca.pem: No such file or directory", goes to the
+ * log callback at level 0); -ENOMEM; or the loop's error. */
 WSK_API int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *host,
                             uint16_t port, const struct wsk_tcp_config *cfg);
 
@@ -142,6 +164,14 @@ WSK_API int wsk_tcp_shutdown(struct wsk_tcp *t);
 
 /* Bytes queued and not yet written. Cannot fail. */
 WSK_API size_t wsk_tcp_send_queue(const struct wsk_tcp *t);
+
+/* More about the error on_close reports, when known: with TLS, OpenSSL's
+ * reason in one line ("certificate verify failed: unable to get local
+ * issuer certificate (issuer CN=...)", "hostname mismatch: certificate is
+ * for other.example, not localhost", "peer closed the connection during
+ * the TLS handshake"); "" otherwise. Valid until on_close returns. Never
+ * NULL. */
+WSK_API const char *wsk_tcp_error_detail(const struct wsk_tcp *t);
 
 /* The peer's address, "1.2.3.4:5678" or "[::1]:5678", valid until the next
  * call from this thread; "(unknown)" when not connected. */

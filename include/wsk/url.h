@@ -79,6 +79,26 @@ WSK_API int wsk_url_request_target(const struct wsk_url *u, char *out, size_t ca
  * are then unspecified); host.len + 9 always suffices. */
 WSK_API int wsk_url_host_header(const struct wsk_url *u, char *out, size_t cap);
 
+/* Resolves the reference ref[0..ref_len) against the URL base[0..base_len)
+ * (RFC 3986 section 5.2, strict), for a redirect's Location: an absolute URL
+ * ("https://other/x"), a scheme-relative one ("//other/x", which keeps
+ * base's scheme), an absolute path ("/x", base's scheme, host and port), a
+ * relative path ("x", "../x": against the directory of base's path), a query
+ * alone ("?q") or nothing but a fragment. Dot segments are removed from the
+ * path ("/a/./b/../c" is "/a/c"); the query is the reference's, or base's
+ * when the reference has no path and no query; the fragment is the
+ * reference's (base's is dropped). Percent escapes are left as they are.
+ *
+ * Writes the result into out, NUL-terminated; it always parses with
+ * wsk_url_parse(). Returns its length (without the NUL); WSK_ENOSPC when it
+ * does not fit in cap bytes with the NUL (base_len + ref_len + 2 always
+ * suffices; out is then unspecified); WSK_EURL when base does not parse,
+ * ref is NULL, or the result is not a URL wsk_url_parse() accepts (another
+ * scheme, userinfo, a space or control character in ref, ...). out must
+ * not overlap base or ref. */
+WSK_API int wsk_url_resolve(const char *base, size_t base_len, const char *ref, size_t ref_len,
+                            char *out, size_t cap);
+
 /* The scheme's default port: 80 for ws and http, 443 for wss and https, 0
  * for tcp and udp (which have none) and for a value outside the enum. */
 WSK_API uint16_t wsk_url_default_port(enum wsk_url_scheme scheme);

@@ -1,10 +1,13 @@
-/* Raw TCP connections, servers and clients on the loop (wsk/net.h).
+/* Raw TCP connections and servers on the loop (wsk/net.h); clients, which
+ * connect and may start TLS first, are in tcp_client.c.
  *
  * A connection is a stream (transport/stream.c) plus a little state: input
  * is read into the loop's shared buffer and handed to on_data at once, so
  * an idle connection holds no buffer; output goes to the stream's queue and
  * is written at the end of the loop iteration (one write for a burst of
- * sends), or when the socket is writable again.
+ * sends), or when the socket is writable again. With TLS, the stream may
+ * need the other direction's readiness, and bytes it has decrypted do not
+ * show as readiness: those are read on the flush round (READ_AGAIN).
  *
  * Each server has a context; each client connection has one of its own.
  * Connections that end are unlinked at once and freed at the end of the
@@ -23,6 +26,7 @@
 #include "net/net_internal.h"
 #include "transport/listen.h"
 #include "transport/resolve.h"
+#include "transport/tls.h"
 
 #define READS_PER_EVENT 4
 
@@ -51,10 +55,7 @@ static void fill_defaults(struct wsk_tcp_config *c)
 
 /* ---- the context ---------------------------------------------------------- */
 
-static void tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
+void wsk__tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
 {
     if (!ctx->cfg.log)
         return;
@@ -66,9 +67,8 @@ static void tcp_log(struct wsk__tcp_ctx *ctx, int level, const char *fmt, ...)
     ctx->cfg.log(level, msg, ctx->cfg.user_data);
 }
 
-static void dead(struct wsk_tcp *t, int error);
 static void flush(struct wsk_tcp *t);
-static void set_events(struct wsk_tcp *t);
+static void on_readable(struct wsk_tcp *t);
 
 static void reap_cb(struct wsk_loop *loop, struct wsk_defer *d)
 {
@@ -94,10 +94,18 @@ static void flush_cb(struct wsk_loop *loop, struct wsk_defer *d)
         t->flags &= (uint16_t)~WSK__TCP_FLUSH_LIST;
         if (t->state == WSK__TCP_DEAD)
             continue;
-        if (t->flags & WSK__TCP_FAIL_SOON)
-            dead(t, t->error);
-        else
-            flush(t);
+        if (t->flags & WSK__TCP_FAIL_SOON) {
+            wsk__tcp_dead(t, t->error);
+            continue;
+        }
+        if (t->flags & WSK__TCP_READ_AGAIN) {
+            t->flags &= (uint16_t)~WSK__TCP_READ_AGAIN;
+            if (!(t->flags & WSK__TCP_PAUSED))
+                on_readable(t);
+            if (t->state == WSK__TCP_DEAD)
+                continue;
+        }
+        flush(t);
     }
 }
 
@@ -122,13 +130,14 @@ static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *timer)
         if (!t->deadline || now < t->deadline || t->state == WSK__TCP_DEAD)
             continue;
         if (t->state == WSK__TCP_LINGER || (t->flags & WSK__TCP_WR_DONE)) {
-            dead(t, 0); /* all was written; the peer's EOF is late */
+            wsk__tcp_dead(t, 0); /* all was written; the peer's EOF is late */
         } else {
-            tcp_log(ctx, 2, "%s: %s timeout", wsk_tcp_peer(t),
-                    t->state == WSK__TCP_CONNECTING ? "connect"
-                    : t->state == WSK__TCP_CLOSING  ? "close"
-                                                    : "idle");
-            dead(t, -ETIMEDOUT);
+            wsk__tcp_log(ctx, 2, "%s: %s timeout", wsk_tcp_peer(t),
+                         t->state == WSK__TCP_CONNECTING  ? "connect"
+                         : t->state == WSK__TCP_HANDSHAKE ? "TLS handshake"
+                         : t->state == WSK__TCP_CLOSING   ? "close"
+                                                          : "idle");
+            wsk__tcp_dead(t, -ETIMEDOUT);
         }
     }
     wsk__tcp_walk_end(ctx, &w);
@@ -160,13 +169,17 @@ void wsk__tcp_ctx_destroy(struct wsk__tcp_ctx *ctx)
 {
     ctx->in_teardown = true;
     while (ctx->conns)
-        dead(ctx->conns, WSK_ECLOSED);
+        wsk__tcp_dead(ctx->conns, WSK_ECLOSED);
     ctx->on_empty = NULL;
     reap_cb(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__seg_pool_free(&ctx->pool);
+    wsk__tls_ctx_unref(ctx->tls_ctx);
+    ctx->tls_ctx = NULL;
+    free(ctx->server_name);
+    ctx->server_name = NULL;
 }
 
 void wsk__tcp_walk_begin(struct wsk__tcp_ctx *ctx, struct wsk__tcp_walk *w)
@@ -232,7 +245,7 @@ static void unlink_tcp(struct wsk_tcp *t)
 
 /* Ends t: on_close once (if reported), the socket closed, memory freed at
  * the end of the iteration. */
-static void dead(struct wsk_tcp *t, int error)
+void wsk__tcp_dead(struct wsk_tcp *t, int error)
 {
     if (t->state == WSK__TCP_DEAD)
         return;
@@ -259,7 +272,7 @@ static void dead(struct wsk_tcp *t, int error)
         wsk_defer_start(ctx->loop, &ctx->reap_defer);
 }
 
-static void want_flush(struct wsk_tcp *t)
+void wsk__tcp_want_flush(struct wsk_tcp *t)
 {
     struct wsk__tcp_ctx *ctx = t->ctx;
     if (t->flags & WSK__TCP_FLUSH_LIST)
@@ -270,7 +283,7 @@ static void want_flush(struct wsk_tcp *t)
     wsk_defer_start(ctx->loop, &ctx->flush_defer);
 }
 
-static void touch(struct wsk_tcp *t)
+void wsk__tcp_touch(struct wsk_tcp *t)
 {
     uint32_t idle = t->ctx->cfg.idle_timeout_ms;
     if (t->flags & WSK__TCP_WR_DONE)
@@ -279,7 +292,7 @@ static void touch(struct wsk_tcp *t)
         t->deadline = wsk_loop_now(t->ctx->loop) + idle;
 }
 
-static void set_events(struct wsk_tcp *t)
+void wsk__tcp_set_events(struct wsk_tcp *t)
 {
     if (t->state == WSK__TCP_DEAD)
         return;
@@ -287,17 +300,19 @@ static void set_events(struct wsk_tcp *t)
         !(t->flags & (WSK__TCP_PAUSED | WSK__TCP_PEER_EOF)) && t->state != WSK__TCP_CLOSING;
     int rv = wsk__stream_watch(t->ctx->loop, &t->st, want_read, t->state == WSK__TCP_CONNECTING);
     if (rv < 0)
-        dead(t, rv);
+        wsk__tcp_dead(t, rv);
 }
 
-/* Our side is done and the queue is empty: shut down writing and wait for
- * the peer's EOF, or end now if it came already. */
+/* Our side is done and the queue is empty: shut down writing (after TLS's
+ * close_notify) and wait for the peer's EOF, or end now if it came
+ * already. */
 static void finish(struct wsk_tcp *t)
 {
     if ((t->flags & WSK__TCP_PEER_EOF)) {
-        dead(t, 0);
+        wsk__tcp_dead(t, 0);
         return;
     }
+    wsk__stream_shutdown_tls(&t->st);
     shutdown(t->st.io.fd, SHUT_WR);
     t->state = WSK__TCP_LINGER;
     t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
@@ -306,15 +321,16 @@ static void finish(struct wsk_tcp *t)
 static void flush(struct wsk_tcp *t)
 {
     struct wsk__tcp_ctx *ctx = t->ctx;
-    if (t->state == WSK__TCP_DEAD || t->state == WSK__TCP_CONNECTING || t->st.io.fd < 0)
+    if (t->state == WSK__TCP_DEAD || t->state == WSK__TCP_CONNECTING ||
+        t->state == WSK__TCP_HANDSHAKE || t->st.io.fd < 0)
         return;
     ssize_t w = wsk__stream_flush(&t->st, &ctx->pool);
     if (w < 0) {
-        dead(t, (int)w);
+        wsk__tcp_dead(t, (int)w);
         return;
     }
     if (w > 0)
-        touch(t);
+        wsk__tcp_touch(t);
     if (t->st.out_bytes <= ctx->cfg.max_send_queue / 2 && (t->flags & WSK__TCP_WANT_DRAIN) &&
         t->state == WSK__TCP_OPEN) {
         t->flags &= (uint16_t)~WSK__TCP_WANT_DRAIN;
@@ -329,7 +345,9 @@ static void flush(struct wsk_tcp *t)
     if (!t->st.out_bytes && t->state == WSK__TCP_OPEN &&
         (t->flags & (WSK__TCP_SHUT_WR | WSK__TCP_WR_DONE | WSK__TCP_PEER_EOF)) ==
             WSK__TCP_SHUT_WR) {
-        /* Half-closed: the peer sees EOF, and we read on until its own. */
+        /* Half-closed: the peer sees EOF, and we read on until its own
+         * (TLS 1.3 reads on after our close_notify). */
+        wsk__stream_shutdown_tls(&t->st);
         shutdown(t->st.io.fd, SHUT_WR);
         t->flags |= WSK__TCP_WR_DONE;
         t->deadline = wsk_loop_now(ctx->loop) + ctx->cfg.close_timeout_ms;
@@ -344,7 +362,13 @@ static void flush(struct wsk_tcp *t)
         if (t->state == WSK__TCP_DEAD)
             return;
     }
-    set_events(t);
+    wsk__tcp_set_events(t);
+}
+
+void wsk__tcp_read_again(struct wsk_tcp *t)
+{
+    t->flags |= WSK__TCP_READ_AGAIN;
+    wsk__tcp_want_flush(t);
 }
 
 static void on_readable(struct wsk_tcp *t)
@@ -355,12 +379,12 @@ static void on_readable(struct wsk_tcp *t)
         if (n == -EAGAIN)
             return;
         if (n < 0) {
-            dead(t, t->state == WSK__TCP_LINGER ? 0 : (int)n);
+            wsk__tcp_dead(t, t->state == WSK__TCP_LINGER ? 0 : (int)n);
             return;
         }
         if (n == 0) {
             if (t->state == WSK__TCP_LINGER) {
-                dead(t, 0);
+                wsk__tcp_dead(t, 0);
                 return;
             }
             /* The peer is done sending: write what is queued, then end;
@@ -372,18 +396,18 @@ static void on_readable(struct wsk_tcp *t)
                 ctx->cfg.handlers.on_eof(t, ctx->cfg.user_data);
                 ctx->cb_depth--;
                 if (t->state != WSK__TCP_DEAD)
-                    want_flush(t);
+                    wsk__tcp_want_flush(t);
                 return;
             }
             if (!t->st.out_bytes && t->state == WSK__TCP_OPEN)
-                dead(t, 0);
+                wsk__tcp_dead(t, 0);
             else
-                set_events(t);
+                wsk__tcp_set_events(t);
             return;
         }
         if (t->state != WSK__TCP_OPEN)
             continue; /* closing: input is discarded */
-        touch(t);
+        wsk__tcp_touch(t);
         if (ctx->cfg.handlers.on_data) {
             ctx->cb_depth++;
             t->flags |= WSK__TCP_IN_READ;
@@ -393,42 +417,40 @@ static void on_readable(struct wsk_tcp *t)
         }
         if (t->state == WSK__TCP_DEAD || (t->flags & WSK__TCP_PAUSED))
             return;
-        if ((size_t)n < ctx->rbuf_cap)
+        /* A short read means the socket is drained. TLS hands out one
+         * record at a time, so ask it instead. */
+        if (t->st.tls ? !wsk__stream_pending(&t->st) : (size_t)n < ctx->rbuf_cap)
             return;
     }
+    /* The fairness cap: a plain socket stays readable for the next
+     * iteration, but bytes TLS already decrypted would not show. */
+    if (wsk__stream_pending(&t->st))
+        wsk__tcp_read_again(t);
 }
-
-static void on_connected(struct wsk_tcp *t);
-static void try_connect(struct wsk_tcp *t);
 
 static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
 {
     (void)loop;
     struct wsk_tcp *t = io->data;
-    if (t->state == WSK__TCP_CONNECTING) {
-        int rv = wsk__sock_connect_finish(io->fd);
-        if (rv < 0) {
-            wsk_io_stop(t->ctx->loop, &t->st.io);
-            close(t->st.io.fd);
-            t->st.io.fd = -1;
-            t->last_error = rv;
-            try_connect(t);
-        } else {
-            on_connected(t);
-        }
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE) {
+        wsk__tcp_client_io(t);
         return;
     }
-    if (events & WSK_IO_WRITE) {
+    /* TLS may need to read before it can write, or write before it can
+     * read. */
+    if ((events & WSK_IO_WRITE) || ((events & WSK_IO_READ) && (t->st.flags & WSK__STREAM_TLS_WR))) {
         flush(t);
         if (t->state == WSK__TCP_DEAD)
             return;
     }
-    if (events & WSK_IO_READ)
+    if ((t->st.flags & WSK__STREAM_TLS_RW) && (events & WSK_IO_WRITE))
+        events |= WSK_IO_READ;
+    if ((events & WSK_IO_READ) && !(t->flags & WSK__TCP_PAUSED))
         on_readable(t);
     if (t->state != WSK__TCP_DEAD && t->st.out_bytes)
-        want_flush(t); /* answers written at the end of the iteration */
+        wsk__tcp_want_flush(t); /* answers written at the end of the iteration */
     else
-        set_events(t);
+        wsk__tcp_set_events(t);
 }
 
 /* ---- the public calls ----------------------------------------------------- */
@@ -446,7 +468,7 @@ int wsk_tcp_send(struct wsk_tcp *t, const void *data, size_t len)
         if (!p)
             return -ENOMEM;
         memcpy(p, data, len);
-        want_flush(t);
+        wsk__tcp_want_flush(t);
     }
     if (t->st.out_bytes > ctx->cfg.max_send_queue) {
         t->flags |= WSK__TCP_WANT_DRAIN;
@@ -461,21 +483,24 @@ void wsk_tcp_pause(struct wsk_tcp *t, bool paused)
         t->flags |= WSK__TCP_PAUSED;
     else
         t->flags &= (uint16_t)~WSK__TCP_PAUSED;
-    if (t->state != WSK__TCP_CONNECTING)
-        set_events(t);
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE)
+        return;
+    wsk__tcp_set_events(t);
+    if (!paused && wsk__stream_pending(&t->st))
+        wsk__tcp_read_again(t); /* decrypted while paused: no readiness will say so */
 }
 
 int wsk_tcp_close(struct wsk_tcp *t)
 {
-    if (t->state == WSK__TCP_CONNECTING) {
-        dead(t, WSK_ECLOSED);
+    if (t->state == WSK__TCP_CONNECTING || t->state == WSK__TCP_HANDSHAKE) {
+        wsk__tcp_dead(t, WSK_ECLOSED);
         return 0;
     }
     if (t->state != WSK__TCP_OPEN)
         return 0;
     t->state = WSK__TCP_CLOSING;
     t->deadline = wsk_loop_now(t->ctx->loop) + t->ctx->cfg.close_timeout_ms;
-    want_flush(t);
+    wsk__tcp_want_flush(t);
     return 0;
 }
 
@@ -484,7 +509,7 @@ int wsk_tcp_shutdown(struct wsk_tcp *t)
     if (t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
         return WSK_ESTATE;
     t->flags |= WSK__TCP_SHUT_WR;
-    want_flush(t);
+    wsk__tcp_want_flush(t);
     return 0;
 }
 
@@ -501,6 +526,11 @@ const char *wsk_tcp_peer(const struct wsk_tcp *t)
     if (t->st.io.fd < 0 || getpeername(t->st.io.fd, (struct sockaddr *)&ss, &len) < 0)
         return "(unknown)";
     return wsk_sockaddr_str((struct sockaddr *)&ss, len, buf, sizeof buf);
+}
+
+const char *wsk_tcp_error_detail(const struct wsk_tcp *t)
+{
+    return wsk__stream_error(&t->st);
 }
 
 void wsk_tcp_set_data(struct wsk_tcp *t, void *data)
@@ -527,7 +557,7 @@ struct wsk_tcp_server {
 static void srv_log(void *data, const char *msg)
 {
     struct wsk_tcp_server *srv = data;
-    tcp_log(&srv->ctx, 1, "%s", msg);
+    wsk__tcp_log(&srv->ctx, 1, "%s", msg);
 }
 
 static void srv_accept(void *data, int fd)
@@ -536,8 +566,8 @@ static void srv_accept(void *data, int fd)
     struct wsk__tcp_ctx *ctx = &srv->ctx;
     if (ctx->count >= ctx->cfg.max_connections) {
         if (!srv->full_logged)
-            tcp_log(ctx, 1, "accept: %zu connections open (the maximum): refusing more",
-                    ctx->count);
+            wsk__tcp_log(ctx, 1, "accept: %zu connections open (the maximum): refusing more",
+                         ctx->count);
         srv->full_logged = true;
         close(fd);
         return;
@@ -550,12 +580,12 @@ static void srv_accept(void *data, int fd)
     }
     int rv = wsk__stream_watch(ctx->loop, &t->st, true, false);
     if (rv < 0) {
-        tcp_log(ctx, 1, "accept: cannot watch fd %d: %s", fd, wsk_strerror(rv));
-        dead(t, rv);
+        wsk__tcp_log(ctx, 1, "accept: cannot watch fd %d: %s", fd, wsk_strerror(rv));
+        wsk__tcp_dead(t, rv);
         return;
     }
     t->flags |= WSK__TCP_OPENED;
-    touch(t);
+    wsk__tcp_touch(t);
     if (ctx->cfg.handlers.on_open) {
         ctx->cb_depth++;
         ctx->cfg.handlers.on_open(t, ctx->cfg.user_data);
@@ -623,9 +653,9 @@ int wsk_tcp_server_broadcast(struct wsk_tcp_server *srv, const void *data, size_
         if (t == except || t->state != WSK__TCP_OPEN || !(t->flags & WSK__TCP_OPENED))
             continue;
         if (t->st.out_bytes > ctx->cfg.max_send_queue) {
-            tcp_log(ctx, 1, "%s: send queue full (%zu bytes), closing", wsk_tcp_peer(t),
-                    t->st.out_bytes);
-            dead(t, WSK_EBACKPRESSURE);
+            wsk__tcp_log(ctx, 1, "%s: send queue full (%zu bytes), closing", wsk_tcp_peer(t),
+                         t->st.out_bytes);
+            wsk__tcp_dead(t, WSK_EBACKPRESSURE);
             continue;
         }
         int r = wsk_tcp_send(t, data, len);
@@ -659,129 +689,9 @@ void wsk_tcp_server_free(struct wsk_tcp_server *srv)
         srv->free_pending = true;
         wsk__listeners_close(&srv->listeners);
         while (srv->ctx.conns)
-            dead(srv->ctx.conns, WSK_ECLOSED);
+            wsk__tcp_dead(srv->ctx.conns, WSK_ECLOSED);
         wsk_defer_start(srv->ctx.loop, &srv->free_defer);
         return;
     }
     srv_free_now(srv);
-}
-
-/* ---- clients -------------------------------------------------------------- */
-
-/* A client's context ends with its connection. */
-static void client_ctx_empty(struct wsk__tcp_ctx *ctx)
-{
-    wsk__tcp_ctx_destroy(ctx);
-    free(ctx);
-}
-
-/* Ends a client that failed: after wsk_tcp_connect() returned. */
-static void fail(struct wsk_tcp *t, int error)
-{
-    if (t->flags & WSK__TCP_IN_CONNECT) {
-        t->error = error;
-        t->flags |= WSK__TCP_FAIL_SOON;
-        want_flush(t);
-        return;
-    }
-    dead(t, error);
-}
-
-static void on_connected(struct wsk_tcp *t)
-{
-    struct wsk__tcp_ctx *ctx = t->ctx;
-    freeaddrinfo(t->addrs);
-    t->addrs = t->next_addr = NULL;
-    t->state = WSK__TCP_OPEN;
-    t->flags |= WSK__TCP_OPENED;
-    t->deadline = 0;
-    touch(t);
-    set_events(t);
-    if (t->state == WSK__TCP_DEAD)
-        return;
-    if (ctx->cfg.handlers.on_open) {
-        ctx->cb_depth++;
-        ctx->cfg.handlers.on_open(t, ctx->cfg.user_data);
-        ctx->cb_depth--;
-    }
-}
-
-static void try_connect(struct wsk_tcp *t)
-{
-    while (t->next_addr) {
-        struct addrinfo *ai = t->next_addr;
-        t->next_addr = ai->ai_next;
-        int fd;
-        int rv = wsk__sock_connect_start(ai->ai_addr, ai->ai_addrlen, &fd);
-        if (rv < 0 && rv != -EINPROGRESS) {
-            t->last_error = rv;
-            continue;
-        }
-        wsk__sock_set_nodelay(fd);
-        t->st.io.fd = fd;
-        rv = wsk_io_start(t->ctx->loop, &t->st.io, WSK_IO_WRITE);
-        if (rv < 0) {
-            close(fd);
-            t->st.io.fd = -1;
-            fail(t, rv);
-        }
-        return;
-    }
-    fail(t, t->last_error ? t->last_error : -ECONNREFUSED);
-}
-
-static void resolved(void *data, struct addrinfo *res, int error, const char *why)
-{
-    struct wsk_tcp *t = data;
-    t->job = NULL;
-    if (error) {
-        tcp_log(t->ctx, 2, "cannot resolve the host: %s", why);
-        fail(t, error);
-        return;
-    }
-    t->addrs = t->next_addr = res;
-    try_connect(t);
-}
-
-int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *host, uint16_t port,
-                    const struct wsk_tcp_config *cfg)
-{
-    if (!host || !*host || !port)
-        return -EINVAL;
-    struct wsk__tcp_ctx *ctx = malloc(sizeof *ctx);
-    if (!ctx)
-        return -ENOMEM;
-    int rv = wsk__tcp_ctx_init(ctx, loop, cfg);
-    if (rv < 0) {
-        free(ctx);
-        return rv;
-    }
-    struct wsk_tcp *t = NULL;
-    rv = wsk__tcp_new(&t, ctx, -1, WSK__TCP_CONNECTING);
-    if (rv < 0) {
-        wsk__tcp_ctx_destroy(ctx);
-        free(ctx);
-        return rv;
-    }
-    ctx->is_client = true;
-    ctx->on_empty = client_ctx_empty;
-    t->deadline = wsk_loop_now(loop) + ctx->cfg.connect_timeout_ms;
-    *out = t;
-    char hostbuf[256], portbuf[8];
-    size_t hl = strlen(host);
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']')
-        snprintf(hostbuf, sizeof hostbuf, "%.*s", (int)(hl - 2), host + 1);
-    else
-        snprintf(hostbuf, sizeof hostbuf, "%s", host);
-    snprintf(portbuf, sizeof portbuf, "%u", (unsigned)port);
-    t->flags |= WSK__TCP_IN_CONNECT;
-    rv = wsk__resolve_start(loop, hostbuf, portbuf, SOCK_STREAM, resolved, t, &t->job, &t->addrs);
-    if (rv == 1) {
-        t->next_addr = t->addrs;
-        try_connect(t);
-    } else if (rv < 0) {
-        fail(t, rv);
-    }
-    t->flags &= (uint16_t)~WSK__TCP_IN_CONNECT;
-    return 0;
 }

@@ -225,52 +225,11 @@ int wsk_handshake_server_check(const struct wsk_http_request *req,
     return 101;
 }
 
-/* Header values that the caller passes in must not contain control
- * characters (HTAB aside): a CR or LF would let them inject header lines. */
-static bool is_field_value(struct wsk_slice s)
-{
-    for (size_t i = 0; i < s.len; i++)
-        if (wsk__is_ctl((unsigned char)s.ptr[i]) && s.ptr[i] != '\t')
-            return false;
-    return true;
-}
-
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!wsk__is_tchar((unsigned char)*s))
-            return false;
-    return true;
-}
-
-/* extra_headers must be whole field lines, "Name: value\r\n" each, so that
- * the head stays well formed whatever the caller passes. */
-static bool are_header_lines(const char *s)
-{
-    while (*s) {
-        const char *name = s;
-        while (wsk__is_tchar((unsigned char)*s))
-            s++;
-        if (s == name || *s != ':')
-            return false;
-        const char *value = ++s;
-        while (*s && *s != '\r' && *s != '\n')
-            s++;
-        if (!is_field_value((struct wsk_slice){value, (size_t)(s - value)}))
-            return false;
-        if (s[0] != '\r' || s[1] != '\n')
-            return false;
-        s += 2;
-    }
-    return true;
-}
-
 int wsk_handshake_server_accept(char *out, size_t cap, const struct wsk_handshake_info *info,
                                 const char *extra_headers)
 {
-    if (!is_field_value(info->subprotocol) || (extra_headers && !are_header_lines(extra_headers)))
+    if (!wsk__http_is_field_value(info->subprotocol) ||
+        (extra_headers && !wsk__http_are_header_lines(extra_headers)))
         return -EINVAL;
     char accept[ACCEPT_LEN + 1];
     compute_accept(info->key.ptr, info->key.len, accept);
@@ -323,10 +282,10 @@ int wsk_handshake_client_request(char *out, size_t cap,
                                  const struct wsk_handshake_client_request *r)
 {
     const char *target = r->target && r->target[0] ? r->target : "/";
-    if (!r->host || !r->key || !is_field_value(cstr_slice(r->host)) ||
-        !is_field_value(cstr_slice(r->key)) ||
-        (r->origin && !is_field_value(cstr_slice(r->origin))) ||
-        (r->extra_headers && !are_header_lines(r->extra_headers)))
+    if (!r->host || !r->key || !wsk__http_is_field_value(cstr_slice(r->host)) ||
+        !wsk__http_is_field_value(cstr_slice(r->key)) ||
+        (r->origin && !wsk__http_is_field_value(cstr_slice(r->origin))) ||
+        (r->extra_headers && !wsk__http_are_header_lines(r->extra_headers)))
         return -EINVAL;
     /* The target sits between two spaces in the request line. */
     for (const char *c = target; *c; c++)
@@ -335,7 +294,7 @@ int wsk_handshake_client_request(char *out, size_t cap,
     /* Offered subprotocols must be tokens (RFC 6455 section 4.1, step 10):
      * a comma or space inside one would change the list. */
     for (size_t i = 0; i < r->num_subprotocols; i++)
-        if (!is_token(r->subprotocols[i]))
+        if (!wsk__http_is_token(r->subprotocols[i]))
             return -EINVAL;
 
     struct wsk__wbuf w = wsk__wbuf_init(out, cap);

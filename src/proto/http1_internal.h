@@ -1,11 +1,13 @@
-/* Private to the library: writing HTTP/1.1 responses (http1_write.c).
+/* Private to the library: writing HTTP/1.1 heads (http1_write.c).
  *
  * Reason phrases, status lines, whole response heads, IMF-fixdates and
  * content types live here, in one place, for every head the library writes:
- * the handshake's 101 and its rejections (handshake.c), and the server's plain
- * HTTP replies and static files (src/ws/server.c, src/ws/static.c). Like the
- * rest of src/proto it is I/O-free and clock-free: the time for the Date
- * header is passed in. */
+ * the handshake's 101 and its rejections (handshake.c), the server's plain
+ * HTTP replies and static files (src/ws/server.c, src/ws/static.c), and
+ * client requests (wsk_http_request_write(), handshake.c). So do the checks
+ * on what callers pass in to be written into a head. Like the rest of
+ * src/proto it is I/O-free and clock-free: the time for the Date header is
+ * passed in. */
 #ifndef WSK_PROTO_HTTP1_INTERNAL_H
 #define WSK_PROTO_HTTP1_INTERNAL_H
 
@@ -14,6 +16,30 @@
 #include <stdint.h>
 
 #include "proto/text_internal.h"
+
+/* ---- what callers may put into a head -------------------------------------
+ *
+ * Bytes a caller passes in to be written into a head must not be able to
+ * change its structure: a CR or LF would inject header lines (or a whole
+ * second message), a NUL cuts some readers short. These are the checks,
+ * shared by every writer. */
+
+/* True when s may be a field value: no control character but HTAB
+ * (RFC 9110 section 5.5; obs-text, bytes 0x80 and above, passes). */
+bool wsk__http_is_field_value(struct wsk_slice s);
+
+/* True when s (NUL-terminated) is a non-empty token (RFC 9110 section
+ * 5.6.2): a method, a header name, a subprotocol. */
+bool wsk__http_is_token(const char *s);
+
+/* True when line[0..len) is one field line without its CRLF: a token, ':',
+ * then a field value (whitespace around it allowed). Sets *name to the
+ * name when true; name may be NULL. */
+bool wsk__http_is_field_line(const char *line, size_t len, struct wsk_slice *name);
+
+/* True when s (NUL-terminated) is a run of whole field lines, each
+ * "Name: value\r\n"; the empty string is. */
+bool wsk__http_are_header_lines(const char *s);
 
 /* Returns the RFC 9110 reason phrase for status ("OK", "Not Found", ...).
  * A code without an entry gets its class's name from RFC 9110 section 15

@@ -1,9 +1,60 @@
-/* Writing HTTP/1.1 responses (RFC 9110 sections 5.6.7, 8.3 and 15; RFC
- * 9112 section 4): reason phrases, status lines, response heads, dates and
- * content types, for every head the library writes. No I/O, no clock (the
- * time is an argument), no allocation: heads go through the bounded writer
- * of text_internal.h into the caller's buffer. */
+/* Writing HTTP/1.1 heads (RFC 9110 sections 5.6.7, 8.3 and 15; RFC 9112
+ * sections 3 and 4): reason phrases, status lines, response heads, dates and
+ * content types, client requests, and the checks on what callers put into
+ * them, for every head the library writes. No I/O, no clock (the time is an
+ * argument), no allocation: heads go through the bounded writer of
+ * text_internal.h into the caller's buffer. */
+#include <errno.h>
+
 #include "proto/http1_internal.h"
+#include "wsk/http.h"
+
+/* ---- what callers may put into a head ---------------------------------- */
+
+bool wsk__http_is_field_value(struct wsk_slice s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (wsk__is_ctl((unsigned char)s.ptr[i]) && s.ptr[i] != '\t')
+            return false;
+    return true;
+}
+
+bool wsk__http_is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!wsk__is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
+bool wsk__http_is_field_line(const char *line, size_t len, struct wsk_slice *name)
+{
+    size_t i = 0;
+    while (i < len && wsk__is_tchar((unsigned char)line[i]))
+        i++;
+    if (i == 0 || i == len || line[i] != ':')
+        return false;
+    if (!wsk__http_is_field_value((struct wsk_slice){line + i + 1, len - i - 1}))
+        return false;
+    if (name)
+        *name = (struct wsk_slice){line, i};
+    return true;
+}
+
+/* extra_headers must be whole field lines, "Name: value\r\n" each, so that
+ * the head stays well formed whatever the caller passes. */
+bool wsk__http_are_header_lines(const char *s)
+{
+    while (*s) {
+        size_t n = strcspn(s, "\r\n");
+        if (!wsk__http_is_field_line(s, n, NULL) || s[n] != '\r' || s[n + 1] != '\n')
+            return false;
+        s += n + 2;
+    }
+    return true;
+}
 
 /* ---- status lines ---------------------------------------------------------- */
 
@@ -88,6 +139,102 @@ void wsk__http_status_line(struct wsk__wbuf *w, int status)
     else
         wsk__wbuf_str(w, wsk__http_reason(status));
     wsk__wbuf_put(w, "\r\n", 2);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* Path, query and host bytes go between spaces and into a header line. */
+static bool is_target_text(struct wsk_slice s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c <= ' ' || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* The index of the caller's header named name, or num when there is none. */
+static size_t find_header(const struct wsk_http_request_spec *spec, const char *name)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i < spec->num_headers; i++) {
+        struct wsk_slice h;
+        if (wsk__http_is_field_line(spec->headers[i], strlen(spec->headers[i]), &h) &&
+            wsk__slice_equals_nocase(h, name, name_len))
+            return i;
+    }
+    return spec->num_headers;
+}
+
+static int check_request(const struct wsk_http_request_spec *spec)
+{
+    const struct wsk_url *u = spec->url;
+    if (!wsk__http_is_token(spec->method ? spec->method : "GET") || u->host.len == 0 ||
+        !is_target_text(u->host) || !is_target_text(u->path) || !is_target_text(u->query) ||
+        u->path.len == 0 || u->path.ptr[0] != '/')
+        return -EINVAL;
+    if (spec->user_agent &&
+        !wsk__http_is_field_value((struct wsk_slice){spec->user_agent, strlen(spec->user_agent)}))
+        return -EINVAL;
+    for (size_t i = 0; i < spec->num_headers; i++) {
+        struct wsk_slice name;
+        const char *h = spec->headers[i];
+        if (!h || !wsk__http_is_field_line(h, strlen(h), &name) ||
+            wsk__slice_equals_nocase(name, "Content-Length", 14) ||
+            wsk__slice_equals_nocase(name, "Transfer-Encoding", 17))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int wsk_http_request_write(char *out, size_t cap, const struct wsk_http_request_spec *spec)
+{
+    if (!spec || !spec->url || (spec->num_headers && !spec->headers))
+        return -EINVAL;
+    int rv = check_request(spec);
+    if (rv < 0)
+        return rv;
+    const struct wsk_url *u = spec->url;
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    wsk__wbuf_str(&w, spec->method ? spec->method : "GET");
+    wsk__wbuf_char(&w, ' ');
+    wsk__wbuf_slice(&w, u->path);
+    if (u->has_query) {
+        wsk__wbuf_char(&w, '?');
+        wsk__wbuf_slice(&w, u->query);
+    }
+    wsk__wbuf_str(&w, " HTTP/1.1\r\n");
+    if (find_header(spec, "Host") == spec->num_headers) {
+        wsk__wbuf_str(&w, u->is_ipv6 ? "Host: [" : "Host: ");
+        wsk__wbuf_slice(&w, u->host);
+        if (u->is_ipv6)
+            wsk__wbuf_char(&w, ']');
+        if (u->port != wsk_url_default_port(u->scheme)) {
+            wsk__wbuf_char(&w, ':');
+            wsk__wbuf_u64(&w, u->port);
+        }
+        wsk__wbuf_str(&w, "\r\n");
+    }
+    if (spec->user_agent && *spec->user_agent &&
+        find_header(spec, "User-Agent") == spec->num_headers) {
+        wsk__wbuf_str(&w, "User-Agent: ");
+        wsk__wbuf_str(&w, spec->user_agent);
+        wsk__wbuf_str(&w, "\r\n");
+    }
+    for (size_t i = 0; i < spec->num_headers; i++) {
+        wsk__wbuf_str(&w, spec->headers[i]);
+        wsk__wbuf_str(&w, "\r\n");
+    }
+    if (spec->has_body) {
+        wsk__wbuf_str(&w, "Content-Length: ");
+        wsk__wbuf_u64(&w, spec->body_len);
+        wsk__wbuf_str(&w, "\r\n");
+    }
+    if (!spec->keep_alive && find_header(spec, "Connection") == spec->num_headers)
+        wsk__wbuf_str(&w, "Connection: close\r\n");
+    wsk__wbuf_str(&w, "\r\n");
+    return wsk__wbuf_finish(&w);
 }
 
 /* ---- response heads -------------------------------------------------------- */

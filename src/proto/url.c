@@ -232,3 +232,179 @@ int wsk_url_host_header(const struct wsk_url *u, char *out, size_t cap)
     }
     return wsk__wbuf_finish_cstr(&w);
 }
+
+/* ---- resolving references (RFC 3986 section 5) --------------------------- */
+
+/* A URI reference split as RFC 3986 appendix B does, before any checks. */
+struct ref_parts {
+    struct wsk_slice scheme, authority, path, query, fragment;
+    bool has_scheme, has_authority, has_query, has_fragment;
+};
+
+/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" (section 3.1). A
+ * first segment with a ':' and no valid scheme before it is a relative path
+ * that RFC 3986 says a writer must not produce; it is taken as a path. */
+static void split_ref(const char *s, size_t len, struct ref_parts *r)
+{
+    *r = (struct ref_parts){0};
+    size_t p = 0;
+    if (len > 0 && is_alpha((unsigned char)s[0])) {
+        size_t i = 1;
+        while (i < len && (is_alpha((unsigned char)s[i]) || is_digit((unsigned char)s[i]) ||
+                           s[i] == '+' || s[i] == '-' || s[i] == '.'))
+            i++;
+        if (i < len && s[i] == ':') {
+            r->scheme = (struct wsk_slice){s, i};
+            r->has_scheme = true;
+            p = i + 1;
+        }
+    }
+    if (len - p >= 2 && s[p] == '/' && s[p + 1] == '/') {
+        size_t a = p + 2;
+        p = a;
+        while (p < len && s[p] != '/' && s[p] != '?' && s[p] != '#')
+            p++;
+        r->authority = (struct wsk_slice){s + a, p - a};
+        r->has_authority = true;
+    }
+    size_t start = p;
+    while (p < len && s[p] != '?' && s[p] != '#')
+        p++;
+    r->path = (struct wsk_slice){s + start, p - start};
+    if (p < len && s[p] == '?') {
+        start = ++p;
+        while (p < len && s[p] != '#')
+            p++;
+        r->query = (struct wsk_slice){s + start, p - start};
+        r->has_query = true;
+    }
+    if (p < len) {
+        r->fragment = (struct wsk_slice){s + p + 1, len - p - 1};
+        r->has_fragment = true;
+    }
+}
+
+/* remove_dot_segments (section 5.2.4) on out[start..*end), in place: the
+ * result is never longer. The path starts with '/' (every path written here
+ * has an authority before it). A "." or ".." that ends the path leaves the
+ * '/' before it: "/a/b/.." is "/a/". */
+static void remove_dot_segments(char *out, size_t start, size_t *end)
+{
+    size_t r = start, w = start, len = *end;
+    while (r < len) {
+        size_t seg = r + 1, seg_end = seg;
+        while (seg_end < len && out[seg_end] != '/')
+            seg_end++;
+        size_t n = seg_end - seg;
+        bool is_last = seg_end == len;
+        if (n == 1 && out[seg] == '.') {
+            if (is_last)
+                out[w++] = '/';
+        } else if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+            while (w > start && out[w - 1] != '/')
+                w--;
+            if (w > start)
+                w--; /* drop the '/' of the segment removed */
+            if (is_last)
+                out[w++] = '/';
+        } else {
+            memmove(out + w, out + r, seg_end - r);
+            w += seg_end - r;
+        }
+        r = seg_end;
+    }
+    *end = w;
+}
+
+static void put_scheme(struct wsk__wbuf *w, enum wsk_url_scheme scheme)
+{
+    for (size_t k = 0; k < sizeof schemes / sizeof schemes[0]; k++)
+        if (schemes[k].scheme == scheme)
+            wsk__wbuf_put(w, schemes[k].name, schemes[k].len);
+}
+
+static void put_scheme_authority(struct wsk__wbuf *w, const struct wsk_url *base)
+{
+    put_scheme(w, base->scheme);
+    wsk__wbuf_str(w, "://");
+    if (base->is_ipv6)
+        wsk__wbuf_char(w, '[');
+    wsk__wbuf_slice(w, base->host);
+    if (base->is_ipv6)
+        wsk__wbuf_char(w, ']');
+    if (base->has_port) {
+        wsk__wbuf_char(w, ':');
+        wsk__wbuf_u64(w, base->port);
+    }
+}
+
+/* The directory of the base path: up to and including its last '/'. */
+static struct wsk_slice base_directory(const struct wsk_url *base)
+{
+    size_t n = base->path.len;
+    while (n > 0 && base->path.ptr[n - 1] != '/')
+        n--;
+    return (struct wsk_slice){base->path.ptr, n};
+}
+
+int wsk_url_resolve(const char *base, size_t base_len, const char *ref, size_t ref_len, char *out,
+                    size_t cap)
+{
+    struct wsk_url b;
+    if (!ref || wsk_url_parse(base, base_len, &b) < 0)
+        return WSK_EURL;
+    struct ref_parts r;
+    split_ref(ref, ref_len, &r);
+
+    /* Section 5.2.2, with the base's scheme and authority written out from
+     * the parsed base (its scheme in lower case, the same host and port). */
+    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
+    struct wsk_slice query = r.query;
+    bool has_query = r.has_query;
+    size_t path_start;
+    if (r.has_scheme || r.has_authority) {
+        if (r.has_scheme)
+            wsk__wbuf_slice(&w, r.scheme);
+        else
+            put_scheme(&w, b.scheme);
+        wsk__wbuf_char(&w, ':');
+        if (r.has_authority) {
+            wsk__wbuf_str(&w, "//");
+            wsk__wbuf_slice(&w, r.authority);
+        }
+        path_start = w.len;
+        wsk__wbuf_slice(&w, r.path);
+    } else {
+        put_scheme_authority(&w, &b);
+        path_start = w.len;
+        if (r.path.len == 0) {
+            wsk__wbuf_slice(&w, b.path);
+            if (!r.has_query) {
+                query = b.query;
+                has_query = b.has_query;
+            }
+        } else if (r.path.ptr[0] == '/') {
+            wsk__wbuf_slice(&w, r.path);
+        } else {
+            wsk__wbuf_slice(&w, base_directory(&b)); /* b.path always starts with '/' */
+            wsk__wbuf_slice(&w, r.path);
+        }
+    }
+    if (w.len >= w.cap)
+        return WSK_ENOSPC; /* dot removal below needs the bytes in place */
+    if (w.len > path_start && out[path_start] == '/')
+        remove_dot_segments(out, path_start, &w.len);
+    if (has_query) {
+        wsk__wbuf_char(&w, '?');
+        wsk__wbuf_slice(&w, query);
+    }
+    if (r.has_fragment) {
+        wsk__wbuf_char(&w, '#');
+        wsk__wbuf_slice(&w, r.fragment);
+    }
+    int n = wsk__wbuf_finish_cstr(&w);
+    if (n < 0)
+        return n;
+    struct wsk_url check;
+    return wsk_url_parse(out, (size_t)n, &check) < 0 ? WSK_EURL : n;
+}

@@ -1,10 +1,13 @@
-/* Tests for writing HTTP/1.1 responses (src/proto/http1_write.c): reason
- * phrases, status lines, whole heads, dates and content types; and for the
- * bounded writer and the list walker of src/proto/text_internal.h that every
- * head and header list in src/proto goes through. */
+/* Tests for writing HTTP/1.1 heads (src/proto/http1_write.c): reason
+ * phrases, status lines, whole heads, dates and content types, client
+ * requests and the checks against header injection; and for the bounded
+ * writer and the list walker of src/proto/text_internal.h that every head
+ * and header list in src/proto goes through. */
+#include <errno.h>
 #include <time.h>
 
 #include "proto/http1_internal.h"
+#include "wsk/http.h"
 #include "wsk_test.h"
 
 /* ---- the bounded writer --------------------------------------------------- */
@@ -304,6 +307,191 @@ static void test_date(void)
     }
 }
 
+/* ---- requests ------------------------------------------------------------ */
+
+static struct wsk_url url_of(const char *s)
+{
+    struct wsk_url u;
+    CHECK_EQ_INT(wsk_url_parse(s, strlen(s), &u), 0);
+    return u;
+}
+
+/* Writes spec and compares with want; every smaller buffer is WSK_ENOSPC. */
+static void expect_request(const struct wsk_http_request_spec *spec, const char *want)
+{
+    char out[512];
+    int n = wsk_http_request_write(out, sizeof out, spec);
+    CHECK_EQ_INT(n, strlen(want));
+    if (n < 0)
+        return;
+    out[n] = '\0';
+    CHECK_STR(out, want);
+    /* It parses as a request, with the same target. */
+    struct wsk_http_parser p;
+    struct wsk_http_request req;
+    wsk_http_parser_init(&p, 0);
+    CHECK_EQ_INT(wsk_http_request_parse(&p, out, (size_t)n, &req), n);
+    for (int cap = 0; cap < n; cap++)
+        CHECK_EQ_INT(wsk_http_request_write(cap ? out : NULL, (size_t)cap, spec), WSK_ENOSPC);
+}
+
+static void test_request(void)
+{
+    struct wsk_url u = url_of("http://example.com/path?q=1#frag");
+    struct wsk_http_request_spec spec = {.url = &u};
+    expect_request(&spec,
+                   "GET /path?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+
+    /* The port only when it is not the scheme's. */
+    u = url_of("http://h:8080");
+    expect_request(&spec, "GET / HTTP/1.1\r\nHost: h:8080\r\nConnection: close\r\n\r\n");
+    u = url_of("https://h:443/?");
+    expect_request(&spec, "GET /? HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    u = url_of("https://h:80/");
+    expect_request(&spec, "GET / HTTP/1.1\r\nHost: h:80\r\nConnection: close\r\n\r\n");
+    u = url_of("http://[::1]:81/x");
+    expect_request(&spec, "GET /x HTTP/1.1\r\nHost: [::1]:81\r\nConnection: close\r\n\r\n");
+
+    /* Everything. */
+    u = url_of("http://127.0.0.1:9000/post");
+    const char *headers[] = {"Content-Type: application/json", "X-Empty:", "X-Tab:\ta\tb"};
+    spec = (struct wsk_http_request_spec){
+        .method = "POST",
+        .url = &u,
+        .headers = headers,
+        .num_headers = 3,
+        .user_agent = "wsk/1.0",
+        .has_body = true,
+        .body_len = 12345678901234ull,
+        .keep_alive = true,
+    };
+    expect_request(&spec, "POST /post HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUser-Agent: wsk/1.0\r\n"
+                          "Content-Type: application/json\r\nX-Empty:\r\nX-Tab:\ta\tb\r\n"
+                          "Content-Length: 12345678901234\r\n\r\n");
+    spec.body_len = 0;
+    spec.keep_alive = false;
+    spec.num_headers = 0;
+    expect_request(&spec, "POST /post HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUser-Agent: wsk/1.0\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n");
+
+    /* The caller's Host, User-Agent and Connection replace ours. */
+    const char *mine[] = {"host: virtual", "USER-AGENT: curl/8", "Connection: keep-alive"};
+    spec = (struct wsk_http_request_spec){
+        .method = "HEAD", .url = &u, .headers = mine, .num_headers = 3, .user_agent = "wsk"};
+    expect_request(&spec, "HEAD /post HTTP/1.1\r\nhost: virtual\r\nUSER-AGENT: curl/8\r\n"
+                          "Connection: keep-alive\r\n\r\n");
+    spec.user_agent = "";
+    spec.num_headers = 0;
+    expect_request(&spec,
+                   "HEAD /post HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nConnection: close\r\n\r\n");
+}
+
+static void expect_refused(const struct wsk_http_request_spec *spec)
+{
+    char out[256];
+    memset(out, '.', sizeof out);
+    CHECK_EQ_INT(wsk_http_request_write(out, sizeof out, spec), -EINVAL);
+    CHECK(out[0] == '.'); /* nothing written */
+}
+
+/* Nothing a caller passes can add a line, end the head, or frame a body
+ * behind the writer's back. */
+static void test_request_injection(void)
+{
+    struct wsk_url u = url_of("http://h/p");
+    struct wsk_http_request_spec spec = {.url = &u};
+    expect_refused(NULL);
+    struct wsk_http_request_spec no_url = {0};
+    expect_refused(&no_url);
+
+    const char *methods[] = {"", "GE T", "GET\r\nX: y", "G\tT", "GET/", "(GET)"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        spec.method = methods[i];
+        expect_refused(&spec);
+    }
+    spec.method = "M-SEARCH";
+    char out[256];
+    CHECK(wsk_http_request_write(out, sizeof out, &spec) > 0);
+
+    const char *bad_headers[] = {
+        "X: a\r\nInjected: 1",
+        "X: a\nInjected: 1",
+        "X: a\r",
+        "X: a\x01",
+        "X: \x7f",
+        "NoColon",
+        ": no name",
+        "X : space before colon",
+        " X: obs-fold",
+        "X\r\n: y",
+        "Content-Length: 5",
+        "content-length: 5",
+        "Transfer-Encoding: chunked",
+    };
+    for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
+        const char *h[] = {"Good: yes", bad_headers[i]};
+        spec = (struct wsk_http_request_spec){.url = &u, .headers = h, .num_headers = 2};
+        expect_refused(&spec);
+    }
+    const char *null_header[] = {NULL};
+    spec = (struct wsk_http_request_spec){.url = &u, .headers = null_header, .num_headers = 1};
+    expect_refused(&spec);
+    spec = (struct wsk_http_request_spec){.url = &u, .num_headers = 1};
+    expect_refused(&spec);
+
+    spec = (struct wsk_http_request_spec){.url = &u, .user_agent = "wsk\r\nX: injected"};
+    expect_refused(&spec);
+    spec.user_agent = "wsk\x00ignored"; /* a C string ends at its NUL: fine */
+    CHECK(wsk_http_request_write(out, sizeof out, &spec) > 0);
+
+    /* A URL filled by hand: its slices carry what wsk_url_parse() refuses. */
+    spec = (struct wsk_http_request_spec){.url = &u};
+    struct wsk_url hand = u;
+    hand.host = (struct wsk_slice){"h\r\nX: y", 7};
+    spec.url = &hand;
+    expect_refused(&spec);
+    hand.host = (struct wsk_slice){"h\0x", 3};
+    expect_refused(&spec);
+    hand.host = (struct wsk_slice){"", 0};
+    expect_refused(&spec);
+    hand = u;
+    hand.path = (struct wsk_slice){"/a b", 4};
+    expect_refused(&spec);
+    hand.path = (struct wsk_slice){"/a\0", 3};
+    expect_refused(&spec);
+    hand.path = (struct wsk_slice){"a", 1};
+    expect_refused(&spec);
+    hand.path = (struct wsk_slice){"", 0};
+    expect_refused(&spec);
+    hand = u;
+    hand.has_query = true;
+    hand.query = (struct wsk_slice){"x\r\n", 3};
+    expect_refused(&spec);
+}
+
+/* The checks the handshake and the request writer share. */
+static void test_field_checks(void)
+{
+    CHECK(wsk__http_is_field_value((struct wsk_slice){"a b\tc\x80\xff", 7}));
+    CHECK(!wsk__http_is_field_value((struct wsk_slice){"a\0", 2}));
+    CHECK(!wsk__http_is_field_value((struct wsk_slice){"a\r", 2}));
+    CHECK(wsk__http_is_token("X-Y.z~1"));
+    CHECK(!wsk__http_is_token(""));
+    CHECK(!wsk__http_is_token("a b"));
+    struct wsk_slice name;
+    CHECK(wsk__http_is_field_line("Name: v", 7, &name));
+    CHECK_EQ_INT(name.len, 4);
+    CHECK(wsk__http_is_field_line("N:", 2, NULL));
+    CHECK(wsk__http_is_field_line("N: v", 3, NULL)); /* "N: " */
+    CHECK(!wsk__http_is_field_line("N", 1, NULL));
+    CHECK(!wsk__http_is_field_line(":v", 2, NULL));
+    CHECK(wsk__http_are_header_lines(""));
+    CHECK(wsk__http_are_header_lines("A: 1\r\nB: 2\r\n"));
+    CHECK(!wsk__http_are_header_lines("A: 1\r\nB: 2"));
+    CHECK(!wsk__http_are_header_lines("A: 1\nB: 2\r\n"));
+    CHECK(!wsk__http_are_header_lines("A: 1\r\n\r\n"));
+}
+
 int main(void)
 {
     WSK_RUN(test_wbuf);
@@ -313,5 +501,8 @@ int main(void)
     WSK_RUN(test_reason);
     WSK_RUN(test_head);
     WSK_RUN(test_date);
+    WSK_RUN(test_request);
+    WSK_RUN(test_request_injection);
+    WSK_RUN(test_field_checks);
     WSK_TEST_END();
 }

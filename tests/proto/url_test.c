@@ -311,6 +311,151 @@ static void test_prefixes_and_mutations(void)
     }
 }
 
+/* ---- resolving references ------------------------------------------------ */
+
+/* Resolves ref (from a guarded copy) against base and checks the result
+ * against want (NULL: WSK_EURL), the documented bound and every smaller
+ * buffer. */
+static void expect_resolve(const char *base, const char *ref, const char *want)
+{
+    size_t base_len = strlen(base), ref_len = strlen(ref), bound = base_len + ref_len + 2;
+    const char *g = guarded_copy(ref, ref_len);
+    char out[512];
+    int rv = wsk_url_resolve(base, base_len, g, ref_len, out, bound);
+    if (!want) {
+        CHECK_EQ_INT(rv, WSK_EURL);
+        if (rv != WSK_EURL)
+            fprintf(stderr, "  '%s' against '%s' gave '%s'\n", ref, base, rv > 0 ? out : "");
+        return;
+    }
+    CHECK_EQ_INT(rv, strlen(want));
+    if (rv < 0) {
+        fprintf(stderr, "  '%s' against '%s' failed: %s\n", ref, base, wsk_strerror(rv));
+        return;
+    }
+    CHECK_STR(out, want);
+    struct wsk_url u;
+    CHECK_EQ_INT(wsk_url_parse(out, (size_t)rv, &u), 0);
+    for (size_t cap = 0; cap <= (size_t)rv; cap++)
+        CHECK_EQ_INT(wsk_url_resolve(base, base_len, g, ref_len, cap ? out : NULL, cap),
+                     WSK_ENOSPC);
+}
+
+/* RFC 3986 section 5.4, all of it, but the two results that are not http
+ * URLs ("g:h" and strict "http:g"), which wsk_url_parse() refuses. */
+static void test_resolve_rfc3986(void)
+{
+    static const char *const cases[][2] = {
+        {"g:h", NULL},
+        {"g", "http://a/b/c/g"},
+        {"./g", "http://a/b/c/g"},
+        {"g/", "http://a/b/c/g/"},
+        {"/g", "http://a/g"},
+        {"//g", "http://g"},
+        {"?y", "http://a/b/c/d;p?y"},
+        {"g?y", "http://a/b/c/g?y"},
+        {"#s", "http://a/b/c/d;p?q#s"},
+        {"g#s", "http://a/b/c/g#s"},
+        {"g?y#s", "http://a/b/c/g?y#s"},
+        {";x", "http://a/b/c/;x"},
+        {"g;x", "http://a/b/c/g;x"},
+        {"g;x?y#s", "http://a/b/c/g;x?y#s"},
+        {"", "http://a/b/c/d;p?q"},
+        {".", "http://a/b/c/"},
+        {"./", "http://a/b/c/"},
+        {"..", "http://a/b/"},
+        {"../", "http://a/b/"},
+        {"../g", "http://a/b/g"},
+        {"../..", "http://a/"},
+        {"../../", "http://a/"},
+        {"../../g", "http://a/g"},
+        /* 5.4.2, abnormal examples. */
+        {"../../../g", "http://a/g"},
+        {"../../../../g", "http://a/g"},
+        {"/./g", "http://a/g"},
+        {"/../g", "http://a/g"},
+        {"g.", "http://a/b/c/g."},
+        {".g", "http://a/b/c/.g"},
+        {"g..", "http://a/b/c/g.."},
+        {"..g", "http://a/b/c/..g"},
+        {"./../g", "http://a/b/g"},
+        {"./g/.", "http://a/b/c/g/"},
+        {"g/./h", "http://a/b/c/g/h"},
+        {"g/../h", "http://a/b/c/h"},
+        {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+        {"g;x=1/../y", "http://a/b/c/y"},
+        {"g?y/./x", "http://a/b/c/g?y/./x"},
+        {"g?y/../x", "http://a/b/c/g?y/../x"},
+        {"g#s/./x", "http://a/b/c/g#s/./x"},
+        {"g#s/../x", "http://a/b/c/g#s/../x"},
+        {"http:g", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_resolve("http://a/b/c/d;p?q", cases[i][0], cases[i][1]);
+}
+
+static void test_resolve(void)
+{
+    /* Redirects as servers send them. */
+    expect_resolve("http://h:8080/a/b", "https://other.example/x?y", "https://other.example/x?y");
+    expect_resolve("https://h/a/b", "//cdn.example:444/p", "https://cdn.example:444/p");
+    expect_resolve("http://h:8080/a/b?q#f", "/login?next=%2F", "http://h:8080/login?next=%2F");
+    expect_resolve("http://h:8080/a/b", "c", "http://h:8080/a/c");
+    expect_resolve("http://h:8080/a/b/", "c", "http://h:8080/a/b/c");
+    expect_resolve("http://h:8080", "c", "http://h:8080/c");
+    expect_resolve("http://h:8080?x", "", "http://h:8080/?x");
+    expect_resolve("http://[::1]:8080/a/b", "../c", "http://[::1]:8080/c");
+    expect_resolve("HTTP://H/a", "b", "http://H/b");
+    expect_resolve("http://h/a", "HTTPS://O/./p/../q", "HTTPS://O/q");
+    expect_resolve("http://h/a#frag", "b", "http://h/b");
+    expect_resolve("http://h/%2e%2e/a", "b", "http://h/%2e%2e/b");
+    expect_resolve("http://h/a", "b//c/./../d", "http://h/b//d");
+    expect_resolve("http://h/a", "/", "http://h/");
+
+    /* What cannot become a URL of ours. */
+    expect_resolve("http://h/a", "b c", NULL);
+    expect_resolve("http://h/a", "b\r\nSet-Cookie: x", NULL);
+    expect_resolve("http://h/a", "ftp://h/", NULL);
+    expect_resolve("http://h/a", "//user:pw@evil/", NULL);
+    expect_resolve("http://h/a", "//", NULL);
+    expect_resolve("http://h/a", "http:/x", NULL);
+    expect_resolve("not a url", "b", NULL);
+    char out[64];
+    CHECK_EQ_INT(wsk_url_resolve("http://h/", 9, NULL, 0, out, sizeof out), WSK_EURL);
+    CHECK_EQ_INT(wsk_url_resolve(NULL, 0, "x", 1, out, sizeof out), WSK_EURL);
+    /* A NUL in ref is a control character, not an end. */
+    CHECK_EQ_INT(wsk_url_resolve("http://h/", 9, "a\0b", 3, out, sizeof out), WSK_EURL);
+}
+
+/* Random references from URL-ish bytes: a result parses and fits the
+ * documented bound; nothing else but WSK_EURL. */
+static void test_resolve_random(void)
+{
+    static const char alphabet[] = "/./..?#:@[]ab1%; \t";
+    static const char *const bases[] = {"http://h/a/b?q", "https://[::1]:1/", "ws://x:9"};
+    uint64_t seed = 7;
+    for (int round = 0; round < 20000; round++) {
+        char ref[24];
+        size_t len = wsk_test_rand(&seed) % sizeof ref;
+        for (size_t i = 0; i < len; i++)
+            ref[i] = alphabet[wsk_test_rand(&seed) % (sizeof alphabet - 1)];
+        const char *base = bases[round % 3];
+        size_t bound = strlen(base) + len + 2;
+        char out[64];
+        const char *g = guarded_copy(ref, len);
+        int rv = wsk_url_resolve(base, strlen(base), g, len, out, bound);
+        CHECK(rv == WSK_EURL || (rv > 0 && (size_t)rv < bound));
+        if (rv > 0) {
+            struct wsk_url u;
+            CHECK_EQ_INT(wsk_url_parse(out, (size_t)rv, &u), 0);
+            /* No dot segment is left in the path (the query may have any). */
+            char path[64];
+            snprintf(path, sizeof path, "%.*s/", (int)u.path.len, u.path.ptr);
+            CHECK(strstr(path, "/./") == NULL && strstr(path, "/../") == NULL);
+        }
+    }
+}
+
 int main(void)
 {
     WSK_RUN(test_good);
@@ -318,5 +463,8 @@ int main(void)
     WSK_RUN(test_error_position);
     WSK_RUN(test_buffers);
     WSK_RUN(test_prefixes_and_mutations);
+    WSK_RUN(test_resolve_rfc3986);
+    WSK_RUN(test_resolve);
+    WSK_RUN(test_resolve_random);
     WSK_TEST_END();
 }
