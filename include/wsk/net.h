@@ -138,10 +138,13 @@ WSK_API void wsk_tcp_server_free(struct wsk_tcp_server *srv);
 WSK_API int wsk_tcp_connect(struct wsk_tcp **out, struct wsk_loop *loop, const char *host,
                             uint16_t port, const struct wsk_tcp_config *cfg);
 
-/* Queues len bytes. Returns 0; WSK_EBACKPRESSURE when they were queued but
- * the queue is now past max_send_queue (wait for on_drain; memory is the
- * caller's to bound from here); WSK_ESTATE before on_open, after
- * wsk_tcp_close() or once ended; -ENOMEM (nothing queued). */
+/* Sends len bytes: 16 KiB or more with nothing queued go to the socket at
+ * once, the rest is queued and written at the end of the loop iteration.
+ * Returns 0; WSK_EBACKPRESSURE when they were queued but the queue is now
+ * past max_send_queue (wait for on_drain; memory is the caller's to bound
+ * from here); WSK_ESTATE before on_open, after wsk_tcp_close() or
+ * wsk_tcp_shutdown(), or once ended; WSK_ECLOSED when the socket failed
+ * (on_close follows, on the flush round); -ENOMEM (nothing queued). */
 WSK_API int wsk_tcp_send(struct wsk_tcp *t, const void *data, size_t len);
 
 /* Stops (true) or resumes (false) reading from the peer: back-pressure
