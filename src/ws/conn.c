@@ -205,6 +205,8 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
     ctx->rbuf = NULL; /* the loop's */
     free(ctx->zbuf);
     ctx->zbuf = NULL;
+    free(ctx->mbuf);
+    ctx->mbuf = NULL;
 }
 
 int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t state)

@@ -119,8 +119,50 @@ void wsk__conn_flush(struct wsk_conn *c)
     wsk__conn_set_events(c);
 }
 
-/* Queues one frame. Large server payloads go straight to the socket when
- * nothing is queued before them, saving a copy. */
+#define MASK_SCRATCH (64u * 1024)
+
+/* Writes a masked frame's header and as much of its payload as the socket
+ * takes, masking MASK_SCRATCH bytes at a time into the context's scratch
+ * buffer. Sets *sent to the bytes written (header first). Returns 0, or
+ * WSK_ECLOSED after ending the connection on a socket error. */
+static int send_masked_direct(struct wsk_conn *c, const uint8_t *hdr, size_t hlen,
+                              const uint8_t *payload, size_t len, const uint8_t *mask, size_t *sent)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    if (!ctx->mbuf && !(ctx->mbuf = malloc(MASK_SCRATCH)))
+        return 0;               /* no scratch: the queue does it */
+    size_t done = 0, hsent = 0; /* payload bytes written, header bytes written */
+    while (done < len) {
+        size_t n = len - done < MASK_SCRATCH ? len - done : MASK_SCRATCH;
+        wsk_mask_copy(ctx->mbuf, payload + done, n, mask, done);
+        struct iovec iov[2] = {{(void *)(uintptr_t)(hdr + hsent), hlen - hsent}, {ctx->mbuf, n}};
+        int first = hsent == hlen ? 1 : 0;
+        ssize_t w = wsk__stream_send(&c->st, iov + first, 2 - first);
+        if (w < 0 && w != -EAGAIN) {
+            wsk__conn_tls_detail(c);
+            wsk__conn_abort(c, (int)w);
+            return WSK_ECLOSED;
+        }
+        size_t wrote = w > 0 ? (size_t)w : 0, hpart = hlen - hsent;
+        if (wrote < hpart) {
+            hsent += wrote;
+            break;
+        }
+        hsent = hlen;
+        done += wrote - hpart;
+        if (wrote - hpart < n)
+            break; /* the socket is full */
+    }
+    /* With TLS the record written holds the masked bytes: what was not
+     * taken is masked again from payload into the queue, from offset done,
+     * which the key's position depends on only modulo 4. */
+    *sent = hsent + done;
+    return 0;
+}
+
+/* Queues one frame. Large payloads go straight to the socket when nothing
+ * is queued before them, saving a copy (a client's through a scratch buffer
+ * for the masking). */
 int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t *payload,
                           size_t len)
 {
@@ -160,6 +202,17 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
         if (skip == hlen + len)
             return 0;
     }
+    if (mask && len >= DIRECT_WRITE_MIN && !c->st.out_bytes && c->st.io.fd >= 0 &&
+        !(c->st.flags & WSK__STREAM_TLS_HS) && c->state != WSK__CONNECTING) {
+        /* A client's large frame: masked a slice at a time into a scratch
+         * buffer and written from there, rather than masked into fresh
+         * queue segments and copied again by the kernel later. */
+        int rv = send_masked_direct(c, hdr, hlen, payload, len, mask, &skip);
+        if (rv < 0)
+            return rv;
+        if (skip == hlen + len)
+            return 0;
+    }
     size_t total = hlen + len - skip;
     uint8_t *p = queue_reserve(c, total);
     if (!p) {
@@ -178,8 +231,8 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
     } else {
         skip -= hlen;
     }
-    if (mask && len)
-        wsk_mask_copy(p, payload, len, mask, 0);
+    if (mask && len - skip)
+        wsk_mask_copy(p, payload + skip, len - skip, mask, skip);
     else if (!mask && len - skip)
         memcpy(p, payload + skip, len - skip);
     wsk__conn_want_flush(c);

@@ -115,6 +115,7 @@ struct wsk__ctx {
     size_t valid_text_len;
     size_t deflate_min; /* messages shorter than this are not compressed */
     uint8_t *zbuf;      /* compressed output being built, shared */
+    uint8_t *mbuf;      /* clients: a large frame being masked for a direct write */
     size_t zbuf_len, zbuf_cap;
     struct wsk__seg_pool pool; /* spare send segments */
     bool is_shutting_down;

@@ -206,6 +206,34 @@ static void test_echo_and_client_close(void)
     free(cs.big);
 }
 
+/* A client frame far bigger than the socket takes at once goes out partly
+ * straight from the masking scratch buffer and partly through the queue:
+ * every byte must come back (the key's position continues across both). */
+static void test_big_client_frame(void)
+{
+    struct server_state st = {0};
+    struct wsk_server_config sc;
+    wsk_server_config_init(&sc);
+    sc.limits.max_send_queue = 32u << 20; /* the echo is queued whole */
+    struct wsk_server *srv = start_server(&st, &sc);
+    struct client_state cs = {0};
+    cs.big_len = (9u << 20) + 12345;
+    cs.big = malloc(cs.big_len);
+    for (size_t i = 0; i < cs.big_len; i++)
+        cs.big[i] = (uint8_t)(i * 131 + i / 4093);
+    cs.stop_loop_on_close = true;
+    struct wsk_client_config cc;
+    wsk_client_config_init(&cc);
+    cc.limits.max_send_queue = 32u << 20;
+    connect_to("127.0.0.1", wsk_server_port(srv), "/", &cs, &cc);
+    RUN_UNTIL(cs.closed, 30000);
+    CHECK_EQ_INT(cs.messages, 3);
+    CHECK_EQ_INT(cs.close.code, 1000);
+    RUN_UNTIL(st.closed == 1, 5000);
+    wsk_server_free(srv);
+    free(cs.big);
+}
+
 static void test_server_close_with_reason(void)
 {
     struct server_state st = {0};
@@ -779,16 +807,20 @@ static void test_tls_echo_and_verify(void)
     wsk_server_config_init(&cfg);
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = key;
+    cfg.limits.max_send_queue = 16u << 20; /* the 3 MiB echo is queued whole */
     struct wsk_server *srv = start_server(&st, &cfg);
     uint16_t port = wsk_server_port(srv);
 
     /* Verified against the test CA, by name and by address. */
     struct client_state ok = {0}, ok_ip = {0}, untrusted = {0}, insecure = {0};
-    ok.big_len = 200000;
-    ok.big = calloc(1, ok.big_len);
+    ok.big_len = 3u << 20; /* past the socket: partly direct, partly queued */
+    ok.big = malloc(ok.big_len);
+    for (size_t i = 0; i < ok.big_len; i++)
+        ok.big[i] = (uint8_t)(i * 7 + i / 999);
     ok.stop_loop_on_close = true;
     struct wsk_client_config cc;
     wsk_client_config_init(&cc);
+    cc.limits.max_send_queue = 16u << 20;
     cc.ca_file = ca;
     char url[96];
     snprintf(url, sizeof url, "wss://localhost:%u/", port);
@@ -859,6 +891,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
     WSK_RUN(test_echo_and_client_close);
+    WSK_RUN(test_big_client_frame);
     WSK_RUN(test_server_close_with_reason);
     WSK_RUN(test_loop_ends_after_shutdown);
     WSK_RUN(test_broadcast);
