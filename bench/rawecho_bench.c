@@ -3,7 +3,9 @@
  *   rawecho_bench PORT     listens on 127.0.0.1:PORT (0: any free port)
  *
  * Prints "listening on PORT" (the port bound) on stdout, then echoes every
- * byte on every connection until SIGTERM or SIGINT. It does the least an echo
+ * byte on every connection until SIGTERM or SIGINT. A UDP socket on the same
+ * port echoes each datagram to its sender (recvfrom and sendto, until
+ * EAGAIN): the ceiling for `wsk serve --echo --listen udp://`. It does the least an echo
  * server on this machine can do: one level-triggered epoll, one read into a
  * shared 256 KiB buffer and one write back per readiness. What a socket does
  * not take waits in that connection's own buffer, and the connection is read
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
     socklen_t sin_len = sizeof sin;
     int one = 1, lfd, sfd;
     sigset_t signals;
-    static struct conn listener, signaller; /* markers for epoll data */
+    static struct conn listener, signaller, udp; /* markers for epoll data */
+    int ufd;
     unsigned char *buf;
     char *end;
 
@@ -193,6 +196,12 @@ int main(int argc, char **argv)
         perror("rawecho_bench");
         return 1;
     }
+    ufd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ufd < 0 || bind(ufd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        watch(EPOLL_CTL_ADD, ufd, EPOLLIN, &udp) < 0) {
+        perror("rawecho_bench: udp");
+        return 1;
+    }
     printf("listening on %u\n", (unsigned)ntohs(sin.sin_port));
     fflush(stdout);
 
@@ -209,6 +218,17 @@ int main(int argc, char **argv)
             struct conn *c = events[i].data.ptr;
             if (c == &signaller)
                 return 0;
+            if (c == &udp) {
+                struct sockaddr_storage from;
+                socklen_t from_len = sizeof from;
+                ssize_t r;
+                while ((r = recvfrom(ufd, buf, READ_CHUNK, 0, (struct sockaddr *)&from,
+                                     &from_len)) >= 0) {
+                    (void)sendto(ufd, buf, (size_t)r, 0, (struct sockaddr *)&from, from_len);
+                    from_len = sizeof from;
+                }
+                continue;
+            }
             if (c == &listener) {
                 int fd;
                 while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
