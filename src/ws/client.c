@@ -78,6 +78,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__tls_ctx_unref(ctx->tls_ctx);
     free(ctx->zbuf);
+    free(ctx->mbuf);
     wsk__seg_pool_free(&ctx->pool);
     free(cl);
 }
