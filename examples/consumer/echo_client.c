@@ -38,7 +38,8 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
     (void)conn;
     (void)user_data;
     if (ev->error)
-        fprintf(stderr, "connection ended: %s %s\n", wsk_strerror(ev->error), ev->detail);
+        fprintf(stderr, "connection ended: %s%s%s\n", wsk_strerror(ev->error),
+                ev->detail[0] ? ": " : "", ev->detail);
 }
 
 int main(int argc, char **argv)
