@@ -98,7 +98,8 @@ check "the README's library example is examples/consumer/echo_client.c" readme_e
 # printed the message back and exited 0.
 echo_runs()
 {
-    local name=$1 prog=$2 msg="hello from $1, $$"
+    local name=$1 prog=$2
+    local msg="hello from $name, $$"
     shift 2
     local out
     out=$(env "$@" timeout 20 "$prog" "$WS_URL" "$msg")
