@@ -36,7 +36,8 @@ while (($#)); do
     shift
 done
 if [[ ! -x $WSK ]]; then
-    cmake -S "$ROOT" -B "$(dirname "$WSK")" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake -S "$ROOT" -B "$(dirname "$WSK")" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWSK_WERROR=ON \
+        >/dev/null
     cmake --build "$(dirname "$WSK")" --target wsk >/dev/null
 fi
 

@@ -97,7 +97,8 @@ note() { echo "run.sh: $*" >&2; }
 # ---- build ------------------------------------------------------------------
 if ((DO_BUILD)); then
     note "building wsk (Release) in $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$TMP/cmake.log" 2>&1 &&
+    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWSK_WERROR=ON \
+        >"$TMP/cmake.log" 2>&1 &&
         cmake --build "$BUILD" --target wsk rawecho_bench >>"$TMP/cmake.log" 2>&1 ||
         { cat "$TMP/cmake.log" >&2; note "build failed"; exit 1; }
 fi

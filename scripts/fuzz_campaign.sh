@@ -62,7 +62,7 @@ fi
 
 echo "=== building ${targets[*]}"
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DWSK_FUZZ=ON -DBUILD_TESTING=ON >/dev/null
+    -DWSK_FUZZ=ON -DWSK_BUILD_TESTS=ON -DWSK_WERROR=ON >/dev/null
 cmake --build build/fuzz -j "$jobs" --target "${targets[@]}"
 
 work=build/fuzz-campaign

@@ -30,25 +30,25 @@ else
 fi
 
 step "gcc build (Release, -Werror)"
-cmake -S . -B build/gcc -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build/gcc -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release -DWSK_WERROR=ON >/dev/null
 cmake --build build/gcc
 ctest --test-dir build/gcc --output-on-failure -j "$jobs" || status=1
 
 step "clang build (-Werror): unit tests"
-cmake -S . -B build/clang -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build/clang -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DWSK_WERROR=ON >/dev/null
 cmake --build build/clang
 ctest --test-dir build/clang --output-on-failure -j "$jobs" -L unit || status=1
 
 step "ASan+UBSan build: unit and integration tests"
 cmake -S . -B build/asan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
-    -DWSK_SANITIZE=ON >/dev/null
+    -DWSK_SANITIZE=ON -DWSK_WERROR=ON >/dev/null
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE nosan || status=1
 
 step "TSan build: tests labelled threads"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DWSK_SANITIZE=thread >/dev/null
+    -DWSK_SANITIZE=thread -DWSK_WERROR=ON >/dev/null
 # Only the library and those tests: this stage should stay well under a minute.
 mapfile -t tsan_targets < <(ctest --test-dir build/tsan -N -L threads |
     sed -n 's|.*Test *#[0-9]*: [a-z]*/\([a-z_0-9]*\)$|\1|p')
@@ -59,7 +59,7 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 if ((fuzz_seconds > 0)); then
     step "fuzzing: each target ${fuzz_seconds}s"
     cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DWSK_FUZZ=ON -DBUILD_TESTING=ON >/dev/null
+        -DWSK_FUZZ=ON -DWSK_BUILD_TESTS=ON -DWSK_WERROR=ON >/dev/null
     cmake --build build/fuzz
     names=()
     for src in fuzz/*_fuzz.c; do names+=("$(basename "$src" .c)"); done
