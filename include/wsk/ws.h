@@ -84,7 +84,6 @@ struct wsk_handlers {
     void (*on_close)(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data);
 };
 
-
 /* What happens when a message sent to a connection by someone else (a
  * broadcast) would grow its send queue past max_send_queue. */
 enum wsk_overflow_policy {

@@ -21,16 +21,16 @@ enum wsk__tcp_state {
 };
 
 enum {
-    WSK__TCP_OPENED = 1u << 0,     /* on_open was called */
-    WSK__TCP_PAUSED = 1u << 1,     /* wsk_tcp_pause() */
-    WSK__TCP_PEER_EOF = 1u << 2,   /* the peer shut down its side */
-    WSK__TCP_WANT_DRAIN = 1u << 3, /* a send returned WSK_EBACKPRESSURE */
-    WSK__TCP_FLUSH_LIST = 1u << 4, /* on the context's flush list */
-    WSK__TCP_FAIL_SOON = 1u << 5,  /* end with error on the flush round */
-    WSK__TCP_IN_CONNECT = 1u << 6, /* inside wsk_tcp_connect(): report failures later */
-    WSK__TCP_IN_READ = 1u << 7,    /* in on_data */
-    WSK__TCP_SHUT_WR = 1u << 8,    /* wsk_tcp_shutdown(): FIN once the queue is written */
-    WSK__TCP_WR_DONE = 1u << 9,    /* ... and sent: reading until the peer's EOF */
+    WSK__TCP_OPENED = 1u << 0,      /* on_open was called */
+    WSK__TCP_PAUSED = 1u << 1,      /* wsk_tcp_pause() */
+    WSK__TCP_PEER_EOF = 1u << 2,    /* the peer shut down its side */
+    WSK__TCP_WANT_DRAIN = 1u << 3,  /* a send returned WSK_EBACKPRESSURE */
+    WSK__TCP_FLUSH_LIST = 1u << 4,  /* on the context's flush list */
+    WSK__TCP_FAIL_SOON = 1u << 5,   /* end with error on the flush round */
+    WSK__TCP_IN_CONNECT = 1u << 6,  /* inside wsk_tcp_connect(): report failures later */
+    WSK__TCP_IN_READ = 1u << 7,     /* in on_data */
+    WSK__TCP_SHUT_WR = 1u << 8,     /* wsk_tcp_shutdown(): FIN once the queue is written */
+    WSK__TCP_WR_DONE = 1u << 9,     /* ... and sent: reading until the peer's EOF */
     WSK__TCP_READ_AGAIN = 1u << 10, /* TLS holds decrypted bytes: read on the flush round */
 };
 

@@ -69,8 +69,7 @@ void wsk__listeners_init(struct wsk__listeners *set, struct wsk_loop *loop,
     wsk_timer_init(&set->retry, retry_cb, set);
 }
 
-int wsk__listeners_add(struct wsk__listeners *set, const char *host, uint16_t port,
-                       bool reuse_port)
+int wsk__listeners_add(struct wsk__listeners *set, const char *host, uint16_t port, bool reuse_port)
 {
     if (set->n == WSK__MAX_LISTENERS)
         return -ENOSPC;
