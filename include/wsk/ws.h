@@ -84,9 +84,9 @@ struct wsk_handlers {
     void (*on_close)(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data);
 };
 
-
 /* What happens when a message sent to a connection by someone else (a
- * broadcast) would grow its send queue past max_send_queue. */
+ * broadcast, a publish to a topic: wsk/topic.h) would grow its send queue
+ * past max_send_queue. wsk_server_get_stats() counts both outcomes. */
 enum wsk_overflow_policy {
     WSK_OVERFLOW_CLOSE = 0, /* close the slow connection with 1008 (default) */
     WSK_OVERFLOW_DROP,      /* drop the message for that connection */
@@ -145,6 +145,9 @@ struct wsk_server_config {
      * matches; borrowed, must outlive the server. */
     const uint8_t *index_page;
     size_t index_page_len;
+    /* wsk_server_publish_async() (wsk/topic.h): bytes that may wait for the
+     * loop; default 16 MiB. */
+    size_t max_publish_queue;
 };
 
 /* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,

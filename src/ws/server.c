@@ -1,6 +1,7 @@
 /* WebSocket server: listeners, the HTTP/1.1 request head, the upgrade (RFC
  * 6455 section 4.2), plain GET/HEAD for static files and the built-in page,
- * broadcasts and graceful shutdown. Everything after the upgrade is conn.c's.
+ * and graceful shutdown. Everything after the upgrade is conn.c's;
+ * broadcasts are broadcast.c's, topics topic.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,39 +12,11 @@
 
 #include "loop/sock.h"
 #include "proto/http1_internal.h"
-#include "transport/listen.h"
 #include "transport/tls.h"
-#include "ws/static.h"
-#include "ws/ws_internal.h"
+#include "ws/server_internal.h"
 
-#define BROADCAST_SHARE_MIN 4096
-#define FILE_CHUNK          (64u * 1024)
-#define FILE_QUEUE_TARGET   (256u * 1024)
-/* Input bytes a server compresses for broadcasts per loop iteration. Past
- * it, broadcasts go uncompressed (always valid) until the next iteration, so
- * a burst of big messages cannot stall every other connection: 1 MiB of
- * text deflates in 24-36 ms here (tests/ws/hardening_test.c prints it). */
-#define BROADCAST_Z_BUDGET (1u << 20)
-
-struct wsk_server {
-    struct wsk__ctx ctx;
-    struct wsk_server_config cfg; /* strings below are the server's copies */
-    char **subprotocols;
-    char **origins;
-    char *ws_path;
-    char *tls_cert, *tls_key;
-    struct wsk__static_root root;
-    bool has_root;
-    struct wsk__listeners listeners;
-    bool free_pending; /* freed from a callback: memory goes at the iteration's end */
-    struct wsk_defer free_defer;
-    struct wsk_deflate *bz[16]; /* broadcast compressors, by window bits */
-    size_t bz_used;             /* bytes compressed for broadcasts this iteration */
-    struct wsk_defer bz_defer;  /* resets bz_used at the end of the iteration */
-    bool is_shutting_down;
-    unsigned shutdown_code;
-    char *shutdown_reason;
-};
+#define FILE_CHUNK        (64u * 1024)
+#define FILE_QUEUE_TARGET (256u * 1024)
 
 /* Per-connection state of a plain HTTP exchange. */
 struct wsk__http {
@@ -88,7 +61,6 @@ static void free_strings(char **list, size_t n)
 static void on_accept(void *data, int fd);
 static void on_listen_log(void *data, const char *msg);
 static void free_defer_cb(struct wsk_loop *loop, struct wsk_defer *d);
-static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d);
 
 static int load_tls(struct wsk_server *srv, struct wsk__tls_ctx **out)
 {
@@ -158,7 +130,9 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
     }
     wsk__listeners_init(&srv->listeners, loop, on_accept, on_listen_log, srv);
     wsk_defer_init(&srv->free_defer, free_defer_cb, srv);
-    wsk_defer_init(&srv->bz_defer, zbudget_cb, srv);
+    wsk__broadcast_init(srv);
+    if (rv == 0)
+        rv = wsk__topics_init(srv);
     if (rv < 0) {
         wsk_server_free(srv);
         return rv;
@@ -203,10 +177,10 @@ void wsk_server_free(struct wsk_server *srv)
 static void free_now(struct wsk_server *srv)
 {
     close_listeners(srv);
-    if (srv->ctx.loop) {
-        wsk_defer_cancel(srv->ctx.loop, &srv->bz_defer);
+    wsk__broadcast_free(srv);
+    if (srv->ctx.loop)
         wsk__ctx_destroy(&srv->ctx);
-    }
+    wsk__topics_free(srv);
     if (srv->has_root)
         wsk__static_root_close(&srv->root);
     free_strings(srv->subprotocols, srv->cfg.num_subprotocols);
@@ -216,8 +190,6 @@ static void free_now(struct wsk_server *srv)
     free(srv->tls_key);
     wsk__tls_ctx_unref(srv->ctx.tls_ctx);
     free(srv->shutdown_reason);
-    for (int i = 0; i < 16; i++)
-        wsk_deflate_free(srv->bz[i]);
     free(srv);
 }
 
@@ -281,7 +253,11 @@ static void http_done(struct wsk_conn *c)
 
 void wsk__server_conn_gone(struct wsk_conn *c)
 {
-    http_done(c);
+    /* c->http and c->subs share their place: before the upgrade, after. */
+    if (c->flags & WSK__F_OPENED)
+        wsk__topics_conn_gone(c);
+    else
+        http_done(c);
 }
 
 /* Queues a whole response: head, then body unless the request was HEAD. */
@@ -553,126 +529,7 @@ void wsk__server_on_reply_drained(struct wsk_conn *c)
         wsk__server_on_head(c, NULL, 0);
 }
 
-/* ---- broadcast and shutdown ---------------------------------------------- */
-
-static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d)
-{
-    (void)loop;
-    struct wsk_server *srv = d->data;
-    srv->bz_used = 0;
-}
-
-/* The broadcast compressed once for every receiver whose compressor uses
- * window bits `bits`: with no history (so any receiver's inflater takes it,
- * context takeover or not) and a window no larger than theirs. NULL when
- * out of memory or over this iteration's compression budget: those
- * receivers then get the uncompressed frame, which is always valid. */
-static struct wsk__shared *compressed_frame(struct wsk_server *srv, unsigned bits, uint8_t opcode,
-                                            const void *data, size_t len)
-{
-    struct wsk__ctx *ctx = &srv->ctx;
-    if (len > BROADCAST_Z_BUDGET - srv->bz_used)
-        return NULL;
-    struct wsk_deflate **z = &srv->bz[bits & 15];
-    if (!*z) {
-        struct wsk_deflate_params p = {.server_max_window_bits = (uint8_t)bits,
-                                       .client_max_window_bits = 15,
-                                       .mem_level = srv->cfg.deflate.mem_level};
-        if (wsk_deflate_new(z, &p, WSK_ROLE_SERVER) < 0)
-            return NULL;
-    }
-    if (!srv->bz_used)
-        wsk_defer_start(ctx->loop, &srv->bz_defer);
-    srv->bz_used += len ? len : 1;
-    wsk_deflate_reset_send(*z);
-    ctx->zbuf_len = 0;
-    if (wsk_deflate_compress(*z, data, len, wsk__zbuf_sink, ctx) < 0)
-        return NULL;
-    struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode),
-                                               ctx->zbuf, ctx->zbuf_len);
-    if (ctx->zbuf_cap > 1024 * 1024) {
-        free(ctx->zbuf);
-        ctx->zbuf = NULL;
-        ctx->zbuf_cap = 0;
-    }
-    return sh;
-}
-
-int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
-                         size_t len)
-{
-    if (opcode != WSK_OP_TEXT && opcode != WSK_OP_BINARY)
-        return -EINVAL;
-    if (opcode == WSK_OP_TEXT && !wsk_utf8_valid(data, len))
-        return WSK_EUTF8;
-    /* Server frames are not masked, so one encoding serves every receiver:
-     * small frames are copied into each queue (cheaper than a reference),
-     * big ones are shared by reference count. With permessage-deflate the
-     * message is compressed once per distinct window size, not once per
-     * receiver (see compressed_frame()). */
-    struct wsk__shared *plain = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
-    if (!plain)
-        return -ENOMEM;
-    struct wsk__shared *zframes[16] = {0};
-    bool ztried[16] = {0};
-    struct wsk__ctx *ctx = &srv->ctx;
-    int count = 0;
-    /* Flushing and closing call user callbacks, which may end any
-     * connection: walk safely. */
-    struct wsk__walk w;
-    wsk__walk_begin(ctx, &w);
-    for (struct wsk_conn *c; (c = wsk__walk_next(&w));) {
-        if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
-            continue;
-        struct wsk__shared *sh = plain;
-        if (c->sess.deflate && len >= ctx->deflate_min) {
-            unsigned bits = wsk_deflate_send_window_bits(c->sess.deflate) & 15;
-            if (!ztried[bits]) {
-                ztried[bits] = true;
-                zframes[bits] = compressed_frame(srv, bits, (uint8_t)opcode, data, len);
-            }
-            if (zframes[bits])
-                sh = zframes[bits];
-        }
-        /* The cap is on what waits, not on one message: a receiver with
-         * nothing waiting takes any message up to max_message. */
-        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue)
-            wsk__conn_flush_now(c); /* the socket may take some now */
-        if (c->state != WSK__OPEN)
-            continue;
-        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue) {
-            if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
-                continue;
-            wsk__log(ctx, 1, "%s: send queue full (%zu bytes), closing with 1008", wsk_conn_peer(c),
-                     c->st.out_bytes);
-            wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
-            continue;
-        }
-        int rv = sh->len < BROADCAST_SHARE_MIN ? wsk__conn_queue(c, sh->data, sh->len)
-                                               : wsk__conn_queue_shared(c, sh);
-        if (rv < 0) {
-            wsk__conn_abort(c, rv);
-            continue;
-        }
-        /* The receiver's inflater now holds bytes its own compressor never
-         * saw: that compressor must not reach back past them. */
-        if (sh != plain)
-            c->flags |= WSK__F_Z_RESET;
-        /* The sender (the connection being read) gets its own broadcasts
-         * too: past half the cap, read no more from it until it has read
-         * them. A burst is then paced by how fast the sender itself reads,
-         * so receivers that read as fast as it does stay below the cap
-         * that closes slow ones. */
-        if ((c->flags & WSK__F_IN_READ) && c->st.out_bytes > ctx->lim.max_send_queue / 2)
-            c->flags |= WSK__F_PAUSED;
-        count++;
-    }
-    wsk__walk_end(ctx, &w);
-    wsk__shared_release(plain);
-    for (int i = 0; i < 16; i++)
-        wsk__shared_release(zframes[i]);
-    return count;
-}
+/* ---- shutdown ----------------------------------------------------------- */
 
 void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason)
 {

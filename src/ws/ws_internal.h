@@ -17,6 +17,7 @@
 #include "wsk/ws.h"
 
 struct wsk__http;
+struct wsk__sub;
 struct wsk__client_hs;
 struct wsk__tls;
 struct wsk__tls_ctx;
@@ -70,6 +71,7 @@ struct wsk_conn {
     uint64_t deadline; /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
+        struct wsk__sub *subs;     /* server, once open (WSK__F_OPENED): its topics */
         struct wsk__client_hs *hs; /* client: connecting and the handshake */
     };
     uint32_t flags;
