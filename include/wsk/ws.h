@@ -20,6 +20,8 @@
 #ifndef WSK_WS_H
 #define WSK_WS_H
 
+#include <sys/socket.h>
+
 #include "wsk/common.h"
 #include "wsk/deflate.h"
 #include "wsk/error.h"
@@ -114,6 +116,30 @@ struct wsk_conn_limits {
 
 /* ---- server ----------------------------------------------------------- */
 
+/* A plain HTTP request (not a WebSocket upgrade), complete with its body,
+ * for the server's on_http_request handler. Everything is valid during the
+ * call only. */
+struct wsk_http_request_event {
+    struct wsk_slice method; /* as sent: "GET", "POST", ... */
+    struct wsk_slice path;   /* as sent: percent-escapes are not decoded */
+    struct wsk_slice query;  /* without '?', empty when none */
+    const struct wsk_http_header *headers;
+    size_t num_headers;
+    const uint8_t *body;         /* the Content-Length bytes that followed the head */
+    size_t body_len;             /* 0 (body NULL) when there were none */
+    const struct sockaddr *peer; /* the client's address (getpeername()), NULL if unknown */
+    socklen_t peer_len;
+};
+
+/* Handles one request. conn is the HTTP connection, good only for
+ * wsk_conn_http_reply() and wsk_conn_peer() during the call. To answer,
+ * call wsk_conn_http_reply() before returning; to leave the request to the
+ * server (static files, index_page, 404, 405), return without it. The
+ * answer cannot come later: this hook is for answers the loop thread knows
+ * at once (publishing a message, a health check, a small API). */
+typedef void (*wsk_http_request_cb)(struct wsk_conn *conn, const struct wsk_http_request_event *req,
+                                    void *user_data);
+
 struct wsk_server_config {
     struct wsk_handlers handlers;
     void *user_data;
@@ -148,6 +174,16 @@ struct wsk_server_config {
     /* wsk_server_publish_async() (wsk/topic.h): bytes that may wait for the
      * loop; default 16 MiB. */
     size_t max_publish_queue;
+    /* Plain HTTP requests go to this handler first when set, once head and
+     * body are in. The body is read only with a handler: a Content-Length
+     * up to max_http_body (default 64 KiB); a longer one is answered 413, a
+     * chunked or other Transfer-Encoding 411, a malformed or conflicting
+     * Content-Length 400, all without calling the handler, and the
+     * connection closed. "Expect: 100-continue" gets its 100 when the body
+     * will be read. The whole request must arrive within
+     * limits.handshake_timeout_ms. */
+    wsk_http_request_cb on_http_request;
+    size_t max_http_body;
 };
 
 /* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,
@@ -233,6 +269,24 @@ WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
  * wsk_loop_free() refuses (-EBUSY) while a server still listens. A server
  * stopped with wsk_server_shutdown() is freed with this too. */
 WSK_API void wsk_server_free(struct wsk_server *srv);
+
+/* Answers the plain HTTP request that on_http_request is handling on conn:
+ * status (200..599 but 101), Content-Type content_type (NULL: none), body
+ * (body_len bytes, copied; not sent for HEAD, whose Content-Length still
+ * says body_len) and extra header lines in headers ("Name: value\r\n" each,
+ * NULL: none; Content-Length, Transfer-Encoding and Connection are the
+ * server's own). The connection stays open for the next request when the
+ * client allows it.
+ *
+ * Returns 0; -EINVAL for a status out of range, a content_type with a
+ * control character, or headers that are not whole lines or name a header
+ * the server writes itself, and nothing was sent (return from the handler
+ * without answering, and the server answers as it would without one, or
+ * call again); WSK_ESTATE when conn has no request being handled (outside
+ * on_http_request, or answered already); -ENOMEM, and then the connection
+ * has ended. */
+WSK_API int wsk_conn_http_reply(struct wsk_conn *conn, int status, const char *content_type,
+                                const void *body, size_t body_len, const char *headers);
 
 /* ---- client ----------------------------------------------------------- */
 

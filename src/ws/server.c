@@ -18,13 +18,6 @@
 #define FILE_CHUNK        (64u * 1024)
 #define FILE_QUEUE_TARGET (256u * 1024)
 
-/* Per-connection state of a plain HTTP exchange. */
-struct wsk__http {
-    struct wsk_http_parser parser;
-    int file_fd;
-    uint64_t file_left;
-};
-
 void wsk_server_config_init(struct wsk_server_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -239,17 +232,7 @@ size_t wsk_server_num_connections(const struct wsk_server *srv)
     return srv->ctx.num_open;
 }
 
-/* ---- plain HTTP ---------------------------------------------------------- */
-
-static void http_done(struct wsk_conn *c)
-{
-    if (c->http) {
-        if (c->http->file_fd >= 0)
-            close(c->http->file_fd);
-        free(c->http);
-        c->http = NULL;
-    }
-}
+/* ---- the request head ----------------------------------------------------- */
 
 void wsk__server_conn_gone(struct wsk_conn *c)
 {
@@ -257,113 +240,13 @@ void wsk__server_conn_gone(struct wsk_conn *c)
     if (c->flags & WSK__F_OPENED)
         wsk__topics_conn_gone(c);
     else
-        http_done(c);
-}
-
-/* Queues a whole response: head, then body unless the request was HEAD. */
-static void reply(struct wsk_conn *c, int status, const char *ctype, const void *body,
-                  size_t body_len, bool is_head, bool keep_alive, const char *extra)
-{
-    char head[1024];
-    int n = wsk__http_head(head, sizeof head, status, ctype, body_len, keep_alive, extra,
-                           (int64_t)time(NULL));
-    if (n < 0) {
-        wsk__conn_abort(c, n);
-        return;
-    }
-    if (!keep_alive)
-        c->flags |= WSK__F_HTTP_CLOSE;
-    c->state = WSK__HTTP_REPLY;
-    if (wsk__conn_queue(c, head, (size_t)n) < 0 ||
-        (!is_head && body_len && wsk__conn_queue(c, body, body_len) < 0))
-        wsk__conn_abort(c, -ENOMEM);
-}
-
-static void reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
-                        const char *extra)
-{
-    char body[96];
-    int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
-    reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);
-}
-
-/* Reads the next pieces of a file into the queue. */
-static void pump_file(struct wsk_conn *c)
-{
-    struct wsk__http *h = c->http;
-    uint8_t buf[FILE_CHUNK];
-    while (h->file_left && c->st.out_bytes < FILE_QUEUE_TARGET) {
-        size_t want = h->file_left < sizeof buf ? (size_t)h->file_left : sizeof buf;
-        ssize_t n = read(h->file_fd, buf, want);
-        if (n <= 0) {
-            /* The file shrank or failed under us: the length is promised,
-             * so the only honest end is to drop the connection. */
-            wsk__conn_abort(c, n < 0 ? -errno : -EIO);
-            return;
-        }
-        h->file_left -= (uint64_t)n;
-        if (wsk__conn_queue(c, buf, (size_t)n) < 0) {
-            wsk__conn_abort(c, -ENOMEM);
-            return;
-        }
-    }
+        wsk__http_done(c);
 }
 
 static bool slice_eq(struct wsk_slice s, const char *z)
 {
     size_t n = strlen(z);
     return s.len == n && !memcmp(s.ptr, z, n);
-}
-
-static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
-                      const struct wsk_http_request *req, bool keep_alive)
-{
-    bool is_head = slice_eq(req->method, "HEAD");
-    if (srv->has_root) {
-        struct wsk__static_file f;
-        int status = wsk__static_resolve(&srv->root, req->path, &f);
-        if (status == 200) {
-            char head[1024];
-            int n = wsk__http_head(head, sizeof head, 200, f.content_type, f.size, keep_alive, NULL,
-                                   (int64_t)time(NULL));
-            if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0) {
-                close(f.fd);
-                wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
-                return;
-            }
-            if (!keep_alive)
-                c->flags |= WSK__F_HTTP_CLOSE;
-            c->state = WSK__HTTP_REPLY;
-            if (is_head || f.size == 0) {
-                close(f.fd);
-                return;
-            }
-            c->http->file_fd = f.fd;
-            c->http->file_left = f.size;
-            pump_file(c);
-            return;
-        }
-        if (status == 301) {
-            char loc[1024];
-            int n =
-                snprintf(loc, sizeof loc, "Location: %.*s/\r\n", (int)req->path.len, req->path.ptr);
-            if (n > 0 && (size_t)n < sizeof loc) {
-                reply_error(c, 301, is_head, keep_alive, loc);
-                return;
-            }
-            status = 404;
-        }
-        if (status != 404 || !srv->cfg.index_page) {
-            reply_error(c, status, is_head, keep_alive, NULL);
-            return;
-        }
-    }
-    if (srv->cfg.index_page && (slice_eq(req->path, "/") || slice_eq(req->path, "/index.html"))) {
-        reply(c, 200, "text/html; charset=utf-8", srv->cfg.index_page, srv->cfg.index_page_len,
-              is_head, keep_alive, "Cache-Control: no-cache\r\n");
-        return;
-    }
-    reply_error(c, 404, is_head, keep_alive, NULL);
 }
 
 static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
@@ -424,7 +307,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
         return;
     }
-    http_done(c);
+    wsk__http_done(c);
     struct wsk_open_event ev = {
         .path = info.path,
         .query = info.query,
@@ -459,20 +342,27 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
             wsk__conn_abort(c, -ENOMEM);
             return;
         }
+        memset(c->http, 0, sizeof *c->http);
         wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
         c->http->file_fd = -1;
-        c->http->file_left = 0;
     }
     if (len && wsk__conn_in_append(c, data, len) < 0) {
         wsk__conn_abort(c, -ENOMEM);
         return;
+    }
+    if (c->http->body_need) {
+        /* The head is in, its body is coming: parse the head again (its
+         * slices point into c->in, which may have moved) once all is here. */
+        if (c->in_len < c->http->body_need)
+            return;
+        wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
     }
     struct wsk_http_request req;
     int rv = wsk_http_request_parse(&c->http->parser, (const char *)c->in, c->in_len, &req);
     if (rv == 0)
         return;
     if (rv < 0) {
-        reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
+        wsk__server_reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
         return;
     }
     size_t head_len = (size_t)rv;
@@ -480,53 +370,7 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
         open_ws(srv, c, &req, c->in, c->in_len, head_len);
         return;
     }
-    bool keep_alive =
-        req.minor_version >= 1 &&
-        !wsk_http_header_has_token(req.headers, req.num_headers, "Connection", "close");
-    /* A body we do not read would be taken for the next request. */
-    const struct wsk_slice *cl =
-        wsk_http_header_get(req.headers, req.num_headers, "Content-Length");
-    if ((cl && !(cl->len == 1 && cl->ptr[0] == '0')) ||
-        wsk_http_header_get(req.headers, req.num_headers, "Transfer-Encoding"))
-        keep_alive = false;
-    if (srv->is_shutting_down)
-        keep_alive = false;
-    if (wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Key") ||
-        wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Version")) {
-        /* A WebSocket handshake without "Upgrade: websocket" (a proxy that
-         * dropped the hop-by-hop headers, say): say what is missing rather
-         * than serve the page (RFC 9110 15.5.22). */
-        reply_error(c, 426, false, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
-    } else if (slice_eq(req.method, "GET") || slice_eq(req.method, "HEAD"))
-        serve_get(srv, c, &req, keep_alive);
-    else
-        reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
-    if (c->state == WSK__DEAD)
-        return;
-    /* Pipelined bytes after this head wait in c->in for the next round. */
-    wsk__conn_in_drop(c, head_len);
-    wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
-}
-
-void wsk__server_on_reply_drained(struct wsk_conn *c)
-{
-    if (c->http && c->http->file_left) {
-        pump_file(c);
-        return;
-    }
-    if (c->http && c->http->file_fd >= 0) {
-        close(c->http->file_fd);
-        c->http->file_fd = -1;
-    }
-    if (c->flags & WSK__F_HTTP_CLOSE) {
-        wsk__conn_finish(c);
-        return;
-    }
-    /* Keep-alive: the next request, which may already be here. */
-    c->state = WSK__HTTP;
-    c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.handshake_timeout_ms;
-    if (c->in_len)
-        wsk__server_on_head(c, NULL, 0);
+    wsk__server_http(srv, c, &req, head_len);
 }
 
 /* ---- shutdown ----------------------------------------------------------- */

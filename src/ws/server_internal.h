@@ -32,6 +32,17 @@ struct wsk__topics {
     struct wsk__inbox *inbox; /* wsk_server_publish_async(): messages from other threads */
 };
 
+/* Per-connection state of a plain HTTP exchange (server_http.c). */
+struct wsk__http {
+    struct wsk_http_parser parser;
+    int file_fd;
+    uint64_t file_left;
+    size_t body_need;   /* head and body bytes awaited in c->in; 0: none */
+    bool is_in_app;     /* on_http_request is running: it may reply */
+    bool is_head;       /* the request being answered is HEAD */
+    bool is_keep_alive; /* and the connection may serve another */
+};
+
 struct wsk_server {
     struct wsk__ctx ctx;
     struct wsk_server_config cfg; /* strings below are the server's copies */
@@ -78,6 +89,16 @@ int wsk__fanout_begin(struct wsk__fanout *f, struct wsk_server *srv, enum wsk_op
  * user callbacks (on_close). */
 int wsk__fanout_to(struct wsk__fanout *f, struct wsk_conn *c);
 void wsk__fanout_end(struct wsk__fanout *f);
+
+/* server_http.c: plain HTTP requests (not upgrades). */
+/* A complete head (head_len bytes at c->in) that is not an upgrade: the
+ * application's handler, static files, the index page, or an error. */
+void wsk__server_http(struct wsk_server *srv, struct wsk_conn *c,
+                      const struct wsk_http_request *req, size_t head_len);
+void wsk__server_reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
+                             const char *extra);
+/* Frees c->http and what it holds. */
+void wsk__http_done(struct wsk_conn *c);
 
 /* broadcast.c: the compressors' lifetime. */
 void wsk__broadcast_init(struct wsk_server *srv);
