@@ -58,6 +58,8 @@ struct serve_options {
     bool is_binary;
     /* --proxy */
     const char *proxy_url;
+    /* broadcast: POST /publish/ROOM needs "Authorization: Bearer" this */
+    const char *publish_token;
 };
 
 struct exec_child;
@@ -96,6 +98,11 @@ struct serve {
     char log_error[512];
 };
 
+/* Options (serve_options.c). Returns 0 to run, -1 after --help, or an exit
+ * status (> 0) for an error, after saying why. */
+int serve_parse_options(struct serve_options *opt, int argc, char **argv);
+bool serve_has_kind(const struct serve_options *opt, enum serve_kind kind);
+
 /* " (not an address of this machine)" and the like for a listen error. */
 const char *serve_listen_hint(int err, uint16_t port);
 
@@ -105,8 +112,16 @@ int serve_raw_start(struct serve *s);
 /* SIGTERM: stop listening, close TCP connections gracefully, close UDP. */
 void serve_raw_shutdown(struct serve *s);
 void serve_raw_free(struct serve *s);
-/* A WebSocket message for the shared room: to the TCP and UDP peers. */
-void serve_room_from_ws(struct serve *s, const struct wsk_message *msg);
+/* A message for the lobby from its WebSocket side: to the TCP and UDP peers. */
+void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len);
+
+/* Broadcast and echo modes (serve_rooms.c): the WebSocket events, rooms,
+ * and POST /publish/ROOM (the server's on_http_request in broadcast mode). */
+void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open_event *ev);
+void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg);
+void serve_ws_close(struct serve *s, struct wsk_conn *conn, const struct wsk_close_event *ev);
+void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_event *req,
+                        void *user_data);
 
 /* --exec (serve_exec.c): the program per connection. */
 int serve_exec_start(struct serve *s);
