@@ -2,8 +2,9 @@
 # wsk serve --listen tcp:// and udp:// (article 003's TCP and UDP servers):
 # the lobby shared by WebSocket clients of "/", TCP and UDP clients; echo
 # with back-pressure; line and datagram limits; --idle-timeout;
-# --udp-peer-timeout; SIGTERM; the listening lines; options refused without a WebSocket listener. The peers
-# are Python sockets and websockets (tests/peers/raw_peer.py).
+# --udp-peer-timeout; SIGTERM; the listening lines; options refused without
+# a WebSocket listener. The peers are Python sockets and websockets
+# (tests/peers/raw_peer.py, rooms_peer.py).
 source "$(dirname "$0")/lib.sh"
 
 RAW=("$PY" "$PEERS/raw_peer.py")
