@@ -37,9 +37,12 @@ extern "C" {
 #define WSK_TOPIC_MAX 256
 
 /* Subscribes an open server connection to topic (topic_len bytes, copied).
- * Call it from on_open or any time later while the connection is open.
+ * Call it from on_open or any time later while the connection is open, or
+ * from the server's on_upgrade handler (wsk/ws.h): the topic is then joined
+ * as the connection opens, before on_open, if the upgrade is accepted.
  *
- * Returns 1 when the connection is now subscribed, 0 when it already was;
+ * Returns 1 when the connection is now subscribed (from on_upgrade: will
+ * be), 0 when it already was;
  * -EINVAL for a topic_len of 0 or over WSK_TOPIC_MAX, or a client
  * connection; WSK_ESTATE when the connection is not open (it ended, or its
  * on_open has not run); -ENOMEM, and then nothing changed. */

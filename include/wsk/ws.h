@@ -131,6 +131,37 @@ struct wsk_http_request_event {
     socklen_t peer_len;
 };
 
+/* An upgrade request that passed the protocol's checks (method, version,
+ * key, Origin against origins, ws_path, max_connections), for the server's
+ * on_upgrade handler. Everything is valid during the call only. */
+struct wsk_upgrade_event {
+    struct wsk_slice path;   /* as sent: percent-escapes are not decoded */
+    struct wsk_slice query;  /* without '?', empty when none */
+    struct wsk_slice origin; /* the Origin header, empty when absent */
+    /* The first Sec-WebSocket-Protocol header as sent ("chat, superchat"),
+     * empty when the client offered none. */
+    struct wsk_slice subprotocols;
+    const struct wsk_http_header *headers; /* Cookie, Authorization, ... */
+    size_t num_headers;
+    const struct sockaddr *peer; /* the client's address (getpeername()), NULL if unknown */
+    socklen_t peer_len;
+};
+
+/* Decides an upgrade: who may join, with which subprotocol, in which
+ * topics. Returns 0 to accept, or an HTTP status from 400 to 599 to refuse
+ * (401 for a missing or wrong token, 403, 429, ...): the client gets that
+ * status and the connection closes, with no on_open and no on_close. Any
+ * other value refuses with 500 (and is logged).
+ *
+ * During the call, and only then, on conn: wsk_conn_choose_subprotocol()
+ * overrides the server's choice; wsk_conn_subscribe() (wsk/topic.h) names
+ * topics the connection joins as it opens, before on_open; and
+ * wsk_conn_set_data() sets what on_open and every later callback get
+ * (free it yourself when refusing). wsk_conn_peer() works; closing conn or
+ * freeing the server refuses the upgrade. */
+typedef int (*wsk_upgrade_cb)(struct wsk_conn *conn, const struct wsk_upgrade_event *ev,
+                              void *user_data);
+
 /* Handles one request. conn is the HTTP connection, good only for
  * wsk_conn_http_reply() and wsk_conn_peer() during the call. To answer,
  * call wsk_conn_http_reply() before returning; to leave the request to the
@@ -184,6 +215,9 @@ struct wsk_server_config {
      * limits.handshake_timeout_ms. */
     wsk_http_request_cb on_http_request;
     size_t max_http_body;
+    /* Upgrades go to this handler, when set, after the protocol's checks
+     * and before the 101: see wsk_upgrade_cb. */
+    wsk_upgrade_cb on_upgrade;
 };
 
 /* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,
@@ -269,6 +303,13 @@ WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
  * wsk_loop_free() refuses (-EBUSY) while a server still listens. A server
  * stopped with wsk_server_shutdown() is freed with this too. */
 WSK_API void wsk_server_free(struct wsk_server *srv);
+
+/* From inside on_upgrade: answer the upgrade with subprotocol name (which
+ * the client must have offered) instead of the server's choice from its
+ * subprotocols list; NULL: none. Returns 0; -EINVAL for a name the client
+ * did not offer or that is not a token (nothing changes); WSK_ESTATE
+ * outside on_upgrade. */
+WSK_API int wsk_conn_choose_subprotocol(struct wsk_conn *conn, const char *name);
 
 /* Answers the plain HTTP request that on_http_request is handling on conn:
  * status (200..599 but 101), Content-Type content_type (NULL: none), body

@@ -237,7 +237,7 @@ size_t wsk_server_num_connections(const struct wsk_server *srv)
 void wsk__server_conn_gone(struct wsk_conn *c)
 {
     /* c->http and c->subs share their place: before the upgrade, after. */
-    if (c->flags & WSK__F_OPENED)
+    if (c->flags & WSK__F_UPGRADED)
         wsk__topics_conn_gone(c);
     else
         wsk__http_done(c);
@@ -248,6 +248,71 @@ static bool slice_eq(struct wsk_slice s, const char *z)
     size_t n = strlen(z);
     return s.len == n && !memcmp(s.ptr, z, n);
 }
+
+/* ---- the application's say on upgrades ------------------------------------- */
+
+static void free_pending_topics(struct wsk__upgrade *u)
+{
+    while (u->topics) {
+        struct wsk__pending_topic *p = u->topics;
+        u->topics = p->next;
+        free(p);
+    }
+}
+
+int wsk_conn_choose_subprotocol(struct wsk_conn *c, const char *name)
+{
+    struct wsk_server *srv = c->ctx->server;
+    struct wsk__upgrade *u = srv ? srv->upgrading : NULL;
+    if (!u || u->conn != c)
+        return WSK_ESTATE;
+    if (name && (strlen(name) >= sizeof u->subprotocol || !wsk__http_is_token(name) ||
+                 !wsk_http_header_has_token(u->req->headers, u->req->num_headers,
+                                            "Sec-WebSocket-Protocol", name)))
+        return -EINVAL;
+    snprintf(u->subprotocol, sizeof u->subprotocol, "%s", name ? name : "");
+    u->has_subprotocol = true;
+    return 0;
+}
+
+/* Asks on_upgrade. Returns 101 to go on, or the status to refuse with; c
+ * may have ended meanwhile. */
+static int ask_app(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
+                   const struct wsk_handshake_info *info, struct wsk__upgrade *u)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    bool has_peer = getpeername(c->st.io.fd, (struct sockaddr *)&peer, &peer_len) == 0;
+    const struct wsk_slice *offered =
+        wsk_http_header_get(req->headers, req->num_headers, "Sec-WebSocket-Protocol");
+    struct wsk_upgrade_event ev = {
+        .path = info->path,
+        .query = info->query,
+        .origin = info->origin,
+        .subprotocols = offered ? *offered : (struct wsk_slice){"", 0},
+        .headers = req->headers,
+        .num_headers = req->num_headers,
+        .peer = has_peer ? (const struct sockaddr *)&peer : NULL,
+        .peer_len = has_peer ? peer_len : 0,
+    };
+    u->conn = c;
+    u->req = req;
+    u->topics_tail = &u->topics;
+    srv->upgrading = u;
+    c->ctx->cb_depth++;
+    int rv = srv->cfg.on_upgrade(c, &ev, srv->cfg.user_data);
+    c->ctx->cb_depth--;
+    srv->upgrading = NULL;
+    if (rv == 0)
+        return 101;
+    if (rv >= 400 && rv <= 599)
+        return rv;
+    wsk__log(&srv->ctx, 1, "%s: on_upgrade returned %d, not 0 or 400-599: refused with 500",
+             wsk_conn_peer(c), rv);
+    return 500;
+}
+
+/* ---- the upgrade ---------------------------------------------------------- */
 
 static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
                     const uint8_t *in, size_t in_len, size_t head_len)
@@ -264,7 +329,18 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         status = 404;
     if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections))
         status = 503;
+    struct wsk__upgrade up = {0};
+    if (status == 101 && srv->cfg.on_upgrade) {
+        status = ask_app(srv, c, req, &info, &up);
+        if (c->state == WSK__DEAD) {
+            free_pending_topics(&up);
+            return;
+        }
+        if (up.has_subprotocol)
+            info.subprotocol = (struct wsk_slice){up.subprotocol, strlen(up.subprotocol)};
+    }
     if (status != 101) {
+        free_pending_topics(&up);
         char buf[512];
         int n = wsk_handshake_server_reject(buf, sizeof buf, status);
         wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d", wsk_conn_peer(c), status);
@@ -290,12 +366,14 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             c->state = WSK__HTTP_REPLY;
             if (rn < 0 || wsk__conn_queue(c, rej, (size_t)rn) < 0)
                 wsk__conn_abort(c, rn < 0 ? rn : -ENOMEM);
+            free_pending_topics(&up);
             return;
         }
         if (rv > 0) {
             rv = wsk_deflate_new(&c->sess.deflate, &params, WSK_ROLE_SERVER);
             if (rv < 0) {
                 wsk__conn_abort(c, rv);
+                free_pending_topics(&up);
                 return;
             }
             snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n", value);
@@ -305,9 +383,21 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
     int n = wsk_handshake_server_accept(buf, sizeof buf, &info, ext);
     if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0) {
         wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
+        free_pending_topics(&up);
         return;
     }
     wsk__http_done(c);
+    c->flags |= WSK__F_UPGRADED;
+    /* The topics on_upgrade named, before on_open sees the connection. */
+    for (struct wsk__pending_topic *p = up.topics; p; p = p->next) {
+        int rv = wsk__topics_join(srv, c, p->name, p->len);
+        if (rv < 0) {
+            wsk__conn_abort(c, rv);
+            free_pending_topics(&up);
+            return;
+        }
+    }
+    free_pending_topics(&up);
     struct wsk_open_event ev = {
         .path = info.path,
         .query = info.query,

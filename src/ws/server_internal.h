@@ -43,6 +43,22 @@ struct wsk__http {
     bool is_keep_alive; /* and the connection may serve another */
 };
 
+/* A topic named in on_upgrade, joined when the connection opens. */
+struct wsk__pending_topic {
+    struct wsk__pending_topic *next;
+    size_t len;
+    uint8_t name[];
+};
+
+/* The upgrade on_upgrade is deciding (server.c). */
+struct wsk__upgrade {
+    struct wsk_conn *conn;
+    const struct wsk_http_request *req;
+    struct wsk__pending_topic *topics, **topics_tail;
+    bool has_subprotocol;
+    char subprotocol[128]; /* "" with has_subprotocol: none */
+};
+
 struct wsk_server {
     struct wsk__ctx ctx;
     struct wsk_server_config cfg; /* strings below are the server's copies */
@@ -62,6 +78,7 @@ struct wsk_server {
     unsigned shutdown_code;
     char *shutdown_reason;
     uint64_t slow_closed, slow_dropped; /* the overflow policy at work */
+    struct wsk__upgrade *upgrading;     /* on_upgrade is running for it */
     struct wsk__topics topics;
 };
 
@@ -114,5 +131,9 @@ int wsk__topics_init(struct wsk_server *srv);
 void wsk__topics_free(struct wsk_server *srv);
 /* An open connection ended: its subscriptions go. */
 void wsk__topics_conn_gone(struct wsk_conn *c);
+/* Subscribes c (upgraded: WSK__F_UPGRADED) without the public checks.
+ * Returns 1, 0 (already), or -ENOMEM. */
+int wsk__topics_join(struct wsk_server *srv, struct wsk_conn *c, const void *topic,
+                     size_t topic_len);
 
 #endif

@@ -297,13 +297,36 @@ static struct wsk_server *open_server(const struct wsk_conn *c)
     return c->ctx->server;
 }
 
+/* From on_upgrade: remembered, joined when the connection opens. */
+static int subscribe_later(struct wsk__upgrade *u, const void *topic, size_t topic_len)
+{
+    struct wsk__pending_topic *p = malloc(sizeof *p + topic_len);
+    if (!p)
+        return -ENOMEM;
+    p->next = NULL;
+    p->len = topic_len;
+    memcpy(p->name, topic, topic_len);
+    *u->topics_tail = p;
+    u->topics_tail = &p->next;
+    return 1;
+}
+
 int wsk_conn_subscribe(struct wsk_conn *c, const void *topic, size_t topic_len)
 {
     if (!topic_len || topic_len > WSK_TOPIC_MAX || !c->ctx->server)
         return -EINVAL;
+    struct wsk__upgrade *u = c->ctx->server->upgrading;
+    if (u && u->conn == c)
+        return subscribe_later(u, topic, topic_len);
     struct wsk_server *srv = open_server(c);
     if (!srv || c->state != WSK__OPEN)
         return WSK_ESTATE;
+    return wsk__topics_join(srv, c, topic, topic_len);
+}
+
+int wsk__topics_join(struct wsk_server *srv, struct wsk_conn *c, const void *topic,
+                     size_t topic_len)
+{
     struct wsk__topics *T = &srv->topics;
     uint64_t h = wsk__siphash(T->key, topic, topic_len);
     struct wsk__topic *t = topic_find(T, topic, topic_len, h);
