@@ -246,6 +246,8 @@ static int ws_start(struct serve *s)
     }
     cfg.tls_cert_file = opt->tls_cert;
     cfg.tls_key_file = opt->tls_key;
+    if (opt->auth_token)
+        cfg.on_upgrade = serve_upgrade;
     if (opt->mode == SERVE_BROADCAST) {
         /* POST /publish/ROOM: its body is one message. */
         cfg.on_http_request = serve_http_request;
@@ -309,7 +311,9 @@ static int run(struct serve *s)
     }
 
     print_banner(s);
-    if ((rv = cli_loop_run(s->loop)) != 0)
+    rv = cli_loop_run(s->loop);
+    serve_print_counters(s);
+    if (rv != 0)
         return rv;
     cli_verbose("stopped");
     return CLI_EXIT_OK;

@@ -60,6 +60,14 @@ struct serve_options {
     const char *proxy_url;
     /* broadcast: POST /publish/ROOM needs "Authorization: Bearer" this */
     const char *publish_token;
+    const char *auth_token; /* upgrades need it (Bearer or ?token=) */
+    uint32_t rate_limit;    /* messages a second per connection; 0: none */
+};
+
+/* A token bucket: --rate-limit per connection. */
+struct serve_rate {
+    double tokens;
+    uint64_t last_ms; /* 0: not started */
 };
 
 struct exec_child;
@@ -91,6 +99,8 @@ struct serve {
     uint16_t proxy_port;
     size_t num_procs;
     bool is_shutting_down;
+    uint64_t auth_refused; /* upgrades refused for want of the --auth-token */
+    uint64_t rate_closed;  /* connections closed over the --rate-limit */
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
      * one line. */
@@ -122,6 +132,17 @@ void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_m
 void serve_ws_close(struct serve *s, struct wsk_conn *conn, const struct wsk_close_event *ev);
 void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_event *req,
                         void *user_data);
+
+/* Who may join and how much they may send (serve_guard.c). */
+bool serve_same_secret(const char *a, size_t a_len, const char *b, size_t b_len);
+/* "Authorization: Bearer TOKEN" among the headers. */
+bool serve_has_bearer(const struct wsk_http_header *headers, size_t num_headers, const char *token);
+/* The server's on_upgrade with --auth-token. */
+int serve_upgrade(struct wsk_conn *conn, const struct wsk_upgrade_event *ev, void *user_data);
+/* Takes one message from the bucket: false when it is empty. */
+bool serve_rate_ok(struct serve_rate *r, uint64_t now_ms, uint32_t per_s);
+/* One line of the counters that are not zero (at exit). */
+void serve_print_counters(const struct serve *s);
 
 /* --exec (serve_exec.c): the program per connection. */
 int serve_exec_start(struct serve *s);

@@ -80,6 +80,13 @@ static const char serve_usage[] =
 /* C17 compilers need not accept a literal over 4095 characters: the help
  * comes in three. */
 static const char serve_usage_more[] =
+    "  --auth-token TOKEN     only clients that present TOKEN may connect, as\n"
+    "                         'Authorization: Bearer TOKEN' or ?token=TOKEN in the\n"
+    "                         URL (the chat page passes its own ?token= on);\n"
+    "                         others get HTTP 401, logged\n"
+    "  --rate-limit N/s       --broadcast, --echo: at most N messages a second per\n"
+    "                         connection, in bursts of up to N; a client that\n"
+    "                         sends more is closed with 1008, logged and counted\n"
     "  --publish-token TOKEN  --broadcast: POST /publish/ROOM sends its body (up to\n"
     "                         --max-message) to the clients of /ROOM and answers\n"
     "                         200 with their number; with this option it needs\n"
@@ -183,6 +190,8 @@ enum {
     OPT_BINARY,
     OPT_PROXY,
     OPT_PUBLISH_TOKEN,
+    OPT_AUTH_TOKEN,
+    OPT_RATE_LIMIT,
 };
 
 static const struct option serve_longopts[] = {
@@ -213,6 +222,8 @@ static const struct option serve_longopts[] = {
     {"binary", no_argument, NULL, OPT_BINARY},
     {"proxy", required_argument, NULL, OPT_PROXY},
     {"publish-token", required_argument, NULL, OPT_PUBLISH_TOKEN},
+    {"auth-token", required_argument, NULL, OPT_AUTH_TOKEN},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -278,7 +289,8 @@ bool serve_has_kind(const struct serve_options *opt, enum serve_kind kind)
  * rather than silently ignored. */
 static int check_ws_only(const struct serve_options *opt, bool deflate_given)
 {
-    const char *name = opt->static_dir         ? "--static"
+    const char *name = opt->auth_token         ? "--auth-token"
+                       : opt->static_dir       ? "--static"
                        : opt->path             ? "--path"
                        : opt->origins.len      ? "--origin"
                        : opt->subprotocols.len ? "--subprotocol"
@@ -361,6 +373,21 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
                                        "characters, no spaces");
             opt->publish_token = optarg;
             break;
+        case OPT_AUTH_TOKEN:
+            if (!*optarg || !is_printable(optarg) || strlen(optarg) > 256)
+                return cli_usage_error("--auth-token: expected a token of printable characters, "
+                                       "no spaces, at most 256");
+            opt->auth_token = optarg;
+            break;
+        case OPT_RATE_LIMIT: {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (end == optarg || n == 0 || n > 1000000 || (*end && strcmp(end, "/s") != 0))
+                return cli_usage_error("--rate-limit '%s': expected messages a second like 20/s",
+                                       optarg);
+            opt->rate_limit = (uint32_t)n;
+            break;
+        }
         case OPT_STATIC:
             if (!*optarg)
                 return cli_usage_error("--static needs a directory");
@@ -487,6 +514,8 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
         return rv;
     if (opt->is_binary && opt->mode != SERVE_EXEC)
         return cli_usage_error("--binary is for --exec");
+    if (opt->rate_limit && opt->mode != SERVE_BROADCAST && opt->mode != SERVE_ECHO)
+        return cli_usage_error("--rate-limit is for --broadcast and --echo");
     if (opt->publish_token && opt->mode != SERVE_BROADCAST)
         return cli_usage_error("--publish-token is for --broadcast (POST /publish/ROOM)");
     if (opt->mode == SERVE_EXEC &&

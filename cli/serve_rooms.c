@@ -32,9 +32,11 @@
 
 #define PUBLISH_PREFIX "/publish"
 
-/* Per connection: the room (broadcast mode), and for -v the peer's address
- * as on_open knew it. */
+/* Per connection: the room (broadcast mode), the --rate-limit bucket, and
+ * for -v the peer's address as on_open knew it. */
 struct conn_info {
+    struct serve_rate rate;
+    bool is_over_rate; /* closed for it: what follows is not relayed */
     size_t room_len;
     char *room;  /* NUL-terminated too, for the log */
     char peer[]; /* "" without -v; then the room */
@@ -43,7 +45,7 @@ struct conn_info {
 void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open_event *ev)
 {
     bool is_verbose = s->opt.verbosity >= CLI_VERBOSE;
-    if (!is_verbose && s->opt.mode != SERVE_BROADCAST)
+    if (!is_verbose && s->opt.mode != SERVE_BROADCAST && !s->opt.rate_limit)
         return; /* echo: nothing to keep, no getpeername() per connection */
     const char *peer = is_verbose ? wsk_conn_peer(conn) : "";
     size_t peer_len = strlen(peer);
@@ -60,6 +62,8 @@ void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open
         }
         return;
     }
+    memset(&info->rate, 0, sizeof info->rate);
+    info->is_over_rate = false;
     memcpy(info->peer, peer, peer_len + 1);
     info->room = info->peer + peer_len + 1;
     info->room_len = ev->path.len;
@@ -93,13 +97,32 @@ static bool is_lobby(const char *room, size_t len)
     return len == 1 && room[0] == '/';
 }
 
+/* --rate-limit: false (and the connection closing) when conn sent too much. */
+static bool within_rate(struct serve *s, struct wsk_conn *conn, struct conn_info *info)
+{
+    if (!s->opt.rate_limit || !info)
+        return true;
+    if (info->is_over_rate)
+        return false;
+    if (serve_rate_ok(&info->rate, wsk_loop_now(s->loop), s->opt.rate_limit))
+        return true;
+    info->is_over_rate = true;
+    s->rate_closed++;
+    cli_info("%s: over --rate-limit %u/s: closing with 1008 (%llu so far)", wsk_conn_peer(conn),
+             s->opt.rate_limit, (unsigned long long)s->rate_closed);
+    wsk_conn_close(conn, WSK_CLOSE_POLICY, "rate limit exceeded");
+    return false;
+}
+
 void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg)
 {
+    struct conn_info *info = wsk_conn_get_data(conn);
+    if (!within_rate(s, conn, info))
+        return;
     if (s->opt.mode == SERVE_ECHO) {
         echo(conn, msg);
         return;
     }
-    struct conn_info *info = wsk_conn_get_data(conn);
     if (!info)
         return;
     int rv =
@@ -146,25 +169,6 @@ static bool is_loopback(const struct sockaddr *sa, socklen_t len)
     return false;
 }
 
-/* Compares in time that does not depend on where they differ. */
-static bool same_secret(const char *a, size_t a_len, const char *b, size_t b_len)
-{
-    unsigned char diff = a_len != b_len;
-    for (size_t i = 0; i < a_len; i++)
-        diff |= (unsigned char)(a[i] ^ (i < b_len ? b[i] : 0));
-    return diff == 0;
-}
-
-/* "Authorization: Bearer TOKEN" with the --publish-token. */
-static bool has_token(const struct wsk_http_request_event *req, const char *token)
-{
-    const struct wsk_slice *v =
-        wsk_http_header_get(req->headers, req->num_headers, "Authorization");
-    if (!v || v->len < 7 || strncasecmp(v->ptr, "Bearer ", 7) != 0)
-        return false;
-    return same_secret(v->ptr + 7, v->len - 7, token, strlen(token));
-}
-
 static void answer(struct wsk_conn *conn, int status, const char *text, const char *headers)
 {
     int rv =
@@ -192,8 +196,9 @@ void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_eve
         answer(conn, 405, "405 Method Not Allowed: POST the message\n", "Allow: POST\r\n");
         return;
     }
-    if (s->opt.publish_token ? !has_token(req, s->opt.publish_token)
-                             : !is_loopback(req->peer, req->peer_len)) {
+    if (s->opt.publish_token
+            ? !serve_has_bearer(req->headers, req->num_headers, s->opt.publish_token)
+            : !is_loopback(req->peer, req->peer_len)) {
         cli_info("%s: POST %.*s refused (403): %s", peer, (int)req->path.len, req->path.ptr,
                  s->opt.publish_token ? "no valid Authorization: Bearer token"
                                       : "not from loopback (see --publish-token)");

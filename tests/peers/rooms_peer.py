@@ -16,6 +16,12 @@ prints "FAIL: WHAT (details)" and exits 1. Every wait has a timeout.
                                              its lines reach / only
   rooms_peer.py closed URL CODE              the server closes the connection
                                              with CODE right after the handshake
+  rooms_peer.py try URL [AUTHORIZATION]      prints "open" or "refused STATUS"
+  rooms_peer.py flood URL N                  sends N messages at once, prints
+                                             "closed CODE REASON" (or "open")
+  rooms_peer.py steady URL N SECONDS         sends N messages SECONDS apart and
+                                             reads what comes back: prints
+                                             "steady: sent N, got M, open"
   rooms_peer.py listen URL N                 prints "connected", then each
                                              message as "text: ..." or
                                              "binary: HEX", exits 0 after N
@@ -146,6 +152,51 @@ async def closed(url, code):
             fail(f"closed with {code}: still open after {T} s")
 
 
+async def try_connect(url, authorization):
+    headers = {"Authorization": authorization} if authorization else None
+    try:
+        ws = await asyncio.wait_for(websockets.connect(url, extra_headers=headers), T)
+    except websockets.InvalidStatusCode as e:
+        print(f"refused {e.status_code}", flush=True)
+        return
+    print("open", flush=True)
+    await ws.close()
+
+
+async def flood(url, n):
+    async with websockets.connect(url, compression=None) as ws:
+        for i in range(n):
+            try:
+                await ws.send(f"flood {i}")
+            except websockets.ConnectionClosed:
+                break
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), T)
+        except websockets.ConnectionClosed as e:
+            print(f"closed {e.code} {e.reason}", flush=True)
+        except asyncio.TimeoutError:
+            print("open", flush=True)
+
+
+async def steady(url, n, interval):
+    got = 0
+    async with websockets.connect(url, compression=None) as ws:
+        async def reader():
+            nonlocal got
+            while True:
+                await ws.recv()
+                got += 1
+        task = asyncio.ensure_future(reader())
+        for i in range(n):
+            await ws.send(f"steady {i}")
+            await asyncio.sleep(interval)
+        await asyncio.sleep(QUIET)
+        state = "closed" if task.done() else "open"
+        task.cancel()
+        print(f"steady: sent {n}, got {got}, {state}", flush=True)
+
+
 async def listen(url, n):
     async with websockets.connect(url, compression=None) as ws:
         print("connected", flush=True)
@@ -172,6 +223,12 @@ def main():
         asyncio.run(tcp_lobby(sys.argv[2], int(sys.argv[3])))
     elif cmd == "closed":
         asyncio.run(closed(sys.argv[2], int(sys.argv[3])))
+    elif cmd == "try":
+        asyncio.run(try_connect(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
+    elif cmd == "flood":
+        asyncio.run(flood(sys.argv[2], int(sys.argv[3])))
+    elif cmd == "steady":
+        asyncio.run(steady(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
     elif cmd == "listen":
         sys.exit(asyncio.run(listen(sys.argv[2], int(sys.argv[3]))))
     else:
