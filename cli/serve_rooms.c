@@ -100,7 +100,7 @@ static bool is_lobby(const char *room, size_t len)
 /* --rate-limit: false (and the connection closing) when conn sent too much. */
 static bool within_rate(struct serve *s, struct wsk_conn *conn, struct conn_info *info)
 {
-    if (!s->opt.rate_limit || !info)
+    if (!info)
         return true;
     if (info->is_over_rate)
         return false;
@@ -116,13 +116,13 @@ static bool within_rate(struct serve *s, struct wsk_conn *conn, struct conn_info
 
 void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg)
 {
-    struct conn_info *info = wsk_conn_get_data(conn);
-    if (!within_rate(s, conn, info))
+    if (s->opt.rate_limit && !within_rate(s, conn, wsk_conn_get_data(conn)))
         return;
     if (s->opt.mode == SERVE_ECHO) {
         echo(conn, msg);
         return;
     }
+    struct conn_info *info = wsk_conn_get_data(conn);
     if (!info)
         return;
     int rv =
