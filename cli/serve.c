@@ -51,6 +51,8 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
         serve_exec_message(s, conn, msg);
     } else if (s->opt.mode == SERVE_PROXY) {
         serve_proxy_message(s, conn, msg);
+    } else if (s->opt.mode == SERVE_ECHO && !s->opt.rate_limit) {
+        serve_echo(conn, msg);
     } else {
         serve_ws_message(s, conn, msg);
     }

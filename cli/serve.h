@@ -125,6 +125,18 @@ void serve_raw_free(struct serve *s);
 /* A message for the lobby from its WebSocket side: to the TCP and UDP peers. */
 void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len);
 
+/* Echo the message. When the peer does not read its echoes, the send queue
+ * passes its cap and the library stops reading from that peer until it
+ * catches up (WSK_EBACKPRESSURE says so): TCP pushes back on the sender and
+ * memory stays bounded, so there is nothing more to do here. Inline: it is
+ * the whole of --echo's hot path. */
+static inline void serve_echo(struct wsk_conn *conn, const struct wsk_message *msg)
+{
+    int rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
+    if (rv < 0 && rv != WSK_EBACKPRESSURE && rv != WSK_ESTATE)
+        cli_log(CLI_NORMAL, "%s: cannot echo: %s", wsk_conn_peer(conn), wsk_strerror(rv));
+}
+
 /* Broadcast and echo modes (serve_rooms.c): the WebSocket events, rooms,
  * and POST /publish/ROOM (the server's on_http_request in broadcast mode). */
 void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open_event *ev);

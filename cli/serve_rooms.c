@@ -81,17 +81,6 @@ void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open
     }
 }
 
-/* Echo the message. When the peer does not read its echoes, the send queue
- * passes its cap and the library stops reading from that peer until it
- * catches up (WSK_EBACKPRESSURE says so): TCP pushes back on the sender and
- * memory stays bounded, so there is nothing more to do here. */
-static void echo(struct wsk_conn *conn, const struct wsk_message *msg)
-{
-    int rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
-    if (rv < 0 && rv != WSK_EBACKPRESSURE && rv != WSK_ESTATE)
-        cli_log(CLI_NORMAL, "%s: cannot echo: %s", wsk_conn_peer(conn), wsk_strerror(rv));
-}
-
 static bool is_lobby(const char *room, size_t len)
 {
     return len == 1 && room[0] == '/';
@@ -119,7 +108,7 @@ void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_m
     if (s->opt.rate_limit && !within_rate(s, conn, wsk_conn_get_data(conn)))
         return;
     if (s->opt.mode == SERVE_ECHO) {
-        echo(conn, msg);
+        serve_echo(conn, msg);
         return;
     }
     struct conn_info *info = wsk_conn_get_data(conn);
@@ -135,6 +124,9 @@ void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_m
 
 void serve_ws_close(struct serve *s, struct wsk_conn *conn, const struct wsk_close_event *ev)
 {
+    /* Plain echo keeps nothing per connection: nothing to look up. */
+    if (s->opt.mode == SERVE_ECHO && !s->opt.rate_limit && s->opt.verbosity < CLI_VERBOSE)
+        return;
     struct conn_info *info = wsk_conn_get_data(conn);
     if (s->opt.verbosity >= CLI_VERBOSE && ev->was_open) {
         cli_verbose("%s: closed %s: %u%s%.*s%s%s", info ? info->peer : wsk_conn_peer(conn),

@@ -237,10 +237,12 @@ size_t wsk_server_num_connections(const struct wsk_server *srv)
 void wsk__server_conn_gone(struct wsk_conn *c)
 {
     /* c->http and c->subs share their place: before the upgrade, after. */
-    if (c->flags & WSK__F_UPGRADED)
-        wsk__topics_conn_gone(c);
-    else
+    if (c->flags & WSK__F_UPGRADED) {
+        if (c->subs)
+            wsk__topics_conn_gone(c);
+    } else if (c->http) {
         wsk__http_done(c);
+    }
 }
 
 static bool slice_eq(struct wsk_slice s, const char *z)
@@ -253,7 +255,7 @@ static bool slice_eq(struct wsk_slice s, const char *z)
 
 static void free_pending_topics(struct wsk__upgrade *u)
 {
-    while (u->topics) {
+    while (u->topics) { /* usually none */
         struct wsk__pending_topic *p = u->topics;
         u->topics = p->next;
         free(p);
@@ -298,6 +300,7 @@ static int ask_app(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_
     u->conn = c;
     u->req = req;
     u->topics_tail = &u->topics;
+    u->has_subprotocol = false;
     srv->upgrading = u;
     c->ctx->cb_depth++;
     int rv = srv->cfg.on_upgrade(c, &ev, srv->cfg.user_data);
@@ -329,14 +332,15 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         status = 404;
     if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections))
         status = 503;
-    struct wsk__upgrade up = {0};
+    struct wsk__upgrade up; /* only topics is read without on_upgrade */
+    up.topics = NULL;
     if (status == 101 && srv->cfg.on_upgrade) {
         status = ask_app(srv, c, req, &info, &up);
         if (c->state == WSK__DEAD) {
             free_pending_topics(&up);
             return;
         }
-        if (up.has_subprotocol)
+        if (status == 101 && up.has_subprotocol)
             info.subprotocol = (struct wsk_slice){up.subprotocol, strlen(up.subprotocol)};
     }
     if (status != 101) {
@@ -386,7 +390,8 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         free_pending_topics(&up);
         return;
     }
-    wsk__http_done(c);
+    if (c->http)
+        wsk__http_done(c);
     c->flags |= WSK__F_UPGRADED;
     /* The topics on_upgrade named, before on_open sees the connection. */
     for (struct wsk__pending_topic *p = up.topics; p; p = p->next) {
