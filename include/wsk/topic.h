@@ -87,6 +87,10 @@ WSK_API int wsk_server_publish(struct wsk_server *srv, const void *topic, size_t
  * loop. A message that would pass it while others wait is refused; one
  * alone is always taken.
  *
+ * Once queued, a message can still be lost on the loop if the frame
+ * cannot be allocated there: counted in wsk_server_get_stats()'s
+ * async_failed, and logged.
+ *
  * Returns 0 when queued; -EAGAIN, and nothing was queued, when the queue is
  * full (the loop is behind: try again later); -EINVAL or WSK_EUTF8 as
  * wsk_server_publish(); or -ENOMEM.
@@ -103,6 +107,8 @@ struct wsk_server_stats {
     uint64_t slow_closed;   /* receivers closed with 1008 by WSK_OVERFLOW_CLOSE */
     uint64_t slow_dropped;  /* messages not queued to a receiver by WSK_OVERFLOW_DROP */
     uint64_t async_refused; /* wsk_server_publish_async() calls refused (-EAGAIN) */
+    uint64_t async_failed;  /* messages it queued that the loop could not publish (out of
+                               memory for the frame), each also logged */
     size_t topics;          /* topics with at least one subscriber */
     size_t subscriptions;
     size_t async_waiting; /* bytes queued by wsk_server_publish_async(), not yet published */

@@ -78,6 +78,7 @@ struct wsk_server {
     unsigned shutdown_code;
     char *shutdown_reason;
     uint64_t slow_closed, slow_dropped; /* the overflow policy at work */
+    uint64_t async_failed;              /* handed-over messages lost on the loop (-ENOMEM) */
     struct wsk__upgrade *upgrading;     /* on_upgrade is running for it */
     struct wsk__topics topics;
 };

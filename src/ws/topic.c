@@ -489,9 +489,13 @@ static void inbox_cb(struct wsk_loop *loop, struct wsk_post *p)
     while (list) {
         struct pending *m = list;
         list = m->next;
-        if (!srv->free_pending)
+        if (!srv->free_pending &&
             wsk_server_publish(srv, m->bytes, m->topic_len, (enum wsk_opcode)m->opcode,
-                               m->bytes + m->topic_len, m->len);
+                               m->bytes + m->topic_len, m->len) < 0) {
+            srv->async_failed++;
+            wsk__log(&srv->ctx, 1, "a message published from another thread was lost: %s",
+                     wsk_strerror(-ENOMEM));
+        }
         done += sizeof *m + m->topic_len + m->len;
         free(m);
     }
@@ -610,6 +614,7 @@ void wsk_server_get_stats(const struct wsk_server *srv, struct wsk_server_stats 
     memset(out, 0, sizeof *out);
     out->slow_closed = srv->slow_closed;
     out->slow_dropped = srv->slow_dropped;
+    out->async_failed = srv->async_failed;
     out->topics = srv->topics.topics.n;
     out->subscriptions = srv->topics.subs.n;
     struct wsk__inbox *in = srv->topics.inbox;
