@@ -58,6 +58,16 @@ struct serve_options {
     bool is_binary;
     /* --proxy */
     const char *proxy_url;
+    /* broadcast: POST /publish/ROOM needs "Authorization: Bearer" this */
+    const char *publish_token;
+    const char *auth_token; /* upgrades need it (Bearer or ?token=) */
+    uint32_t rate_limit;    /* messages a second per connection; 0: none */
+};
+
+/* A token bucket: --rate-limit per connection. */
+struct serve_rate {
+    double tokens;
+    uint64_t last_ms; /* 0: not started */
 };
 
 struct exec_child;
@@ -89,12 +99,19 @@ struct serve {
     uint16_t proxy_port;
     size_t num_procs;
     bool is_shutting_down;
+    uint64_t auth_refused; /* upgrades refused for want of the --auth-token */
+    uint64_t rate_closed;  /* connections closed over the --rate-limit */
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
      * one line. */
     bool is_capturing_log;
     char log_error[512];
 };
+
+/* Options (serve_options.c). Returns 0 to run, -1 after --help, or an exit
+ * status (> 0) for an error, after saying why. */
+int serve_parse_options(struct serve_options *opt, int argc, char **argv);
+bool serve_has_kind(const struct serve_options *opt, enum serve_kind kind);
 
 /* " (not an address of this machine)" and the like for a listen error. */
 const char *serve_listen_hint(int err, uint16_t port);
@@ -105,8 +122,39 @@ int serve_raw_start(struct serve *s);
 /* SIGTERM: stop listening, close TCP connections gracefully, close UDP. */
 void serve_raw_shutdown(struct serve *s);
 void serve_raw_free(struct serve *s);
-/* A WebSocket message for the shared room: to the TCP and UDP peers. */
-void serve_room_from_ws(struct serve *s, const struct wsk_message *msg);
+/* A message for the lobby from its WebSocket side: to the TCP and UDP peers. */
+void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len);
+
+/* Echo the message. When the peer does not read its echoes, the send queue
+ * passes its cap and the library stops reading from that peer until it
+ * catches up (WSK_EBACKPRESSURE says so): TCP pushes back on the sender and
+ * memory stays bounded, so there is nothing more to do here. Inline: it is
+ * the whole of --echo's hot path. */
+static inline void serve_echo(struct wsk_conn *conn, const struct wsk_message *msg)
+{
+    int rv = wsk_conn_send(conn, msg->opcode, msg->data, msg->len);
+    if (rv < 0 && rv != WSK_EBACKPRESSURE && rv != WSK_ESTATE)
+        cli_log(CLI_NORMAL, "%s: cannot echo: %s", wsk_conn_peer(conn), wsk_strerror(rv));
+}
+
+/* Broadcast and echo modes (serve_rooms.c): the WebSocket events, rooms,
+ * and POST /publish/ROOM (the server's on_http_request in broadcast mode). */
+void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open_event *ev);
+void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_message *msg);
+void serve_ws_close(struct serve *s, struct wsk_conn *conn, const struct wsk_close_event *ev);
+void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_event *req,
+                        void *user_data);
+
+/* Who may join and how much they may send (serve_guard.c). */
+bool serve_same_secret(const char *a, size_t a_len, const char *b, size_t b_len);
+/* "Authorization: Bearer TOKEN" among the headers. */
+bool serve_has_bearer(const struct wsk_http_header *headers, size_t num_headers, const char *token);
+/* The server's on_upgrade with --auth-token. */
+int serve_upgrade(struct wsk_conn *conn, const struct wsk_upgrade_event *ev, void *user_data);
+/* Takes one message from the bucket: false when it is empty. */
+bool serve_rate_ok(struct serve_rate *r, uint64_t now_ms, uint32_t per_s);
+/* One line of the counters that are not zero (at exit). */
+void serve_print_counters(const struct serve *s);
 
 /* --exec (serve_exec.c): the program per connection. */
 int serve_exec_start(struct serve *s);

@@ -1,18 +1,20 @@
 /* wsk serve: raw TCP and UDP listeners (--listen tcp://, udp://), and the
- * room every listener of a broadcast server shares.
+ * lobby they share with the WebSocket clients of "/" in broadcast mode.
  *
  * Echo: TCP bytes go back as they come (a client that does not read its
  * echoes is not read from until it does: the send queue's back-pressure,
  * as for WebSocket); each UDP datagram goes back to its sender.
  *
- * Broadcast: one room. A TCP client's line (up to '\n', one '\r' before it
+ * Broadcast: the lobby. A TCP client's line (up to '\n', one '\r' before it
  * dropped) goes to every other TCP client as LINE "\n", to every WebSocket
- * client as a text message (binary when it is not UTF-8) and to every UDP
- * peer as one datagram. A UDP datagram goes to every other peer heard from
- * within --udp-peer-timeout, to TCP clients as a line and to WebSocket
- * clients as a message. A WebSocket message goes to TCP clients as a line
- * and to UDP peers as a datagram (the WebSocket side broadcasts it itself,
- * sender included, as the chat page expects). */
+ * client of the lobby (path "/") as a text message (binary when it is not
+ * UTF-8) and to every UDP peer as one datagram. A UDP datagram goes to every
+ * other peer heard from within --udp-peer-timeout, to TCP clients as a line
+ * and to the lobby's WebSocket clients as a message. A message of a
+ * WebSocket client of the lobby (or one POSTed to it) goes to TCP clients
+ * as a line and to UDP peers as a datagram (the WebSocket side publishes it
+ * itself, sender included, as the chat page expects); other rooms
+ * (serve_rooms.c) stay among their WebSocket clients. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,20 +127,21 @@ static void room_to_tcp(struct serve *s, const uint8_t *data, size_t len,
         cli_error("out of memory: a message did not reach every TCP client");
 }
 
+/* To the WebSocket clients of the lobby, "/". */
 static void room_to_ws(struct serve *s, const uint8_t *data, size_t len)
 {
     if (!s->srv)
         return;
     enum wsk_opcode op = wsk_utf8_valid(data, len) ? WSK_OP_TEXT : WSK_OP_BINARY;
-    int rv = wsk_server_broadcast(s->srv, op, data, len);
+    int rv = wsk_server_publish(s->srv, "/", 1, op, data, len);
     if (rv < 0)
         cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
 }
 
-void serve_room_from_ws(struct serve *s, const struct wsk_message *msg)
+void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len)
 {
-    room_to_tcp(s, msg->data, msg->len, NULL);
-    room_to_udp(s, msg->data, msg->len, NULL, 0);
+    room_to_tcp(s, data, len, NULL);
+    room_to_udp(s, data, len, NULL, 0);
 }
 
 /* ---- TCP ----------------------------------------------------------------- */

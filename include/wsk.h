@@ -8,6 +8,7 @@
  *   wsk/http.h    I/O-free HTTP/1.1 client messages: requests, response bodies
  *   wsk/loop.h    event loop: epoll, poll, select; timers; signals
  *   wsk/ws.h      WebSocket servers, clients and connections
+ *   wsk/topic.h   publish/subscribe: topics on a server, publishing from any thread
  *   wsk/net.h     raw TCP servers, clients and connections; UDP sockets
  *   wsk/danmaku.h I/O-free Douyu live-chat packets and their STT text
  */
@@ -24,6 +25,7 @@
 #include "wsk/http.h"
 #include "wsk/loop.h"
 #include "wsk/ws.h"
+#include "wsk/topic.h"
 #include "wsk/net.h"
 #include "wsk/danmaku.h"
 

@@ -20,6 +20,8 @@
 #ifndef WSK_WS_H
 #define WSK_WS_H
 
+#include <sys/socket.h>
+
 #include "wsk/common.h"
 #include "wsk/deflate.h"
 #include "wsk/error.h"
@@ -85,7 +87,8 @@ struct wsk_handlers {
 };
 
 /* What happens when a message sent to a connection by someone else (a
- * broadcast) would grow its send queue past max_send_queue. */
+ * broadcast, a publish to a topic: wsk/topic.h) would grow its send queue
+ * past max_send_queue. wsk_server_get_stats() counts both outcomes. */
 enum wsk_overflow_policy {
     WSK_OVERFLOW_CLOSE = 0, /* close the slow connection with 1008 (default) */
     WSK_OVERFLOW_DROP,      /* drop the message for that connection */
@@ -112,6 +115,61 @@ struct wsk_conn_limits {
 };
 
 /* ---- server ----------------------------------------------------------- */
+
+/* A plain HTTP request (not a WebSocket upgrade), complete with its body,
+ * for the server's on_http_request handler. Everything is valid during the
+ * call only. */
+struct wsk_http_request_event {
+    struct wsk_slice method; /* as sent: "GET", "POST", ... */
+    struct wsk_slice path;   /* as sent: percent-escapes are not decoded */
+    struct wsk_slice query;  /* without '?', empty when none */
+    const struct wsk_http_header *headers;
+    size_t num_headers;
+    const uint8_t *body;         /* the Content-Length bytes that followed the head */
+    size_t body_len;             /* 0 (body NULL) when there were none */
+    const struct sockaddr *peer; /* the client's address (getpeername()), NULL if unknown */
+    socklen_t peer_len;
+};
+
+/* An upgrade request that passed the protocol's checks (method, version,
+ * key, Origin against origins, ws_path, max_connections), for the server's
+ * on_upgrade handler. Everything is valid during the call only. */
+struct wsk_upgrade_event {
+    struct wsk_slice path;   /* as sent: percent-escapes are not decoded */
+    struct wsk_slice query;  /* without '?', empty when none */
+    struct wsk_slice origin; /* the Origin header, empty when absent */
+    /* The first Sec-WebSocket-Protocol header as sent ("chat, superchat"),
+     * empty when the client offered none. */
+    struct wsk_slice subprotocols;
+    const struct wsk_http_header *headers; /* Cookie, Authorization, ... */
+    size_t num_headers;
+    const struct sockaddr *peer; /* the client's address (getpeername()), NULL if unknown */
+    socklen_t peer_len;
+};
+
+/* Decides an upgrade: who may join, with which subprotocol, in which
+ * topics. Returns 0 to accept, or an HTTP status from 400 to 599 to refuse
+ * (401 for a missing or wrong token, 403, 429, ...): the client gets that
+ * status and the connection closes, with no on_open and no on_close. Any
+ * other value refuses with 500 (and is logged).
+ *
+ * During the call, and only then, on conn: wsk_conn_choose_subprotocol()
+ * overrides the server's choice; wsk_conn_subscribe() (wsk/topic.h) names
+ * topics the connection joins as it opens, before on_open; and
+ * wsk_conn_set_data() sets what on_open and every later callback get
+ * (free it yourself when refusing). wsk_conn_peer() works; closing conn or
+ * freeing the server refuses the upgrade. */
+typedef int (*wsk_upgrade_cb)(struct wsk_conn *conn, const struct wsk_upgrade_event *ev,
+                              void *user_data);
+
+/* Handles one request. conn is the HTTP connection, good only for
+ * wsk_conn_http_reply() and wsk_conn_peer() during the call. To answer,
+ * call wsk_conn_http_reply() before returning; to leave the request to the
+ * server (static files, index_page, 404, 405), return without it. The
+ * answer cannot come later: this hook is for answers the loop thread knows
+ * at once (publishing a message, a health check, a small API). */
+typedef void (*wsk_http_request_cb)(struct wsk_conn *conn, const struct wsk_http_request_event *req,
+                                    void *user_data);
 
 struct wsk_server_config {
     struct wsk_handlers handlers;
@@ -144,6 +202,22 @@ struct wsk_server_config {
      * matches; borrowed, must outlive the server. */
     const uint8_t *index_page;
     size_t index_page_len;
+    /* wsk_server_publish_async() (wsk/topic.h): bytes that may wait for the
+     * loop; default 16 MiB. */
+    size_t max_publish_queue;
+    /* Plain HTTP requests go to this handler first when set, once head and
+     * body are in. The body is read only with a handler: a Content-Length
+     * up to max_http_body (default 64 KiB); a longer one is answered 413, a
+     * chunked or other Transfer-Encoding 411, a malformed or conflicting
+     * Content-Length 400, all without calling the handler, and the
+     * connection closed. "Expect: 100-continue" gets its 100 when the body
+     * will be read. The whole request must arrive within
+     * limits.handshake_timeout_ms. */
+    wsk_http_request_cb on_http_request;
+    size_t max_http_body;
+    /* Upgrades go to this handler, when set, after the protocol's checks
+     * and before the 101: see wsk_upgrade_cb. */
+    wsk_upgrade_cb on_upgrade;
 };
 
 /* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,
@@ -229,6 +303,31 @@ WSK_API size_t wsk_server_num_connections(const struct wsk_server *srv);
  * wsk_loop_free() refuses (-EBUSY) while a server still listens. A server
  * stopped with wsk_server_shutdown() is freed with this too. */
 WSK_API void wsk_server_free(struct wsk_server *srv);
+
+/* From inside on_upgrade: answer the upgrade with subprotocol name (which
+ * the client must have offered) instead of the server's choice from its
+ * subprotocols list; NULL: none. Returns 0; -EINVAL for a name the client
+ * did not offer or that is not a token (nothing changes); WSK_ESTATE
+ * outside on_upgrade. */
+WSK_API int wsk_conn_choose_subprotocol(struct wsk_conn *conn, const char *name);
+
+/* Answers the plain HTTP request that on_http_request is handling on conn:
+ * status (200..599 but 101), Content-Type content_type (NULL: none), body
+ * (body_len bytes, copied; not sent for HEAD, whose Content-Length still
+ * says body_len) and extra header lines in headers ("Name: value\r\n" each,
+ * NULL: none; Content-Length, Transfer-Encoding and Connection are the
+ * server's own). The connection stays open for the next request when the
+ * client allows it.
+ *
+ * Returns 0; -EINVAL for a status out of range, a content_type with a
+ * control character, or headers that are not whole lines or name a header
+ * the server writes itself, and nothing was sent (return from the handler
+ * without answering, and the server answers as it would without one, or
+ * call again); WSK_ESTATE when conn has no request being handled (outside
+ * on_http_request, or answered already); -ENOMEM, and then the connection
+ * has ended. */
+WSK_API int wsk_conn_http_reply(struct wsk_conn *conn, int status, const char *content_type,
+                                const void *body, size_t body_len, const char *headers);
 
 /* ---- client ----------------------------------------------------------- */
 

@@ -59,7 +59,8 @@ bool wsk__http_are_header_lines(const char *s)
 /* ---- status lines ---------------------------------------------------------- */
 
 /* The reason phrase and its length for the codes RFC 9110 section 15 and
- * RFC 6585 name that a server of ours may send; NULL for others. */
+ * RFC 6585 name that a server of ours (or its application, through
+ * wsk_conn_http_reply()) may send; NULL for others. */
 static const char *known_reason(int status, size_t *len)
 {
 #define REASON(code, text)                                                                         \
@@ -70,6 +71,8 @@ static const char *known_reason(int status, size_t *len)
         REASON(100, "Continue")
         REASON(101, "Switching Protocols")
         REASON(200, "OK")
+        REASON(201, "Created")
+        REASON(202, "Accepted")
         REASON(204, "No Content")
         REASON(206, "Partial Content")
         REASON(301, "Moved Permanently")

@@ -1,6 +1,7 @@
 /* WebSocket server: listeners, the HTTP/1.1 request head, the upgrade (RFC
  * 6455 section 4.2), plain GET/HEAD for static files and the built-in page,
- * broadcasts and graceful shutdown. Everything after the upgrade is conn.c's.
+ * and graceful shutdown. Everything after the upgrade is conn.c's;
+ * broadcasts are broadcast.c's, topics topic.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,46 +12,11 @@
 
 #include "loop/sock.h"
 #include "proto/http1_internal.h"
-#include "transport/listen.h"
 #include "transport/tls.h"
-#include "ws/static.h"
-#include "ws/ws_internal.h"
+#include "ws/server_internal.h"
 
-#define BROADCAST_SHARE_MIN 4096
-#define FILE_CHUNK          (64u * 1024)
-#define FILE_QUEUE_TARGET   (256u * 1024)
-/* Input bytes a server compresses for broadcasts per loop iteration. Past
- * it, broadcasts go uncompressed (always valid) until the next iteration, so
- * a burst of big messages cannot stall every other connection: 1 MiB of
- * text deflates in 24-36 ms here (tests/ws/hardening_test.c prints it). */
-#define BROADCAST_Z_BUDGET (1u << 20)
-
-struct wsk_server {
-    struct wsk__ctx ctx;
-    struct wsk_server_config cfg; /* strings below are the server's copies */
-    char **subprotocols;
-    char **origins;
-    char *ws_path;
-    char *tls_cert, *tls_key;
-    struct wsk__static_root root;
-    bool has_root;
-    struct wsk__listeners listeners;
-    bool free_pending; /* freed from a callback: memory goes at the iteration's end */
-    struct wsk_defer free_defer;
-    struct wsk_deflate *bz[16]; /* broadcast compressors, by window bits */
-    size_t bz_used;             /* bytes compressed for broadcasts this iteration */
-    struct wsk_defer bz_defer;  /* resets bz_used at the end of the iteration */
-    bool is_shutting_down;
-    unsigned shutdown_code;
-    char *shutdown_reason;
-};
-
-/* Per-connection state of a plain HTTP exchange. */
-struct wsk__http {
-    struct wsk_http_parser parser;
-    int file_fd;
-    uint64_t file_left;
-};
+#define FILE_CHUNK        (64u * 1024)
+#define FILE_QUEUE_TARGET (256u * 1024)
 
 void wsk_server_config_init(struct wsk_server_config *cfg)
 {
@@ -88,7 +54,6 @@ static void free_strings(char **list, size_t n)
 static void on_accept(void *data, int fd);
 static void on_listen_log(void *data, const char *msg);
 static void free_defer_cb(struct wsk_loop *loop, struct wsk_defer *d);
-static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d);
 
 static int load_tls(struct wsk_server *srv, struct wsk__tls_ctx **out)
 {
@@ -158,7 +123,9 @@ int wsk_server_new(struct wsk_server **out, struct wsk_loop *loop,
     }
     wsk__listeners_init(&srv->listeners, loop, on_accept, on_listen_log, srv);
     wsk_defer_init(&srv->free_defer, free_defer_cb, srv);
-    wsk_defer_init(&srv->bz_defer, zbudget_cb, srv);
+    wsk__broadcast_init(srv);
+    if (rv == 0)
+        rv = wsk__topics_init(srv);
     if (rv < 0) {
         wsk_server_free(srv);
         return rv;
@@ -203,10 +170,10 @@ void wsk_server_free(struct wsk_server *srv)
 static void free_now(struct wsk_server *srv)
 {
     close_listeners(srv);
-    if (srv->ctx.loop) {
-        wsk_defer_cancel(srv->ctx.loop, &srv->bz_defer);
+    wsk__broadcast_free(srv);
+    if (srv->ctx.loop)
         wsk__ctx_destroy(&srv->ctx);
-    }
+    wsk__topics_free(srv);
     if (srv->has_root)
         wsk__static_root_close(&srv->root);
     free_strings(srv->subprotocols, srv->cfg.num_subprotocols);
@@ -216,8 +183,6 @@ static void free_now(struct wsk_server *srv)
     free(srv->tls_key);
     wsk__tls_ctx_unref(srv->ctx.tls_ctx);
     free(srv->shutdown_reason);
-    for (int i = 0; i < 16; i++)
-        wsk_deflate_free(srv->bz[i]);
     free(srv);
 }
 
@@ -267,69 +232,16 @@ size_t wsk_server_num_connections(const struct wsk_server *srv)
     return srv->ctx.num_open;
 }
 
-/* ---- plain HTTP ---------------------------------------------------------- */
-
-static void http_done(struct wsk_conn *c)
-{
-    if (c->http) {
-        if (c->http->file_fd >= 0)
-            close(c->http->file_fd);
-        free(c->http);
-        c->http = NULL;
-    }
-}
+/* ---- the request head ----------------------------------------------------- */
 
 void wsk__server_conn_gone(struct wsk_conn *c)
 {
-    http_done(c);
-}
-
-/* Queues a whole response: head, then body unless the request was HEAD. */
-static void reply(struct wsk_conn *c, int status, const char *ctype, const void *body,
-                  size_t body_len, bool is_head, bool keep_alive, const char *extra)
-{
-    char head[1024];
-    int n = wsk__http_head(head, sizeof head, status, ctype, body_len, keep_alive, extra,
-                           (int64_t)time(NULL));
-    if (n < 0) {
-        wsk__conn_abort(c, n);
-        return;
-    }
-    if (!keep_alive)
-        c->flags |= WSK__F_HTTP_CLOSE;
-    c->state = WSK__HTTP_REPLY;
-    if (wsk__conn_queue(c, head, (size_t)n) < 0 ||
-        (!is_head && body_len && wsk__conn_queue(c, body, body_len) < 0))
-        wsk__conn_abort(c, -ENOMEM);
-}
-
-static void reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
-                        const char *extra)
-{
-    char body[96];
-    int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
-    reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);
-}
-
-/* Reads the next pieces of a file into the queue. */
-static void pump_file(struct wsk_conn *c)
-{
-    struct wsk__http *h = c->http;
-    uint8_t buf[FILE_CHUNK];
-    while (h->file_left && c->st.out_bytes < FILE_QUEUE_TARGET) {
-        size_t want = h->file_left < sizeof buf ? (size_t)h->file_left : sizeof buf;
-        ssize_t n = read(h->file_fd, buf, want);
-        if (n <= 0) {
-            /* The file shrank or failed under us: the length is promised,
-             * so the only honest end is to drop the connection. */
-            wsk__conn_abort(c, n < 0 ? -errno : -EIO);
-            return;
-        }
-        h->file_left -= (uint64_t)n;
-        if (wsk__conn_queue(c, buf, (size_t)n) < 0) {
-            wsk__conn_abort(c, -ENOMEM);
-            return;
-        }
+    /* c->http and c->subs share their place: before the upgrade, after. */
+    if (c->flags & WSK__F_UPGRADED) {
+        if (c->subs)
+            wsk__topics_conn_gone(c);
+    } else if (c->http) {
+        wsk__http_done(c);
     }
 }
 
@@ -339,56 +251,71 @@ static bool slice_eq(struct wsk_slice s, const char *z)
     return s.len == n && !memcmp(s.ptr, z, n);
 }
 
-static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
-                      const struct wsk_http_request *req, bool keep_alive)
+/* ---- the application's say on upgrades ------------------------------------- */
+
+static void free_pending_topics(struct wsk__upgrade *u)
 {
-    bool is_head = slice_eq(req->method, "HEAD");
-    if (srv->has_root) {
-        struct wsk__static_file f;
-        int status = wsk__static_resolve(&srv->root, req->path, &f);
-        if (status == 200) {
-            char head[1024];
-            int n = wsk__http_head(head, sizeof head, 200, f.content_type, f.size, keep_alive, NULL,
-                                   (int64_t)time(NULL));
-            if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0) {
-                close(f.fd);
-                wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
-                return;
-            }
-            if (!keep_alive)
-                c->flags |= WSK__F_HTTP_CLOSE;
-            c->state = WSK__HTTP_REPLY;
-            if (is_head || f.size == 0) {
-                close(f.fd);
-                return;
-            }
-            c->http->file_fd = f.fd;
-            c->http->file_left = f.size;
-            pump_file(c);
-            return;
-        }
-        if (status == 301) {
-            char loc[1024];
-            int n =
-                snprintf(loc, sizeof loc, "Location: %.*s/\r\n", (int)req->path.len, req->path.ptr);
-            if (n > 0 && (size_t)n < sizeof loc) {
-                reply_error(c, 301, is_head, keep_alive, loc);
-                return;
-            }
-            status = 404;
-        }
-        if (status != 404 || !srv->cfg.index_page) {
-            reply_error(c, status, is_head, keep_alive, NULL);
-            return;
-        }
+    while (u->topics) { /* usually none */
+        struct wsk__pending_topic *p = u->topics;
+        u->topics = p->next;
+        free(p);
     }
-    if (srv->cfg.index_page && (slice_eq(req->path, "/") || slice_eq(req->path, "/index.html"))) {
-        reply(c, 200, "text/html; charset=utf-8", srv->cfg.index_page, srv->cfg.index_page_len,
-              is_head, keep_alive, "Cache-Control: no-cache\r\n");
-        return;
-    }
-    reply_error(c, 404, is_head, keep_alive, NULL);
 }
+
+int wsk_conn_choose_subprotocol(struct wsk_conn *c, const char *name)
+{
+    struct wsk_server *srv = c->ctx->server;
+    struct wsk__upgrade *u = srv ? srv->upgrading : NULL;
+    if (!u || u->conn != c)
+        return WSK_ESTATE;
+    if (name && (strlen(name) >= sizeof u->subprotocol || !wsk__http_is_token(name) ||
+                 !wsk_http_header_has_token(u->req->headers, u->req->num_headers,
+                                            "Sec-WebSocket-Protocol", name)))
+        return -EINVAL;
+    snprintf(u->subprotocol, sizeof u->subprotocol, "%s", name ? name : "");
+    u->has_subprotocol = true;
+    return 0;
+}
+
+/* Asks on_upgrade. Returns 101 to go on, or the status to refuse with; c
+ * may have ended meanwhile. */
+static int ask_app(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
+                   const struct wsk_handshake_info *info, struct wsk__upgrade *u)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    bool has_peer = getpeername(c->st.io.fd, (struct sockaddr *)&peer, &peer_len) == 0;
+    const struct wsk_slice *offered =
+        wsk_http_header_get(req->headers, req->num_headers, "Sec-WebSocket-Protocol");
+    struct wsk_upgrade_event ev = {
+        .path = info->path,
+        .query = info->query,
+        .origin = info->origin,
+        .subprotocols = offered ? *offered : (struct wsk_slice){"", 0},
+        .headers = req->headers,
+        .num_headers = req->num_headers,
+        .peer = has_peer ? (const struct sockaddr *)&peer : NULL,
+        .peer_len = has_peer ? peer_len : 0,
+    };
+    u->conn = c;
+    u->req = req;
+    u->topics_tail = &u->topics;
+    u->has_subprotocol = false;
+    srv->upgrading = u;
+    c->ctx->cb_depth++;
+    int rv = srv->cfg.on_upgrade(c, &ev, srv->cfg.user_data);
+    c->ctx->cb_depth--;
+    srv->upgrading = NULL;
+    if (rv == 0)
+        return 101;
+    if (rv >= 400 && rv <= 599)
+        return rv;
+    wsk__log(&srv->ctx, 1, "%s: on_upgrade returned %d, not 0 or 400-599: refused with 500",
+             wsk_conn_peer(c), rv);
+    return 500;
+}
+
+/* ---- the upgrade ---------------------------------------------------------- */
 
 static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
                     const uint8_t *in, size_t in_len, size_t head_len)
@@ -405,7 +332,19 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         status = 404;
     if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections))
         status = 503;
+    struct wsk__upgrade up; /* only topics is read without on_upgrade */
+    up.topics = NULL;
+    if (status == 101 && srv->cfg.on_upgrade) {
+        status = ask_app(srv, c, req, &info, &up);
+        if (c->state == WSK__DEAD) {
+            free_pending_topics(&up);
+            return;
+        }
+        if (status == 101 && up.has_subprotocol)
+            info.subprotocol = (struct wsk_slice){up.subprotocol, strlen(up.subprotocol)};
+    }
     if (status != 101) {
+        free_pending_topics(&up);
         char buf[512];
         int n = wsk_handshake_server_reject(buf, sizeof buf, status);
         wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d", wsk_conn_peer(c), status);
@@ -431,12 +370,14 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             c->state = WSK__HTTP_REPLY;
             if (rn < 0 || wsk__conn_queue(c, rej, (size_t)rn) < 0)
                 wsk__conn_abort(c, rn < 0 ? rn : -ENOMEM);
+            free_pending_topics(&up);
             return;
         }
         if (rv > 0) {
             rv = wsk_deflate_new(&c->sess.deflate, &params, WSK_ROLE_SERVER);
             if (rv < 0) {
                 wsk__conn_abort(c, rv);
+                free_pending_topics(&up);
                 return;
             }
             snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n", value);
@@ -446,9 +387,22 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
     int n = wsk_handshake_server_accept(buf, sizeof buf, &info, ext);
     if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0) {
         wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
+        free_pending_topics(&up);
         return;
     }
-    http_done(c);
+    if (c->http)
+        wsk__http_done(c);
+    c->flags |= WSK__F_UPGRADED;
+    /* The topics on_upgrade named, before on_open sees the connection. */
+    for (struct wsk__pending_topic *p = up.topics; p; p = p->next) {
+        int rv = wsk__topics_join(srv, c, p->name, p->len);
+        if (rv < 0) {
+            wsk__conn_abort(c, rv);
+            free_pending_topics(&up);
+            return;
+        }
+    }
+    free_pending_topics(&up);
     struct wsk_open_event ev = {
         .path = info.path,
         .query = info.query,
@@ -483,20 +437,27 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
             wsk__conn_abort(c, -ENOMEM);
             return;
         }
+        memset(c->http, 0, sizeof *c->http);
         wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
         c->http->file_fd = -1;
-        c->http->file_left = 0;
     }
     if (len && wsk__conn_in_append(c, data, len) < 0) {
         wsk__conn_abort(c, -ENOMEM);
         return;
+    }
+    if (c->http->body_need) {
+        /* The head is in, its body is coming: parse the head again (its
+         * slices point into c->in, which may have moved) once all is here. */
+        if (c->in_len < c->http->body_need)
+            return;
+        wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
     }
     struct wsk_http_request req;
     int rv = wsk_http_request_parse(&c->http->parser, (const char *)c->in, c->in_len, &req);
     if (rv == 0)
         return;
     if (rv < 0) {
-        reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
+        wsk__server_reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
         return;
     }
     size_t head_len = (size_t)rv;
@@ -504,175 +465,10 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
         open_ws(srv, c, &req, c->in, c->in_len, head_len);
         return;
     }
-    bool keep_alive =
-        req.minor_version >= 1 &&
-        !wsk_http_header_has_token(req.headers, req.num_headers, "Connection", "close");
-    /* A body we do not read would be taken for the next request. */
-    const struct wsk_slice *cl =
-        wsk_http_header_get(req.headers, req.num_headers, "Content-Length");
-    if ((cl && !(cl->len == 1 && cl->ptr[0] == '0')) ||
-        wsk_http_header_get(req.headers, req.num_headers, "Transfer-Encoding"))
-        keep_alive = false;
-    if (srv->is_shutting_down)
-        keep_alive = false;
-    if (wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Key") ||
-        wsk_http_header_get(req.headers, req.num_headers, "Sec-WebSocket-Version")) {
-        /* A WebSocket handshake without "Upgrade: websocket" (a proxy that
-         * dropped the hop-by-hop headers, say): say what is missing rather
-         * than serve the page (RFC 9110 15.5.22). */
-        reply_error(c, 426, false, false, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
-    } else if (slice_eq(req.method, "GET") || slice_eq(req.method, "HEAD"))
-        serve_get(srv, c, &req, keep_alive);
-    else
-        reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
-    if (c->state == WSK__DEAD)
-        return;
-    /* Pipelined bytes after this head wait in c->in for the next round. */
-    wsk__conn_in_drop(c, head_len);
-    wsk_http_parser_init(&c->http->parser, srv->cfg.max_head);
+    wsk__server_http(srv, c, &req, head_len);
 }
 
-void wsk__server_on_reply_drained(struct wsk_conn *c)
-{
-    if (c->http && c->http->file_left) {
-        pump_file(c);
-        return;
-    }
-    if (c->http && c->http->file_fd >= 0) {
-        close(c->http->file_fd);
-        c->http->file_fd = -1;
-    }
-    if (c->flags & WSK__F_HTTP_CLOSE) {
-        wsk__conn_finish(c);
-        return;
-    }
-    /* Keep-alive: the next request, which may already be here. */
-    c->state = WSK__HTTP;
-    c->deadline = wsk_loop_now(c->ctx->loop) + c->ctx->lim.handshake_timeout_ms;
-    if (c->in_len)
-        wsk__server_on_head(c, NULL, 0);
-}
-
-/* ---- broadcast and shutdown ---------------------------------------------- */
-
-static void zbudget_cb(struct wsk_loop *loop, struct wsk_defer *d)
-{
-    (void)loop;
-    struct wsk_server *srv = d->data;
-    srv->bz_used = 0;
-}
-
-/* The broadcast compressed once for every receiver whose compressor uses
- * window bits `bits`: with no history (so any receiver's inflater takes it,
- * context takeover or not) and a window no larger than theirs. NULL when
- * out of memory or over this iteration's compression budget: those
- * receivers then get the uncompressed frame, which is always valid. */
-static struct wsk__shared *compressed_frame(struct wsk_server *srv, unsigned bits, uint8_t opcode,
-                                            const void *data, size_t len)
-{
-    struct wsk__ctx *ctx = &srv->ctx;
-    if (len > BROADCAST_Z_BUDGET - srv->bz_used)
-        return NULL;
-    struct wsk_deflate **z = &srv->bz[bits & 15];
-    if (!*z) {
-        struct wsk_deflate_params p = {.server_max_window_bits = (uint8_t)bits,
-                                       .client_max_window_bits = 15,
-                                       .mem_level = srv->cfg.deflate.mem_level};
-        if (wsk_deflate_new(z, &p, WSK_ROLE_SERVER) < 0)
-            return NULL;
-    }
-    if (!srv->bz_used)
-        wsk_defer_start(ctx->loop, &srv->bz_defer);
-    srv->bz_used += len ? len : 1;
-    wsk_deflate_reset_send(*z);
-    ctx->zbuf_len = 0;
-    if (wsk_deflate_compress(*z, data, len, wsk__zbuf_sink, ctx) < 0)
-        return NULL;
-    struct wsk__shared *sh = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | WSK_FRAME_RSV1 | opcode),
-                                               ctx->zbuf, ctx->zbuf_len);
-    if (ctx->zbuf_cap > 1024 * 1024) {
-        free(ctx->zbuf);
-        ctx->zbuf = NULL;
-        ctx->zbuf_cap = 0;
-    }
-    return sh;
-}
-
-int wsk_server_broadcast(struct wsk_server *srv, enum wsk_opcode opcode, const void *data,
-                         size_t len)
-{
-    if (opcode != WSK_OP_TEXT && opcode != WSK_OP_BINARY)
-        return -EINVAL;
-    if (opcode == WSK_OP_TEXT && !wsk_utf8_valid(data, len))
-        return WSK_EUTF8;
-    /* Server frames are not masked, so one encoding serves every receiver:
-     * small frames are copied into each queue (cheaper than a reference),
-     * big ones are shared by reference count. With permessage-deflate the
-     * message is compressed once per distinct window size, not once per
-     * receiver (see compressed_frame()). */
-    struct wsk__shared *plain = wsk__shared_frame((uint8_t)(WSK_FRAME_FIN | opcode), data, len);
-    if (!plain)
-        return -ENOMEM;
-    struct wsk__shared *zframes[16] = {0};
-    bool ztried[16] = {0};
-    struct wsk__ctx *ctx = &srv->ctx;
-    int count = 0;
-    /* Flushing and closing call user callbacks, which may end any
-     * connection: walk safely. */
-    struct wsk__walk w;
-    wsk__walk_begin(ctx, &w);
-    for (struct wsk_conn *c; (c = wsk__walk_next(&w));) {
-        if (c->state != WSK__OPEN || (c->flags & (WSK__F_SENT_CLOSE | WSK__F_GOT_CLOSE)))
-            continue;
-        struct wsk__shared *sh = plain;
-        if (c->sess.deflate && len >= ctx->deflate_min) {
-            unsigned bits = wsk_deflate_send_window_bits(c->sess.deflate) & 15;
-            if (!ztried[bits]) {
-                ztried[bits] = true;
-                zframes[bits] = compressed_frame(srv, bits, (uint8_t)opcode, data, len);
-            }
-            if (zframes[bits])
-                sh = zframes[bits];
-        }
-        /* The cap is on what waits, not on one message: a receiver with
-         * nothing waiting takes any message up to max_message. */
-        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue)
-            wsk__conn_flush_now(c); /* the socket may take some now */
-        if (c->state != WSK__OPEN)
-            continue;
-        if (c->st.out_bytes && c->st.out_bytes + sh->len > ctx->lim.max_send_queue) {
-            if (ctx->lim.overflow == WSK_OVERFLOW_DROP)
-                continue;
-            wsk__log(ctx, 1, "%s: send queue full (%zu bytes), closing with 1008", wsk_conn_peer(c),
-                     c->st.out_bytes);
-            wsk_conn_close(c, WSK_CLOSE_POLICY, "send queue full");
-            continue;
-        }
-        int rv = sh->len < BROADCAST_SHARE_MIN ? wsk__conn_queue(c, sh->data, sh->len)
-                                               : wsk__conn_queue_shared(c, sh);
-        if (rv < 0) {
-            wsk__conn_abort(c, rv);
-            continue;
-        }
-        /* The receiver's inflater now holds bytes its own compressor never
-         * saw: that compressor must not reach back past them. */
-        if (sh != plain)
-            c->flags |= WSK__F_Z_RESET;
-        /* The sender (the connection being read) gets its own broadcasts
-         * too: past half the cap, read no more from it until it has read
-         * them. A burst is then paced by how fast the sender itself reads,
-         * so receivers that read as fast as it does stay below the cap
-         * that closes slow ones. */
-        if ((c->flags & WSK__F_IN_READ) && c->st.out_bytes > ctx->lim.max_send_queue / 2)
-            c->flags |= WSK__F_PAUSED;
-        count++;
-    }
-    wsk__walk_end(ctx, &w);
-    wsk__shared_release(plain);
-    for (int i = 0; i < 16; i++)
-        wsk__shared_release(zframes[i]);
-    return count;
-}
+/* ---- shutdown ----------------------------------------------------------- */
 
 void wsk_server_shutdown(struct wsk_server *srv, unsigned code, const char *reason)
 {

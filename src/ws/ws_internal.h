@@ -17,6 +17,7 @@
 #include "wsk/ws.h"
 
 struct wsk__http;
+struct wsk__sub;
 struct wsk__client_hs;
 struct wsk__tls;
 struct wsk__tls_ctx;
@@ -51,6 +52,7 @@ enum {
     WSK__F_Z_RESET = 1u << 20,           /* our compressor must forget its history (a shared
                                             broadcast frame went to the peer in between) */
     WSK__F_USER_PAUSED = 1u << 21,       /* wsk_conn_pause(): the user stopped reading */
+    WSK__F_UPGRADED = 1u << 22,          /* server: c->http is gone, c->subs in its place */
 };
 
 /* Either pause stops reading. */
@@ -70,6 +72,7 @@ struct wsk_conn {
     uint64_t deadline; /* loop time (ms) of the next timeout check, 0: none */
     union {
         struct wsk__http *http;    /* server: the HTTP exchange before an upgrade */
+        struct wsk__sub *subs;     /* server, once upgraded (WSK__F_UPGRADED): its topics */
         struct wsk__client_hs *hs; /* client: connecting and the handshake */
     };
     uint32_t flags;

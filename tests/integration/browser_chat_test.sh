@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The built-in chat page in a real browser: two headless Chromium pages on
-# default `wsk serve` (broadcast mode) see each other's messages. Leaves a
-# screenshot in $WSK_BUILD_DIR/artifacts/chat.png.
+# default `wsk serve` (broadcast mode) see each other's messages in the
+# lobby; then a third opens ?room=team/a, the second joins team/a with the
+# page's room field, and the two rooms see only their own messages. Leaves
+# screenshots in $WSK_BUILD_DIR/artifacts/chat.png and chat-room.png.
 source "$(dirname "$0")/lib.sh"
 
 if [[ ! -d $PEERS/node_modules/playwright-core ]]; then

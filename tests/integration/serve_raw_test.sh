@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # wsk serve --listen tcp:// and udp:// (article 003's TCP and UDP servers):
-# one room shared by WebSocket, TCP and UDP clients; echo with back-pressure;
-# line and datagram limits; --idle-timeout; --udp-peer-timeout; SIGTERM; the
-# listening lines; options refused without a WebSocket listener. The peers
-# are Python sockets and websockets (tests/peers/raw_peer.py).
+# the lobby shared by WebSocket clients of "/", TCP and UDP clients; echo
+# with back-pressure; line and datagram limits; --idle-timeout;
+# --udp-peer-timeout; SIGTERM; the listening lines; options refused without
+# a WebSocket listener. The peers are Python sockets and websockets
+# (tests/peers/raw_peer.py, rooms_peer.py).
 source "$(dirname "$0")/lib.sh"
 
 RAW=("$PY" "$PEERS/raw_peer.py")
@@ -32,7 +33,7 @@ wait_ports()
     done
 }
 
-echo "== one room: WebSocket, TCP and UDP"
+echo "== one room, the lobby: WebSocket clients of /, TCP and UDP"
 if start_server --listen 127.0.0.1:0 --listen tcp://127.0.0.1:0 --listen udp://127.0.0.1:0; then
     wait_ports 3
     check "three listening lines, in order: http/ws, tcp, udp" bash -c '
@@ -44,6 +45,9 @@ if start_server --listen 127.0.0.1:0 --listen tcp://127.0.0.1:0 --listen udp://1
     UDP_PORT=$(port_of udp)
     CHECK_VERBOSE=1 check "room across WebSocket, TCP and UDP" \
         "${RAW[@]}" room "$WS_URL" "$TCP_PORT" "$UDP_PORT"
+    # The raw listeners are in the lobby, "/": a client of /other is not.
+    CHECK_VERBOSE=1 check "TCP is in the lobby only: a client of /other is not seen by TCP" \
+        "$PY" "$PEERS/rooms_peer.py" tcp-lobby "ws://127.0.0.1:$PORT" "$TCP_PORT"
     # The project's own client in the same room: the TCP client answers once
     # it has seen wsk connect's first line.
     start_bg "$TEST_TMP/reply.out" "${RAW[@]}" reply "$TCP_PORT" ready "hi from tcp"

@@ -11,7 +11,11 @@
 //      carries {"type":"chat","name":..,"text":..,"ts":<number>};
 //   4. B answers; A sees it, after A's own message;
 //   5. a screenshot of page A goes to SCREENSHOT.png;
-//   6. with EXTENSION_REGEX: the Sec-WebSocket-Extensions header of the
+//   6. rooms: page C opens HTTP_URL?room=team/a and shows "# team/a"; page B
+//      joins team/a through its #room field and #join; C's message reaches
+//      B and not A, A's (in the lobby) reaches neither; a screenshot of C
+//      goes next to SCREENSHOT.png as *-room.png;
+//   7. with EXTENSION_REGEX: the Sec-WebSocket-Extensions header of the
 //      handshake response each page's own WebSocket got (seen through the
 //      DevTools protocol, as Chromium received it) matches the regex, e.g.
 //      ^permessage-deflate; so the chat above went through Chromium's
@@ -79,7 +83,7 @@ try {
     const handshakes = {}; // label -> [{offered, answered}] of the page's WebSockets
     const header = (headers, name) =>
         Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === name)?.[1];
-    const open = async (label) => {
+    const open = async (label, url = httpUrl) => {
         const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
         const page = await context.newPage();
         // Before the page loads, so that its WebSocket's handshake is seen.
@@ -98,18 +102,16 @@ try {
         await cdp.send('Network.enable');
         page.setDefaultTimeout(STEP_MS);
         page.on('pageerror', (e) => pageErrors.push(`page ${label}: ${e.message}`));
-        const response = await page.goto(httpUrl, { timeout: STEP_MS });
+        const response = await page.goto(url, { timeout: STEP_MS });
         if (!response || response.status() !== 200) {
-            throw new Error(`page ${label}: GET ${httpUrl} answered ${response?.status()}`);
+            throw new Error(`page ${label}: GET ${url} answered ${response?.status()}`);
         }
         const type = response.headers()['content-type'] ?? '';
         if (!type.startsWith('text/html')) throw new Error(`page ${label}: Content-Type "${type}"`);
-        ok(`page ${label} loaded ${httpUrl} (200, ${type})`);
+        ok(`page ${label} loaded ${url} (200, ${type})`);
         return page;
     };
-    const a = await open('A');
-    const b = await open('B');
-    for (const [label, page] of [['A', a], ['B', b]]) {
+    const waitConnected = async (page, label) => {
         try {
             await page.waitForFunction(
                 () => document.querySelector('#status')?.textContent.trim() === 'connected',
@@ -119,6 +121,23 @@ try {
             throw new Error(`page ${label}: #status is "${status}", not "connected", after ${STEP_MS} ms`);
         }
         ok(`page ${label}: #status reads "connected"`);
+    };
+    const expectRoom = async (page, label, shown) => {
+        try {
+            await page.waitForFunction(
+                (want) => document.querySelector('#room-name')?.textContent.trim() === want,
+                shown, { timeout: STEP_MS });
+        } catch {
+            const name = await page.$eval('#room-name', (el) => el.textContent).catch(() => '<no #room-name>');
+            throw new Error(`page ${label}: #room-name is "${name}", not "${shown}"`);
+        }
+        ok(`page ${label}: #room-name reads "${shown}"`);
+    };
+    const a = await open('A');
+    const b = await open('B');
+    for (const [label, page] of [['A', a], ['B', b]]) {
+        await waitConnected(page, label);
+        await expectRoom(page, label, 'lobby');
     }
 
     const wire = [];
@@ -169,9 +188,40 @@ try {
 
     await a.screenshot({ path: screenshot, fullPage: true });
     ok(`screenshot of page A saved to ${screenshot}`);
+
+    // Rooms: the WebSocket path is the room.
+    const c = await open('C', new URL('?room=team/a', httpUrl).href);
+    await waitConnected(c, 'C');
+    await expectRoom(c, 'C', '# team/a');
+    await b.fill('#room', 'team/a');
+    await b.click('#join');
+    await expectRoom(b, 'B', '# team/a');
+    await waitConnected(b, 'B');
+    const bUrl = b.url();
+    if (!bUrl.endsWith('?room=team/a')) throw new Error(`page B's address after joining is ${bUrl}`);
+    ok(`page B's address is now ${bUrl}`);
+    await send(c, 'C', 'Carol', 'Hello team a');
+    await waitForMessage(b, 'B', 'Carol', 'Hello team a');
+    await waitForMessage(c, 'C', 'Carol', 'Hello team a');
+    await send(a, 'A', 'Alice', 'Lobby only');
+    await waitForMessage(a, 'A', 'Alice', 'Lobby only');
+    // Long enough for a message that should not arrive to show up.
+    await new Promise((r) => setTimeout(r, 1000));
+    const leakedToA = (await messages(a)).filter((m) => m.text === 'Hello team a');
+    if (leakedToA.length) throw new Error('page A (lobby) shows the message of room team/a');
+    for (const [label, page] of [['B', b], ['C', c]]) {
+        if ((await messages(page)).some((m) => m.text === 'Lobby only')) {
+            throw new Error(`page ${label} (team/a) shows the lobby's message`);
+        }
+    }
+    ok('team/a and the lobby see only their own messages');
+    const roomShot = screenshot.replace(/\.png$/, '') + '-room.png';
+    await c.screenshot({ path: roomShot, fullPage: true });
+    ok(`screenshot of page C saved to ${roomShot}`);
+
     if (extensionRegex) {
         const re = new RegExp(extensionRegex);
-        for (const label of ['A', 'B']) {
+        for (const label of ['A', 'B', 'C']) {
             const hs = handshakes[label];
             if (!hs.length) throw new Error(`page ${label}: no WebSocket handshake seen`);
             for (const h of hs) {

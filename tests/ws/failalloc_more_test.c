@@ -16,6 +16,9 @@
  * - static: GET, pipelined GET + HEAD + 404 on one keep-alive connection.
  * - free_on_message, free_on_open, free_on_close: wsk_server_free() from
  *   inside those callbacks (on_open with frames behind the upgrade head).
+ * - topics: topics named in on_upgrade and subscribed in on_open, two
+ *   rooms, publishes small and large, compressed and not, an unsubscribe,
+ *   and wsk_server_publish_async() from the loop's own thread.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -794,6 +797,125 @@ static enum failalloc_outcome scenario_free_in_callback(void)
     return run_end(&r);
 }
 
+/* ---- scenario: topics ----------------------------------------------------------- */
+
+static int topic_want[MAX_CLIENTS]; /* messages each client waits for */
+static int topic_counts[6];         /* receivers of each publish, in the count run */
+
+/* The room is the path; a failed allocation ends the connection, as an
+ * application would rather than leave it out of its room. */
+static int topics_upgrade(struct wsk_conn *c, const struct wsk_upgrade_event *ev, void *ud)
+{
+    (void)ud;
+    char room[64];
+    int n = snprintf(room, sizeof room, "room:%.*s", (int)ev->path.len, ev->path.ptr);
+    if (wsk_conn_subscribe(c, room, (size_t)n) < 0 || wsk_conn_subscribe(c, "all", 3) < 0)
+        wsk_conn_close(c, 1011, NULL);
+    return 0;
+}
+
+static void topics_open(struct wsk_conn *c, const struct wsk_open_event *ev, void *ud)
+{
+    srv_open(c, ev, ud);
+    if (wsk_conn_subscribe(c, "extra", 5) < 0)
+        wsk_conn_close(c, 1011, NULL);
+}
+
+static bool topics_delivered(void *arg)
+{
+    struct run *r = arg;
+    for (int i = 0; i < r->num_clients; i++)
+        if (!r->cl[i].closes && r->cl[i].messages < topic_want[i])
+            return false;
+    return true;
+}
+
+static enum failalloc_outcome scenario_topics(void)
+{
+    struct run r;
+    if (!run_begin(&r))
+        return run_end(&r);
+    struct wsk_server_config sc;
+    server_config(&sc, &r);
+    sc.handlers.on_open = topics_open;
+    sc.on_upgrade = topics_upgrade;
+    wsk_deflate_config_init(&sc.deflate);
+    sc.deflate.enabled = true;
+    if (!server_start(&r, &sc))
+        return run_end(&r);
+    struct wsk_client_config cc;
+    const char *paths[] = {"/a", "/a", "/b"};
+    for (int i = 0; i < 3; i++) {
+        client_config(&cc, &r.cl[i], i == 0);
+        client_start(&r, i, url(&r, "127.0.0.1", paths[i]), &cc);
+        topic_want[i] = 0;
+    }
+    if (!failalloc_run_until(r.loop, broadcast_ready, &r, 2000)) {
+        hung(&r, "the clients did not open");
+        return run_end(&r);
+    }
+    const struct {
+        const char *topic;
+        bool to[3];
+        enum wsk_opcode op;
+        const void *data;
+        size_t len;
+    } list[] = {
+        {"all", {1, 1, 1}, WSK_OP_TEXT, text, 200},
+        {"room:/a", {1, 1, 0}, WSK_OP_BINARY, big, 100000},
+        {"room:/b", {0, 0, 1}, WSK_OP_TEXT, text, 20000},
+        {"extra", {1, 1, 1}, WSK_OP_BINARY, big, 40},
+        {"nobody", {0, 0, 0}, WSK_OP_TEXT, text, 10},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
+        int rv = wsk_server_publish(r.srv, list[i].topic, strlen(list[i].topic), list[i].op,
+                                    list[i].data, list[i].len);
+        if (rv < 0 && rv != -ENOMEM)
+            bad(&r, "wsk_server_publish: not -ENOMEM");
+        if (!fail_at)
+            topic_counts[i] = rv;
+        if (rv < 0)
+            continue;
+        for (int k = 0; k < 3; k++)
+            topic_want[k] += list[i].to[k];
+        if (!failalloc_run_until(r.loop, topics_delivered, &r, 2000)) {
+            hung(&r, "a publish did not arrive");
+            return run_end(&r);
+        }
+    }
+    /* A hand-over through the inbox, from the loop's own thread. */
+    int rv = wsk_server_publish_async(r.srv, "all", 3, WSK_OP_TEXT, "async", 5);
+    if (rv < 0 && rv != -ENOMEM)
+        bad(&r, "wsk_server_publish_async: not -ENOMEM");
+    if (rv == 0) {
+        /* Published on the next iteration, unless that runs out of memory
+         * (counted in async_failed). */
+        struct wsk_server_stats st;
+        failalloc_run_until(r.loop, once, &(bool){false}, 100);
+        wsk_server_get_stats(r.srv, &st);
+        for (int k = 0; k < 3; k++)
+            topic_want[k] += !st.async_failed;
+        if (!failalloc_run_until(r.loop, topics_delivered, &r, 2000)) {
+            hung(&r, "the hand-over did not arrive");
+            return run_end(&r);
+        }
+    }
+    if (!fail_at)
+        for (int i = 0; i < 3; i++)
+            if (r.cl[i].messages != topic_want[i] || topic_want[i] != 4)
+                bad(&r, "a client missed a publish");
+    for (int i = 0; i < r.num_clients; i++)
+        if (r.cl[i].conn)
+            wsk_conn_close(r.cl[i].conn, 1000, NULL);
+    if (!failalloc_run_until(r.loop, clients_closed, &r, 2000))
+        hung(&r, "the clients' close handshakes did not end");
+    struct wsk_server_stats st;
+    wsk_server_get_stats(r.srv, &st);
+    if (st.subscriptions || st.topics)
+        bad(&r, "subscriptions left after every connection ended");
+    return run_end(&r);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static bool write_file(const char *name, const uint8_t *data, size_t len)
@@ -818,6 +940,16 @@ static void test_broadcast(void)
     printf("; then 1 MiB ones %s for the raw peer\n", has_dropped ? "dropped" : "never dropped");
     CHECK_EQ_INT(bcast_counts[0], 4);
     CHECK(has_dropped);
+}
+
+static void test_topics(void)
+{
+    failalloc_every("topics", scenario_topics);
+    printf("publish receivers in the clean run: %d %d %d %d %d\n", topic_counts[0], topic_counts[1],
+           topic_counts[2], topic_counts[3], topic_counts[4]);
+    CHECK_EQ_INT(topic_counts[0], 3);
+    CHECK_EQ_INT(topic_counts[1], 2);
+    CHECK_EQ_INT(topic_counts[4], 0);
 }
 
 static void test_dns(void)
@@ -855,6 +987,7 @@ int main(void)
         return 1;
     }
     WSK_RUN(test_broadcast);
+    WSK_RUN(test_topics);
     WSK_RUN(test_dns);
     WSK_RUN(test_static);
     WSK_RUN(test_free_in_callback);
