@@ -5,14 +5,15 @@
 #   2. clang build, warnings as errors: unit tests
 #   3. ASan+UBSan build: unit and integration tests
 #   4. TSan build: the unit tests labelled "threads"
-#   5. each libFuzzer target for WSK_FUZZ_SECONDS (default 60) seconds
+#   5. each libFuzzer target for WSK_FUZZ_SECONDS (default 40) seconds (a smoke
+#      run: 11 targets; long campaigns are scripts/fuzz_campaign.sh)
 # Set WSK_FUZZ_SECONDS=0 to skip fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build test
 
 jobs=$(nproc)
-fuzz_seconds=${WSK_FUZZ_SECONDS:-60}
+fuzz_seconds=${WSK_FUZZ_SECONDS:-40}
 status=0
 
 step() { printf '\n=== %s\n' "$*"; }
