@@ -151,6 +151,7 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
     if (s->srv)
         wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
     serve_raw_shutdown(s);
+    serve_redis_shutdown(s);
 }
 
 /* ---- running ------------------------------------------------------------- */
@@ -304,6 +305,8 @@ static int run(struct serve *s)
         return rv;
     if ((rv = serve_raw_start(s)) != 0)
         return rv;
+    if (opt->redis_url && (rv = serve_redis_start(s)) != 0)
+        return rv;
 
     if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
         (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0 ||
@@ -343,6 +346,7 @@ int cli_serve(int argc, char **argv)
     wsk_server_free(s.srv);
     serve_raw_free(&s);
     serve_exec_free(&s);
+    serve_redis_free(&s);
     free(s.proxy_host);
     wsk_loop_free(s.loop);
     for (size_t i = 0; i < s.opt.num_listens; i++)

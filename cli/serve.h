@@ -62,6 +62,8 @@ struct serve_options {
     const char *publish_token;
     const char *auth_token; /* upgrades need it (Bearer or ?token=) */
     uint32_t rate_limit;    /* messages a second per connection; 0: none */
+    const char *redis_url;  /* --redis: rooms across processes */
+    uint64_t redis_max_queue;
 };
 
 /* A token bucket: --rate-limit per connection. */
@@ -71,6 +73,7 @@ struct serve_rate {
 };
 
 struct exec_child;
+struct serve_redis;
 
 struct udp_listener {
     struct wsk_udp *sock;
@@ -101,6 +104,8 @@ struct serve {
     bool is_shutting_down;
     uint64_t auth_refused; /* upgrades refused for want of the --auth-token */
     uint64_t rate_closed;  /* connections closed over the --rate-limit */
+    struct serve_redis *redis;
+    uint64_t redis_unsent; /* messages that did not reach other processes */
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
      * one line. */
@@ -155,6 +160,72 @@ int serve_upgrade(struct wsk_conn *conn, const struct wsk_upgrade_event *ev, voi
 bool serve_rate_ok(struct serve_rate *r, uint64_t now_ms, uint32_t per_s);
 /* One line of the counters that are not zero (at exit). */
 void serve_print_counters(const struct serve *s);
+
+/* --redis (serve_redis.c; without hiredis, --redis is refused). */
+struct serve_redis_url {
+    char *host;
+    char *user;     /* NULL: none (AUTH PASSWORD) */
+    char *password; /* NULL: no AUTH */
+    uint16_t port;
+    int db;
+};
+#ifdef WSK_HAVE_HIREDIS
+/* Checks --redis after the other options. Returns 0 or a usage error's
+ * exit status after saying why. */
+int serve_redis_check(const struct serve_options *opt);
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] into *out (freed with
+ * serve_redis_url_reset()). Returns 0, -ENOMEM, or -EINVAL with *why set. */
+int serve_redis_url_parse(const char *arg, struct serve_redis_url *out, const char **why);
+void serve_redis_url_reset(struct serve_redis_url *u);
+/* Connects to Redis (in the background: a Redis that is down is retried).
+ * Returns 0 or an exit status after saying why. */
+int serve_redis_start(struct serve *s);
+/* A room gained or lost a local client: the first subscribes to its
+ * channel, the last unsubscribes. join returns 0 or -ENOMEM. */
+int serve_redis_join(struct serve *s, const char *room, size_t len);
+void serve_redis_leave(struct serve *s, const char *room, size_t len);
+/* A message published here to room, already delivered locally: to the
+ * other processes. Counted in redis_unsent when it cannot go. */
+void serve_redis_publish(struct serve *s, const char *room, size_t room_len, enum wsk_opcode opcode,
+                         const void *data, size_t len);
+/* SIGTERM: close the connections once what was sent is answered. */
+void serve_redis_shutdown(struct serve *s);
+void serve_redis_free(struct serve *s);
+#else
+static inline int serve_redis_check(const struct serve_options *opt)
+{
+    return opt->redis_url ? cli_usage_error("--redis: this wsk was built without hiredis "
+                                            "(libhiredis-dev); rebuild with it to use Redis")
+                          : 0;
+}
+static inline int serve_redis_start(struct serve *s)
+{
+    (void)s;
+    return 0;
+}
+static inline int serve_redis_join(struct serve *s, const char *room, size_t len)
+{
+    (void)s, (void)room, (void)len;
+    return 0;
+}
+static inline void serve_redis_leave(struct serve *s, const char *room, size_t len)
+{
+    (void)s, (void)room, (void)len;
+}
+static inline void serve_redis_publish(struct serve *s, const char *room, size_t room_len,
+                                       enum wsk_opcode opcode, const void *data, size_t len)
+{
+    (void)s, (void)room, (void)room_len, (void)opcode, (void)data, (void)len;
+}
+static inline void serve_redis_shutdown(struct serve *s)
+{
+    (void)s;
+}
+static inline void serve_redis_free(struct serve *s)
+{
+    (void)s;
+}
+#endif
 
 /* --exec (serve_exec.c): the program per connection. */
 int serve_exec_start(struct serve *s);

@@ -17,6 +17,7 @@
 #define DEFAULT_UDP_PEER_TIMEOUT  60000u
 #define DEFAULT_MAX_PROCS         256u
 #define DEFAULT_EXEC_GRACE_MS     2000u
+#define DEFAULT_REDIS_MAX_QUEUE   (16u * 1024 * 1024)
 
 static const char serve_usage[] =
     "usage: wsk serve [options]\n"
@@ -78,7 +79,7 @@ static const char serve_usage[] =
     "                         preference (default: none)\n";
 
 /* C17 compilers need not accept a literal over 4095 characters: the help
- * comes in three. */
+ * comes in four. */
 static const char serve_usage_more[] =
     "  --auth-token TOKEN     only clients that present TOKEN may connect, as\n"
     "                         'Authorization: Bearer TOKEN' or ?token=TOKEN in the\n"
@@ -94,6 +95,18 @@ static const char serve_usage_more[] =
     "                         behind a proxy every request comes from loopback\n"
     "                         (default: no token, loopback clients only; others\n"
     "                         get 403)\n"
+    "  --redis redis://[:PASSWORD@]HOST[:PORT][/DB]\n"
+    "                         --broadcast: join every wsk serve pointed at this\n"
+    "                         Redis into one cluster: a message in a room reaches\n"
+    "                         the room's clients on every process, once each\n"
+    "                         (AUTH and SELECT from the URL; port 6379 by\n"
+    "                         default). When Redis is down, messages stay on this\n"
+    "                         process, counted; it is retried until it is back\n"
+    "  --redis-max-queue BYTES\n"
+    "                         most bytes waiting to go to Redis; past it messages\n"
+    "                         stay on this process, counted (default 16M)\n";
+
+static const char serve_usage_limits[] =
     "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
     "  --reuse-port           share the port with other wsk serve --reuse-port\n"
     "                         processes (SO_REUSEPORT); each has its own clients\n"
@@ -192,6 +205,8 @@ enum {
     OPT_PUBLISH_TOKEN,
     OPT_AUTH_TOKEN,
     OPT_RATE_LIMIT,
+    OPT_REDIS,
+    OPT_REDIS_MAX_QUEUE,
 };
 
 static const struct option serve_longopts[] = {
@@ -224,6 +239,8 @@ static const struct option serve_longopts[] = {
     {"publish-token", required_argument, NULL, OPT_PUBLISH_TOKEN},
     {"auth-token", required_argument, NULL, OPT_AUTH_TOKEN},
     {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"redis-max-queue", required_argument, NULL, OPT_REDIS_MAX_QUEUE},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -323,6 +340,7 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
     opt->max_procs = DEFAULT_MAX_PROCS;
     opt->exec_grace_ms = DEFAULT_EXEC_GRACE_MS;
     opt->verbosity = CLI_NORMAL;
+    opt->redis_max_queue = DEFAULT_REDIS_MAX_QUEUE;
 
     opterr = 0;
     optind = 1;
@@ -388,6 +406,14 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
             opt->rate_limit = (uint32_t)n;
             break;
         }
+        case OPT_REDIS:
+            opt->redis_url = optarg;
+            break;
+        case OPT_REDIS_MAX_QUEUE:
+            if (cli_parse_bytes(optarg, SIZE_MAX, &opt->redis_max_queue) < 0 ||
+                !opt->redis_max_queue)
+                return cli_usage_error("--redis-max-queue '%s': expected a size like 16M", optarg);
+            break;
         case OPT_STATIC:
             if (!*optarg)
                 return cli_usage_error("--static needs a directory");
@@ -495,6 +521,7 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
         case 'h':
             fputs(serve_usage, stdout);
             fputs(serve_usage_more, stdout);
+            fputs(serve_usage_limits, stdout);
             fputs(serve_usage_notes, stdout);
             return -1;
         default:
@@ -525,5 +552,7 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
                                "must be a WebSocket listener");
     if (opt->mode == SERVE_PROXY && serve_has_kind(opt, LISTEN_UDP))
         return cli_usage_error("--proxy relays WebSocket and TCP connections, not udp://");
+    if ((rv = serve_redis_check(opt)) != 0)
+        return rv;
     return check_ws_only(opt, deflate_given);
 }

@@ -138,6 +138,13 @@ static void room_to_ws(struct serve *s, const uint8_t *data, size_t len)
         cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
 }
 
+/* A lobby line or datagram: to the lobby on the other processes (--redis). */
+static void room_to_redis(struct serve *s, const uint8_t *data, size_t len)
+{
+    enum wsk_opcode op = wsk_utf8_valid(data, len) ? WSK_OP_TEXT : WSK_OP_BINARY;
+    serve_redis_publish(s, "/", 1, op, data, len);
+}
+
 void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len)
 {
     room_to_tcp(s, data, len, NULL);
@@ -186,6 +193,7 @@ static void tcp_line(struct serve *s, struct wsk_tcp *t, const uint8_t *line, si
     room_to_tcp(s, line, len, t);
     room_to_ws(s, line, len);
     room_to_udp(s, line, len, NULL, 0);
+    room_to_redis(s, line, len);
 }
 
 static void tcp_on_data(struct wsk_tcp *t, const uint8_t *data, size_t len, void *user_data)
@@ -332,6 +340,7 @@ static void udp_on_datagram(struct wsk_udp *u, const uint8_t *data, size_t len, 
     room_to_udp(s, data, len, from, from_len);
     room_to_tcp(s, data, len, NULL);
     room_to_ws(s, data, len);
+    room_to_redis(s, data, len);
 }
 
 static void udp_on_error(struct wsk_udp *u, int error, void *user_data)

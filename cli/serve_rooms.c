@@ -19,6 +19,9 @@
  * loopback. Refused: 403; a method but POST: 405; a body too long: 413 (the
  * library's, from max_http_body).
  *
+ * With --redis (serve_redis.c) every message published in a room here also
+ * goes to the room's clients on the other processes, and theirs come here.
+ *
  * Echo mode sends each message back to its sender. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +40,7 @@
 struct conn_info {
     struct serve_rate rate;
     bool is_over_rate; /* closed for it: what follows is not relayed */
+    bool is_joined;    /* subscribed to the room: --redis counts it */
     size_t room_len;
     char *room;  /* NUL-terminated too, for the log */
     char peer[]; /* "" without -v; then the room */
@@ -64,6 +68,7 @@ void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open
     }
     memset(&info->rate, 0, sizeof info->rate);
     info->is_over_rate = false;
+    info->is_joined = false;
     memcpy(info->peer, peer, peer_len + 1);
     info->room = info->peer + peer_len + 1;
     info->room_len = ev->path.len;
@@ -78,7 +83,15 @@ void serve_ws_open(struct serve *s, struct wsk_conn *conn, const struct wsk_open
                  info->room_len > 60 ? "..." : "",
                  rv == -EINVAL ? "name over 256 bytes" : wsk_strerror(rv));
         wsk_conn_close(conn, WSK_CLOSE_POLICY, rv == -EINVAL ? "room name too long" : NULL);
+        return;
     }
+    if (rv == 1 && serve_redis_join(s, info->room, info->room_len) < 0) {
+        cli_info("%s: out of memory joining room %.60s across processes; closing",
+                 wsk_conn_peer(conn), info->room);
+        wsk_conn_close(conn, WSK_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    info->is_joined = rv == 1;
 }
 
 static bool is_lobby(const char *room, size_t len)
@@ -118,6 +131,7 @@ void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_m
         wsk_server_publish(s->srv, info->room, info->room_len, msg->opcode, msg->data, msg->len);
     if (rv < 0)
         cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
+    serve_redis_publish(s, info->room, info->room_len, msg->opcode, msg->data, msg->len);
     if (is_lobby(info->room, info->room_len))
         serve_room_from_ws(s, msg->data, msg->len);
 }
@@ -137,6 +151,8 @@ void serve_ws_close(struct serve *s, struct wsk_conn *conn, const struct wsk_clo
         cli_log(CLI_DEBUG, "%s: handshake failed: %s", wsk_conn_peer(conn),
                 wsk_strerror(ev->error));
     }
+    if (info && info->is_joined)
+        serve_redis_leave(s, info->room, info->room_len);
     free(info);
     wsk_conn_set_data(conn, NULL);
 }
@@ -208,6 +224,7 @@ void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_eve
         answer(conn, 500, "500 Internal Server Error\n", NULL);
         return;
     }
+    serve_redis_publish(s, room, room_len, op, req->body, req->body_len);
     if (is_lobby(room, room_len))
         serve_room_from_ws(s, req->body, req->body_len);
     cli_verbose("%s: POST %.*s: %zu bytes to %d clients of %.*s", peer, (int)req->path.len,
