@@ -195,7 +195,7 @@ if [[ -d $PEERS/node_modules/playwright-core && -x /usr/bin/chromium ]]; then
             env HOME="$TEST_TMP" "$NODE" "$PEERS/chat_browser.mjs" \
             "http://127.0.0.1:$PORT/" "$WS_URL" "$TEST_TMP/chat.png" "^${DEFAULT_EXT}\$"
         check "the server logged the extension for every connection (-v)" \
-            bash -c "n=\$(grep -c 'open /' '$SERVER_ERR'); m=\$(grep -c 'open /, extensions permessage-deflate' '$SERVER_ERR');
+            bash -c "n=\$(grep -c 'open /' '$SERVER_ERR'); m=\$(grep -cE 'open /[^ ,]*, extensions permessage-deflate' '$SERVER_ERR');
                 echo \"\$m of \$n connections\"; ((n > 0 && n == m))"
         stop_server
     fi
