@@ -2,22 +2,30 @@
 # A fuzzing campaign: runs libFuzzer targets for a while, then grows the
 # committed corpus by the inputs that add coverage.
 #
-#   scripts/fuzz_campaign.sh [--jobs N] [--cpu] SECONDS [TARGET...]
+#   scripts/fuzz_campaign.sh [--jobs N] [--cpu | --top-up] SECONDS [TARGET...]
 #
 # Builds the libFuzzer targets (build/fuzz, clang, -DWSK_FUZZ=ON) and runs
 # every target in fuzz/ (or the named ones) for SECONDS each, N at a time
 # (default 1); with --cpu, until each has used SECONDS of CPU time (user+sys:
 # a niced run on a busy machine gets less CPU than wall time), in runs of at
-# most 10 minutes. Each target keeps a working corpus in
+# most 10 minutes; with --top-up, until the target's CPU time over every
+# campaign (the ledger, below) reaches SECONDS, so a campaign cut short can be
+# continued where it stopped. Each target keeps a working corpus in
 # build/fuzz-campaign/corpus-NAME that survives between campaigns; it starts
 # from that and fuzz/corpus/NAME, and writes new inputs only to the former.
 # Afterwards `-merge=1` copies into fuzz/corpus/NAME the working inputs that
 # add coverage to it, so the committed corpus grows by what matters only.
 #
+# Every run of at most 10 minutes appends "DATE TARGET CPU_S EXECS" to
+# build/fuzz-campaign/ledger.
+#
 # Prints per target: executions, final coverage (libFuzzer's cov: and ft:),
 # committed corpus size before and after, working corpus size, CPU seconds
-# (user+sys; a niced run gets less than its wall time), and crashes
-# (crash-, leak-, timeout-, oom- artifacts in build/fuzz-campaign/artifacts).
+# (user+sys; a niced run gets less than its wall time) in this campaign and
+# in the ledger, and crashes (crash-, leak-, timeout-, oom- artifacts in
+# build/fuzz-campaign/artifacts). A timeout that the input does not repeat
+# when replayed alone (a niced fuzzer starved by other work) is moved to
+# artifacts/unrepeated/ and not counted; slow-unit- files are not crashes.
 # Exits 1 if any target crashed or failed, 2 on bad usage.
 #
 # For a long run in the background on a shared machine:
@@ -26,15 +34,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2
     exit 2
 }
 
 jobs=1
 cpu_budget=0
+top_up=0
 while (($#)); do
     case $1 in
     --cpu) cpu_budget=1; shift ;;
+    --top-up) cpu_budget=1; top_up=1; shift ;;
     --jobs) jobs=${2:-}; shift 2 || usage ;;
     --jobs=*) jobs=${1#--jobs=}; shift ;;
     -h | --help) usage ;;
@@ -66,7 +76,12 @@ cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Re
 cmake --build build/fuzz -j "$jobs" --target "${targets[@]}"
 
 work=build/fuzz-campaign
-mkdir -p "$work/artifacts" "$work/logs"
+mkdir -p "$work/artifacts/unrepeated" "$work/logs"
+ledger=$work/ledger
+touch "$ledger"
+
+# ledger_cpu NAME: CPU seconds NAME has had over every campaign.
+ledger_cpu() { awk -v t="$1" '$2 == t { s += $3 } END { printf "%d", s }' "$ledger"; }
 fuzz_bin=$PWD/build/fuzz
 
 count_files() { find "$1" -maxdepth 1 -type f | wc -l; }
@@ -81,12 +96,14 @@ campaign() {
     # CPU seconds (user+sys) as well as wall: a niced run on a busy machine
     # gets less CPU than its wall time. With --cpu, runs follow each other
     # until the CPU time reaches the budget.
-    local TIMEFORMAT='%U %S' cpu_total=0 execs_total=0 run_s part
+    local TIMEFORMAT='%U %S' cpu_total=0 execs_total=0 run_s part part_execs had=0
+    ((top_up)) && had=$(ledger_cpu "$name")
     : >"$log"
     while :; do
         run_s=$seconds
         if ((cpu_budget)); then
-            run_s=$((seconds - cpu_total))
+            ((top_up && had + cpu_total >= seconds)) && break
+            run_s=$((seconds - had - cpu_total))
             ((run_s > 600)) && run_s=600
             ((run_s < 10)) && run_s=10
         fi
@@ -96,11 +113,23 @@ campaign() {
         cat "$log.part" >>"$log"
         part=$(awk '{ printf "%d", $1 + $2 }' "$work/logs/$name.time" 2>/dev/null || echo 0)
         cpu_total=$((cpu_total + part))
-        part=$(grep -o 'number_of_executed_units: *[0-9]*' "$log.part" | grep -o '[0-9]*$' | tail -1)
-        execs_total=$((execs_total + ${part:-0}))
-        ((cpu_budget && rc == 0 && cpu_total < seconds)) || break
+        part_execs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log.part" | grep -o '[0-9]*$' | tail -1)
+        execs_total=$((execs_total + ${part_execs:-0}))
+        echo "$(date -u +%FT%TZ) $name $part ${part_execs:-0}" >>"$ledger"
+        ((cpu_budget && rc == 0 && had + cpu_total < seconds)) || break
     done
     rm -f "$log.part"
+    # A niced fuzzer starved by other work may report a timeout that the input
+    # does not repeat alone: such artifacts are set aside, not counted.
+    local a
+    for a in "$work/artifacts/$name-timeout-"*; do
+        [[ -e $a ]] || continue
+        if "$fuzz_bin/$name" -timeout=10 -rss_limit_mb=2048 "$a" >/dev/null 2>&1; then
+            mv "$a" "$work/artifacts/unrepeated/"
+            ((rc == 70)) && rc=0 # libFuzzer's exit status for a timeout
+        fi
+    done
+    rm -f "$work/artifacts/$name-slow-unit-"*
     # Only inputs that add coverage to the committed corpus go into it.
     "$fuzz_bin/$name" -merge=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/artifacts/$name-" \
@@ -110,9 +139,9 @@ campaign() {
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     crashes=$(find "$work/artifacts" -maxdepth 1 -type f -name "$name-*" | wc -l)
-    printf '%s %s %s %s %s %s %s %s %s %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+    printf '%s %s %s %s %s %s %s %s %s %s %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
         "$before" "$after" "$(count_files "$corpus")" "$crashes" "$rc/$mrc" "${cpu:-?}" \
-        >"$work/logs/$name.result"
+        "$(ledger_cpu "$name")" >"$work/logs/$name.result"
 }
 
 echo "=== fuzzing ${#targets[@]} target(s) for ${seconds}s$( ((cpu_budget)) && echo " of CPU") each, $jobs at a time"
@@ -130,8 +159,8 @@ wait || true
 
 echo
 status=0
-printf '%-20s %12s %7s %8s %17s %8s %8s %8s  %s\n' target execs cov ft "corpus before>after" working \
-    crashes "cpu s" status
+printf '%-20s %12s %7s %8s %17s %8s %8s %8s %8s  %s\n' target execs cov ft "corpus before>after" working \
+    crashes "cpu s" "ledger s" status
 for name in "${targets[@]}"; do
     result=$work/logs/$name.result
     if [[ ! -f $result ]]; then
@@ -139,14 +168,14 @@ for name in "${targets[@]}"; do
         status=1
         continue
     fi
-    read -r _ execs cov ft before after working crashes rcs cpu <"$result"
+    read -r _ execs cov ft before after working crashes rcs cpu total <"$result"
     verdict=ok
     if ((crashes > 0)) || [[ $rcs != 0/0 ]]; then
         verdict="FAILED (fuzz/merge exit $rcs)"
         status=1
     fi
-    printf '%-20s %12s %7s %8s %8s > %-8s %8s %8s %8s  %s\n' "$name" "$execs" "$cov" "$ft" \
-        "$before" "$after" "$working" "$crashes" "$cpu" "$verdict"
+    printf '%-20s %12s %7s %8s %8s > %-8s %8s %8s %8s %8s  %s\n' "$name" "$execs" "$cov" "$ft" \
+        "$before" "$after" "$working" "$crashes" "$cpu" "$total" "$verdict"
     rm -f "$result"
 done
 if ((status)); then

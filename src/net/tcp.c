@@ -448,8 +448,12 @@ static void io_cb(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
         events |= WSK_IO_READ;
     if ((events & WSK_IO_READ) && !(t->flags & WSK__TCP_PAUSED))
         on_readable(t);
-    if (t->state != WSK__TCP_DEAD && t->st.out_bytes)
-        wsk__tcp_want_flush(t); /* answers written at the end of the iteration */
+    if (t->state == WSK__TCP_DEAD)
+        return;
+    if (t->flags & WSK__TCP_FAIL_SOON)
+        wsk__tcp_want_flush(t); /* ended on the flush round */
+    else if (t->st.out_bytes)
+        flush(t); /* answers written now, as the WebSocket connections do */
     else
         wsk__tcp_set_events(t);
 }
@@ -497,7 +501,11 @@ int wsk_tcp_send(struct wsk_tcp *t, const void *data, size_t len)
             return WSK_ECLOSED;
         }
         memcpy(p, (const uint8_t *)data + skip, n);
-        wsk__tcp_want_flush(t);
+        /* A connection answering its own input is flushed when its read
+         * ends (io_cb), before the next connection's: one segment in use,
+         * not one per connection of the iteration. */
+        if (!(t->flags & WSK__TCP_IN_READ))
+            wsk__tcp_want_flush(t);
     }
     if (t->st.out_bytes > ctx->cfg.max_send_queue) {
         t->flags |= WSK__TCP_WANT_DRAIN;
