@@ -116,20 +116,24 @@ campaign() {
         part_execs=$(grep -o 'number_of_executed_units: *[0-9]*' "$log.part" | grep -o '[0-9]*$' | tail -1)
         execs_total=$((execs_total + ${part_execs:-0}))
         echo "$(date -u +%FT%TZ) $name $part ${part_execs:-0}" >>"$ledger"
+        # A fuzzer starved by other work (niced, or stopped with SIGSTOP
+        # while something is measured) may report a timeout that the input
+        # does not repeat alone: set aside, not counted, and fuzzing goes on.
+        if ((rc == 70)); then # libFuzzer's exit status for a timeout
+            local a repeated=0
+            for a in "$work/artifacts/$name-timeout-"*; do
+                [[ -e $a ]] || continue
+                if "$fuzz_bin/$name" -timeout=10 -rss_limit_mb=2048 "$a" >/dev/null 2>&1; then
+                    mv "$a" "$work/artifacts/unrepeated/"
+                else
+                    repeated=1
+                fi
+            done
+            ((repeated)) || rc=0
+        fi
         ((cpu_budget && rc == 0 && had + cpu_total < seconds)) || break
     done
-    rm -f "$log.part"
-    # A niced fuzzer starved by other work may report a timeout that the input
-    # does not repeat alone: such artifacts are set aside, not counted.
-    local a
-    for a in "$work/artifacts/$name-timeout-"*; do
-        [[ -e $a ]] || continue
-        if "$fuzz_bin/$name" -timeout=10 -rss_limit_mb=2048 "$a" >/dev/null 2>&1; then
-            mv "$a" "$work/artifacts/unrepeated/"
-            ((rc == 70)) && rc=0 # libFuzzer's exit status for a timeout
-        fi
-    done
-    rm -f "$work/artifacts/$name-slow-unit-"*
+    rm -f "$log.part" "$work/artifacts/$name-slow-unit-"*
     # Only inputs that add coverage to the committed corpus go into it.
     "$fuzz_bin/$name" -merge=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/artifacts/$name-" \
