@@ -45,6 +45,9 @@ const char *cli_log_prog(void);
  * stderr. */
 typedef void (*cli_log_hook)(const char *line, size_t len, void *data);
 void cli_log_set_hook(cli_log_hook hook, void *data);
+/* Tags this thread's lines (wsk serve --threads: " [thread 2]"); NULL: none.
+ * tag must outlive the thread's logging. */
+void cli_log_set_thread_tag(const char *tag);
 
 /* Writes "prog: message\n" when verbosity >= level. Errors (level 0) always
  * show. */

@@ -79,14 +79,22 @@ int main(int argc, char **argv)
 
 /* ---- logging ------------------------------------------------------------ */
 
-/* The tool is one thread and logs from one place, so this is the only global
- * state the helpers keep. */
+/* Set once before any thread starts, read by all: the only global state the
+ * helpers keep. The hook is for one-thread commands (wsk connect). */
 static struct {
     const char *prog;
     int verbosity;
     cli_log_hook hook;
     void *hook_data;
 } log_state = {"wsk", CLI_NORMAL, NULL, NULL};
+
+/* wsk serve --threads: which thread said it, as " [thread 2]". */
+static _Thread_local const char *log_tag = "";
+
+void cli_log_set_thread_tag(const char *tag)
+{
+    log_tag = tag ? tag : "";
+}
 
 void cli_log_init(const char *prog, int verbosity)
 {
@@ -121,7 +129,7 @@ static void log_line(const char *label, const char *fmt, va_list ap)
     va_list ap2;
 
     va_copy(ap2, ap);
-    if (cli_buf_printf(&line, "%s: %s", log_state.prog, label) < 0 ||
+    if (cli_buf_printf(&line, "%s%s: %s", log_state.prog, log_tag, label) < 0 ||
         cli_buf_vprintf(&line, fmt, ap2) < 0 || cli_buf_append(&line, "\n", 1) < 0) {
         /* Out of memory: still say something. */
         fprintf(stderr, "%s: %s", log_state.prog, label);

@@ -109,15 +109,13 @@ static void on_library_log(int level, const char *msg, void *user_data)
  * signal is still handled: its default action would kill the server with no
  * close frames, and an operator running `kill -HUP` after a renewal should
  * not lose every client for it. */
-static void on_reload(struct wsk_loop *loop, int signo, void *data)
+void serve_reload(struct serve *s, bool is_quiet)
 {
-    struct serve *s = data;
     int rv;
 
-    (void)loop;
-    (void)signo;
     if (!s->opt.tls_cert) {
-        cli_info("SIGHUP: nothing to reload (no TLS)");
+        if (!is_quiet)
+            cli_info("SIGHUP: nothing to reload (no TLS)");
         return;
     }
     s->is_capturing_log = true;
@@ -128,8 +126,29 @@ static void on_reload(struct wsk_loop *loop, int signo, void *data)
         cli_error("SIGHUP: cannot reload the TLS certificate and key, still using the old ones: "
                   "%s",
                   s->log_error[0] ? s->log_error : wsk_strerror(rv));
-    else
+    else if (!is_quiet)
         cli_info("SIGHUP: TLS certificate and key reloaded");
+}
+
+static void on_reload(struct wsk_loop *loop, int signo, void *data)
+{
+    struct serve *s = data;
+
+    (void)loop;
+    (void)signo;
+    serve_reload(s, false);
+    serve_threads_reload(s); /* the other threads' servers, quietly */
+}
+
+void serve_shutdown(struct serve *s)
+{
+    if (s->is_shutting_down)
+        return;
+    s->is_shutting_down = true;
+    if (s->srv)
+        wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
+    serve_raw_shutdown(s);
+    serve_redis_shutdown(s);
 }
 
 static void on_signal(struct wsk_loop *loop, int signo, void *data)
@@ -145,13 +164,10 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
         serve_exec_kill_all(s);
         _exit(128 + signo);
     }
-    s->is_shutting_down = true;
     cli_info("shutting down (%s again to exit at once)",
              signo == SIGINT ? "Ctrl-C" : "the same signal");
-    if (s->srv)
-        wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
-    serve_raw_shutdown(s);
-    serve_redis_shutdown(s);
+    serve_shutdown(s);
+    serve_threads_shutdown(s);
 }
 
 /* ---- running ------------------------------------------------------------- */
@@ -181,15 +197,21 @@ const char *serve_listen_hint(int err, uint16_t port)
 }
 
 /* One line per listener, in the order given, with the port bound. */
-static void print_banner(const struct serve *s)
+void serve_print_banner(const struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
     const char *tls = opt->tls_cert ? "s" : "";
-    const char *mode = opt->mode == SERVE_ECHO    ? "echo"
-                       : opt->mode == SERVE_EXEC  ? "exec"
-                       : opt->mode == SERVE_PROXY ? "proxy"
-                                                  : "broadcast";
+    const char *mode_name = opt->mode == SERVE_ECHO    ? "echo"
+                            : opt->mode == SERVE_EXEC  ? "exec"
+                            : opt->mode == SERVE_PROXY ? "proxy"
+                                                       : "broadcast";
     const struct serve_listen *first_ws = NULL;
+    char mode[48];
+
+    if (opt->threads > 1)
+        snprintf(mode, sizeof mode, "%s, %u threads", mode_name, opt->threads);
+    else
+        snprintf(mode, sizeof mode, "%s", mode_name);
 
     for (size_t i = 0; i < opt->num_listens; i++) {
         const struct serve_listen *sl = &opt->listens[i];
@@ -292,7 +314,7 @@ static int ws_start(struct serve *s)
     return 0;
 }
 
-static int run(struct serve *s)
+int serve_start(struct serve *s)
 {
     const struct serve_options *opt = &s->opt;
     int rv;
@@ -307,6 +329,12 @@ static int run(struct serve *s)
         return rv;
     if (opt->redis_url && (rv = serve_redis_start(s)) != 0)
         return rv;
+    return 0;
+}
+
+int serve_set_signals(struct serve *s)
+{
+    int rv;
 
     if ((rv = wsk_loop_signal(s->loop, SIGINT, on_signal, s)) < 0 ||
         (rv = wsk_loop_signal(s->loop, SIGTERM, on_signal, s)) < 0 ||
@@ -314,8 +342,30 @@ static int run(struct serve *s)
         cli_error("cannot handle signals: %s", wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }
+    return 0;
+}
 
-    print_banner(s);
+void serve_free_instance(struct serve *s)
+{
+    wsk_server_free(s->srv);
+    s->srv = NULL;
+    serve_raw_free(s);
+    serve_exec_free(s);
+    serve_redis_free(s);
+    cli_buf_reset(&s->scratch);
+    if (s->loop && wsk_loop_free(s->loop) == 0)
+        s->loop = NULL;
+}
+
+static int run(struct serve *s)
+{
+    int rv;
+
+    if (s->opt.threads > 1)
+        return serve_run_threads(s);
+    if ((rv = serve_start(s)) != 0 || (rv = serve_set_signals(s)) != 0)
+        return rv;
+    serve_print_banner(s);
     rv = cli_loop_run(s->loop);
     serve_print_counters(s);
     if (rv != 0)
@@ -343,12 +393,8 @@ int cli_serve(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         status = run(&s);
     }
-    wsk_server_free(s.srv);
-    serve_raw_free(&s);
-    serve_exec_free(&s);
-    serve_redis_free(&s);
+    serve_free_instance(&s);
     free(s.proxy_host);
-    wsk_loop_free(s.loop);
     for (size_t i = 0; i < s.opt.num_listens; i++)
         cli_listen_addr_reset(&s.opt.listens[i].addr);
     cli_strv_reset(&s.opt.origins);

@@ -64,6 +64,7 @@ struct serve_options {
     uint32_t rate_limit;    /* messages a second per connection; 0: none */
     const char *redis_url;  /* --redis: rooms across processes */
     uint64_t redis_max_queue;
+    unsigned threads; /* --threads: loops (and threads) in the process, >= 1 */
 };
 
 /* A token bucket: --rate-limit per connection. */
@@ -74,6 +75,8 @@ struct serve_rate {
 
 struct exec_child;
 struct serve_redis;
+struct serve_group;
+struct serve_inbox;
 
 struct udp_listener {
     struct wsk_udp *sock;
@@ -106,12 +109,51 @@ struct serve {
     uint64_t rate_closed;  /* connections closed over the --rate-limit */
     struct serve_redis *redis;
     uint64_t redis_unsent; /* messages that did not reach other processes */
+    /* --threads (serve_threads.c): the process's other instances, and what
+     * they hand this one. NULL with one thread. */
+    struct serve_group *group;
+    struct serve_inbox *inbox;
+    unsigned index;         /* 0: the main thread's, which handles signals */
+    uint64_t thread_behind; /* messages not handed to another thread (its inbox full) */
+    char tag[24];           /* " [thread 2]" in its log lines */
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
      * one line. */
     bool is_capturing_log;
     char log_error[512];
 };
+
+/* Creates s's loop, server, listeners and Redis link (serve.c). Returns 0
+ * or an exit status after saying why. */
+int serve_start(struct serve *s);
+/* Sets the signal handlers (on the main instance) and says where it listens. */
+int serve_set_signals(struct serve *s);
+void serve_print_banner(const struct serve *s);
+/* SIGTERM's work on one instance; SIGHUP's. */
+void serve_shutdown(struct serve *s);
+void serve_reload(struct serve *s, bool is_quiet);
+/* Frees what serve_start() made, the options excepted. */
+void serve_free_instance(struct serve *s);
+
+/* A message published in room here (already delivered to this instance's
+ * clients): to the other threads' clients and the other processes'. */
+void serve_room_others(struct serve *s, const char *room, size_t room_len, enum wsk_opcode opcode,
+                       const void *data, size_t len);
+/* A message from another thread or process: to this instance's clients of
+ * room (the lobby's TCP and UDP peers too). */
+void serve_room_deliver(struct serve *s, const char *room, size_t room_len, enum wsk_opcode opcode,
+                        const void *data, size_t len);
+
+/* --threads N (serve_threads.c): runs s and N - 1 copies of it, each on its
+ * own loop and thread, all listening on the same ports (SO_REUSEPORT).
+ * Returns an exit status. */
+int serve_run_threads(struct serve *s);
+/* The main instance's signals, passed to the others. */
+void serve_threads_shutdown(struct serve *s);
+void serve_threads_reload(struct serve *s);
+/* The node id every instance of this process gives Redis (8 bytes), or
+ * NULL with one thread. */
+const uint8_t *serve_threads_node(const struct serve *s);
 
 /* Options (serve_options.c). Returns 0 to run, -1 after --help, or an exit
  * status (> 0) for an error, after saying why. */

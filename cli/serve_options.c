@@ -1,10 +1,12 @@
 /* wsk serve: the options, their help and their checks. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "serve.h"
 
@@ -18,6 +20,7 @@
 #define DEFAULT_MAX_PROCS         256u
 #define DEFAULT_EXEC_GRACE_MS     2000u
 #define DEFAULT_REDIS_MAX_QUEUE   (16u * 1024 * 1024)
+#define MAX_THREADS               256u
 
 static const char serve_usage[] =
     "usage: wsk serve [options]\n"
@@ -104,7 +107,15 @@ static const char serve_usage_more[] =
     "                         process, counted; it is retried until it is back\n"
     "  --redis-max-queue BYTES\n"
     "                         most bytes waiting to go to Redis; past it messages\n"
-    "                         stay on this process, counted (default 16M)\n";
+    "                         stay on this process, counted (default 16M)\n"
+    "  --threads N|auto       run N event loops in N threads (auto: one per CPU\n"
+    "                         this process may use). They share the ports\n"
+    "                         (SO_REUSEPORT: the kernel spreads new connections)\n"
+    "                         and the rooms: a message reaches the room's clients\n"
+    "                         on every thread, once each; --max-connections is\n"
+    "                         shared out. Not with --exec, whose programs use the\n"
+    "                         other cores (default 1: one core, and every\n"
+    "                         message in one order)\n";
 
 static const char serve_usage_limits[] =
     "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
@@ -207,6 +218,7 @@ enum {
     OPT_RATE_LIMIT,
     OPT_REDIS,
     OPT_REDIS_MAX_QUEUE,
+    OPT_THREADS,
 };
 
 static const struct option serve_longopts[] = {
@@ -241,6 +253,7 @@ static const struct option serve_longopts[] = {
     {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-max-queue", required_argument, NULL, OPT_REDIS_MAX_QUEUE},
+    {"threads", required_argument, NULL, OPT_THREADS},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -321,6 +334,16 @@ static int check_ws_only(const struct serve_options *opt, bool deflate_given)
     return 0;
 }
 
+/* The CPUs this process may run on (taskset, cgroup cpusets), at least 1. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 int serve_parse_options(struct serve_options *opt, int argc, char **argv)
 {
@@ -341,6 +364,7 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
     opt->exec_grace_ms = DEFAULT_EXEC_GRACE_MS;
     opt->verbosity = CLI_NORMAL;
     opt->redis_max_queue = DEFAULT_REDIS_MAX_QUEUE;
+    opt->threads = 1;
 
     opterr = 0;
     optind = 1;
@@ -414,6 +438,16 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
                 !opt->redis_max_queue)
                 return cli_usage_error("--redis-max-queue '%s': expected a size like 16M", optarg);
             break;
+        case OPT_THREADS: {
+            uint64_t n;
+            if (strcmp(optarg, "auto") == 0)
+                n = usable_cpus();
+            else if (cli_parse_count(optarg, 1, MAX_THREADS, &n) < 0)
+                return cli_usage_error("--threads '%s': expected a number from 1 to %u, or auto",
+                                       optarg, MAX_THREADS);
+            opt->threads = (unsigned)(n < MAX_THREADS ? n : MAX_THREADS);
+            break;
+        }
         case OPT_STATIC:
             if (!*optarg)
                 return cli_usage_error("--static needs a directory");
@@ -550,6 +584,9 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
          !serve_has_kind(opt, LISTEN_WS)))
         return cli_usage_error("--exec runs a program per WebSocket connection: every --listen "
                                "must be a WebSocket listener");
+    if (opt->mode == SERVE_EXEC && opt->threads > 1)
+        return cli_usage_error("--threads: not with --exec (each connection runs a program, and "
+                               "the programs use the other cores)");
     if (opt->mode == SERVE_PROXY && serve_has_kind(opt, LISTEN_UDP))
         return cli_usage_error("--proxy relays WebSocket and TCP connections, not udp://");
     if ((rv = serve_redis_check(opt)) != 0)

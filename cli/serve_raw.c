@@ -138,11 +138,13 @@ static void room_to_ws(struct serve *s, const uint8_t *data, size_t len)
         cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
 }
 
-/* A lobby line or datagram: to the lobby on the other processes (--redis). */
-static void room_to_redis(struct serve *s, const uint8_t *data, size_t len)
+/* A lobby line or datagram: to the lobby on the other threads and processes. */
+static void room_to_others(struct serve *s, const uint8_t *data, size_t len)
 {
+    if (!s->group && !s->redis)
+        return;
     enum wsk_opcode op = wsk_utf8_valid(data, len) ? WSK_OP_TEXT : WSK_OP_BINARY;
-    serve_redis_publish(s, "/", 1, op, data, len);
+    serve_room_others(s, "/", 1, op, data, len);
 }
 
 void serve_room_from_ws(struct serve *s, const uint8_t *data, size_t len)
@@ -193,7 +195,7 @@ static void tcp_line(struct serve *s, struct wsk_tcp *t, const uint8_t *line, si
     room_to_tcp(s, line, len, t);
     room_to_ws(s, line, len);
     room_to_udp(s, line, len, NULL, 0);
-    room_to_redis(s, line, len);
+    room_to_others(s, line, len);
 }
 
 static void tcp_on_data(struct wsk_tcp *t, const uint8_t *data, size_t len, void *user_data)
@@ -340,7 +342,7 @@ static void udp_on_datagram(struct wsk_udp *u, const uint8_t *data, size_t len, 
     room_to_udp(s, data, len, from, from_len);
     room_to_tcp(s, data, len, NULL);
     room_to_ws(s, data, len);
-    room_to_redis(s, data, len);
+    room_to_others(s, data, len);
 }
 
 static void udp_on_error(struct wsk_udp *u, int error, void *user_data)
@@ -374,6 +376,7 @@ int serve_raw_start(struct serve *s)
             cfg.handlers.on_datagram = udp_on_datagram;
             cfg.handlers.on_error = udp_on_error;
             cfg.user_data = l;
+            cfg.reuse_port = opt->reuse_port;
             cfg.max_datagram =
                 opt->max_message < UDP_MAX_PAYLOAD ? (size_t)opt->max_message : UDP_MAX_PAYLOAD;
             if (cfg.max_datagram == 0)

@@ -403,14 +403,8 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *data)
     size_t room_len = chan->len - CHANNEL_PREFIX_LEN;
     const uint8_t *msg = e + ENVELOPE_HEAD;
     size_t msg_len = env->len - ENVELOPE_HEAD;
-    if (r->s->srv) {
-        int rv = wsk_server_publish(r->s->srv, room, room_len, (enum wsk_opcode)e[1], msg, msg_len);
-        if (rv < 0)
-            cli_log(CLI_NORMAL, "redis: a message for %.*s could not be delivered: %s",
-                    (int)room_len, room, wsk_strerror(rv));
-    }
-    if (room_len == 1 && room[0] == '/')
-        serve_room_from_ws(r->s, msg, msg_len);
+    /* Every thread of this process has its own link, and gets this too. */
+    serve_room_deliver(r->s, room, room_len, (enum wsk_opcode)e[1], msg, msg_len);
 }
 
 /* ---- connections --------------------------------------------------------------- */
@@ -601,7 +595,12 @@ int serve_redis_start(struct serve *s)
     r->sub.is_sub = true;
     wsk_timer_init(&r->retry, on_retry, r);
     wsk_timer_init(&r->stop_timer, on_stop_timeout, r);
-    if (getrandom(r->node, sizeof r->node, 0) != sizeof r->node ||
+    /* One id for every thread of the process: a message published on one
+     * reached the others through serve_threads.c already. */
+    const uint8_t *node = serve_threads_node(s);
+    if (node)
+        memcpy(r->node, node, sizeof r->node);
+    if ((!node && getrandom(r->node, sizeof r->node, 0) != sizeof r->node) ||
         getrandom(&r->seed, sizeof r->seed, 0) != sizeof r->seed) {
         cli_error("--redis: cannot get random bytes for the node id: %s", wsk_strerror(-errno));
         return CLI_EXIT_FAILURE;

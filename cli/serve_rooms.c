@@ -19,8 +19,9 @@
  * loopback. Refused: 403; a method but POST: 405; a body too long: 413 (the
  * library's, from max_http_body).
  *
- * With --redis (serve_redis.c) every message published in a room here also
- * goes to the room's clients on the other processes, and theirs come here.
+ * With --threads (serve_threads.c) and --redis (serve_redis.c) every message
+ * published in a room here also goes to the room's clients on the other
+ * threads and processes, and theirs come here (serve_room_others()).
  *
  * Echo mode sends each message back to its sender. */
 #include <arpa/inet.h>
@@ -131,7 +132,7 @@ void serve_ws_message(struct serve *s, struct wsk_conn *conn, const struct wsk_m
         wsk_server_publish(s->srv, info->room, info->room_len, msg->opcode, msg->data, msg->len);
     if (rv < 0)
         cli_log(CLI_NORMAL, "broadcast failed: %s", wsk_strerror(rv));
-    serve_redis_publish(s, info->room, info->room_len, msg->opcode, msg->data, msg->len);
+    serve_room_others(s, info->room, info->room_len, msg->opcode, msg->data, msg->len);
     if (is_lobby(info->room, info->room_len))
         serve_room_from_ws(s, msg->data, msg->len);
 }
@@ -224,7 +225,7 @@ void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_eve
         answer(conn, 500, "500 Internal Server Error\n", NULL);
         return;
     }
-    serve_redis_publish(s, room, room_len, op, req->body, req->body_len);
+    serve_room_others(s, room, room_len, op, req->body, req->body_len);
     if (is_lobby(room, room_len))
         serve_room_from_ws(s, req->body, req->body_len);
     cli_verbose("%s: POST %.*s: %zu bytes to %d clients of %.*s", peer, (int)req->path.len,

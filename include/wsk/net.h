@@ -200,6 +200,9 @@ struct wsk_udp_config {
     struct wsk_udp_handlers handlers;
     void *user_data;
     size_t max_datagram; /* default 65507 (the largest UDP payload over IPv4) */
+    bool reuse_port;     /* wsk_udp_bind(): SO_REUSEPORT, so that sockets of several
+                            threads or processes share the port (the kernel picks one
+                            per sender by its address, so a sender keeps to one) */
 };
 
 /* Fills cfg with the defaults. Cannot fail. */

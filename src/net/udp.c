@@ -134,7 +134,11 @@ static int open_udp(struct wsk_udp **out, struct wsk_loop *loop, const char *hos
                 rv = -errno;
                 continue;
             }
-            int ok = connect_it ? connect(fd, ai->ai_addr, ai->ai_addrlen)
+            int one = 1, ok = 0;
+            if (!connect_it && cfg && cfg->reuse_port)
+                ok = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            if (ok == 0)
+                ok = connect_it ? connect(fd, ai->ai_addr, ai->ai_addrlen)
                                 : bind(fd, ai->ai_addr, ai->ai_addrlen);
             if (ok < 0) {
                 rv = -errno;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """WebSocket clients spread over several wsk serve --redis processes.
 
-  cluster_peer.py mesh REDIS_PORT BASE_A BASE_B [K]
+  cluster_peer.py mesh REDIS_PORT BASE_A BASE_B [K [LOG_A LOG_B]]
 
 Opens clients in several rooms on both processes (two on each side of
 /r1 and /r2, one on each side of /bin, one on /only-a on A only), waits until
@@ -12,6 +12,11 @@ process and its own included, exactly once, each sender's in order, and
 nothing from another room. Prints "ok: WHAT" or "FAIL: WHAT (details)";
 exits 0 when all holds. Every wait has a timeout.
 
+With wsk serve --threads, each thread with clients in a room subscribes on
+its own: give the processes' -v logs (LOG_A LOG_B), whose "[thread N]: PEER:
+open ROOM" lines say which threads have clients where. A REDIS_PORT of "-"
+waits for no Redis: the threads of one process (BASE_A = BASE_B).
+
   cluster_peer.py listen URL N SECONDS
 
 Prints "connected", then N messages ("text: ..." or "binary: HEX"), each
@@ -19,6 +24,7 @@ within SECONDS, and exits 0 (1 on timeout).
 """
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,7 +66,25 @@ def sender_of(msg):
     return (room, who, int(i))
 
 
-async def mesh(port, base_a, base_b, k):
+OPEN_LINE = re.compile(r"^wsk serve(?: \[thread (\d+)\])?: [^ ]+: open ([^ ,]+)")
+
+
+def subscribers_from_logs(logs, rooms):
+    """Channel -> how many (process, thread) pairs have clients in it."""
+    seen = set()
+    for n, path in enumerate(logs):
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = OPEN_LINE.match(line)
+                if m and m.group(2) in rooms:
+                    seen.add((n, m.group(1) or "0", m.group(2)))
+    want = {}
+    for _, _, room in seen:
+        want["wsk:room:" + room] = want.get("wsk:room:" + room, 0) + 1
+    return want
+
+
+async def mesh(port, base_a, base_b, k, logs=None):
     plan = [("/r1", "A", 2), ("/r1", "B", 2), ("/r2", "A", 2), ("/r2", "B", 2),
             ("/bin", "A", 1), ("/bin", "B", 1), ("/only-a", "A", 1)]
     clients = []
@@ -70,7 +94,9 @@ async def mesh(port, base_a, base_b, k):
             ws = await asyncio.wait_for(websockets.connect(base + room, max_size=None), T)
             clients.append((room, "%s%d" % (side, j), ws))
     want = {"wsk:room:/r1": 2, "wsk:room:/r2": 2, "wsk:room:/bin": 2, "wsk:room:/only-a": 1}
-    if not await wait_subscribed(port, want):
+    if logs:
+        want = subscribers_from_logs(logs, {room for room, _, _ in plan})
+    if port != "-" and not await wait_subscribed(port, want):
         return False
     sent = {}
     for room, who, ws in clients:
@@ -118,7 +144,7 @@ async def mesh(port, base_a, base_b, k):
     for _, _, ws in clients:
         await ws.close()
     if ok:
-        print("ok: %d clients in 4 rooms on 2 processes, %d messages each: every one "
+        print("ok: %d clients in 4 rooms on 2 servers, %d messages each: every one "
               "received once, in order per sender, none across rooms" % (len(clients), k),
               flush=True)
     return ok
@@ -142,7 +168,8 @@ def main():
         print(__doc__)
         return 2
     k = int(sys.argv[5]) if len(sys.argv) > 5 else 50
-    return 0 if asyncio.run(mesh(int(sys.argv[2]), sys.argv[3], sys.argv[4], k)) else 1
+    logs = sys.argv[6:8] if len(sys.argv) > 7 else None
+    return 0 if asyncio.run(mesh(sys.argv[2], sys.argv[3], sys.argv[4], k, logs)) else 1
 
 
 if __name__ == "__main__":
