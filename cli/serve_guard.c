@@ -123,6 +123,8 @@ void serve_print_counters(const struct serve *s)
         (unsigned long long)st.slow_dropped, st.slow_dropped == 1 ? "" : "s");
     ADD(s->redis_unsent, "%s%llu message%s not sent to other processes (Redis down or behind)",
         n ? ", " : "", (unsigned long long)s->redis_unsent, s->redis_unsent == 1 ? "" : "s");
+    ADD(s->thread_behind, "%s%llu message%s not handed to a thread that was behind", n ? ", " : "",
+        (unsigned long long)s->thread_behind, s->thread_behind == 1 ? "" : "s");
 #undef ADD
     if (n)
         cli_info("%s", line);
