@@ -406,3 +406,29 @@ connect_fails()
         return 1
     fi
 }
+
+REDIS_PORT=
+REDIS_PID=
+
+# start_redis [PORT]: a redis-server of our own (a free port unless given),
+# without persistence; waits (10 s) for PING.
+start_redis()
+{
+    local port=${1:-} i
+    if [[ -z $port ]]; then
+        hold_dead_port || return 1
+        port=$DEAD_PORT
+        stop_pid "$LISTENER_PID" # frees the port for redis-server
+    fi
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$TEST_TMP/redis.log" 2>&1 &
+    REDIS_PID=$!
+    track_pid "$REDIS_PID"
+    REDIS_PORT=$port
+    for ((i = 0; i < 200; i++)); do
+        [[ $(redis-cli -p "$port" PING 2>/dev/null) == PONG ]] && return 0
+        sleep 0.05
+    done
+    echo "redis-server on port $port did not answer PING"
+    return 1
+}
