@@ -133,6 +133,73 @@ check "POST on A after the restart: 200" test "$(post "$A_PORT" 'after' /publish
 check "... reaches /o on B" wait_pid "$B_O" 20
 check "... and only what came after the outage" grep -qx 'text: after' "$TEST_TMP/ob.out"
 
+echo "== Redis down at start, a wrong password, a Redis that stops answering"
+hold_dead_port || finish
+LATE_PORT=$DEAD_PORT
+stop_pid "$LISTENER_PID"
+start_server -v --redis "redis://127.0.0.1:$LATE_PORT" || finish
+L_PID=$SERVER_PID L_PORT=$PORT L_ERR=$SERVER_ERR
+check "Redis down at start: one clear line, and wsk serve runs on" \
+    wait_for_line "$L_ERR" "redis: cannot reach 127.0.0.1:$LATE_PORT: Connection refused" 10
+listener la "ws://127.0.0.1:$L_PORT/late" 1 && L_LISTEN=$LISTEN_PID
+check "... POST meanwhile: 200" test "$(post "$L_PORT" 'local only' /publish/late)" = 200
+check "... delivered locally" got "$L_LISTEN"
+SAVED_PORT=$REDIS_PORT SAVED_PID=$REDIS_PID
+start_redis "$LATE_PORT" || fail "start the late redis-server"
+check "... Redis started later: the process joins without restart" \
+    wait_for_line "$L_ERR" 'redis: .* is back after' 15
+stop_pid "$L_PID" 5
+check "... and exits 0 on SIGTERM" test "$STOP_STATUS" = 0
+stop_pid "$REDIS_PID" 5
+
+hold_dead_port || finish
+AUTH_PORT=$DEAD_PORT
+stop_pid "$LISTENER_PID"
+redis-server --port "$AUTH_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --requirepass 's3cret' >"$TEST_TMP/redis-auth.log" 2>&1 &
+AUTH_PID=$!
+track_pid "$AUTH_PID"
+for ((i = 0; i < 200; i++)); do
+    redis-cli -p "$AUTH_PORT" -a s3cret --no-auth-warning PING 2>/dev/null | grep -q PONG && break
+    sleep 0.05
+done
+start_server -v --redis "redis://:wrong@127.0.0.1:$AUTH_PORT" || finish
+W_PID=$SERVER_PID W_ERR=$SERVER_ERR
+check "a wrong password: one clear line naming Redis's refusal" \
+    wait_for_line "$W_ERR" "redis: cannot reach 127.0.0.1:$AUTH_PORT: WRONGPASS" 10
+sleep 0.5 # retries while refused must not log again
+check "... once (each retry's reason only with -v)" test "$(grep -c 'cannot reach' "$W_ERR")" = 1
+server_alive "... and wsk serve runs on"
+stop_pid "$W_PID" 5
+start_server -v --redis "redis://:s3cret@127.0.0.1:$AUTH_PORT" || finish
+R_PID=$SERVER_PID R_PORT=$PORT R_ERR=$SERVER_ERR
+listener ra "ws://127.0.0.1:$R_PORT/auth" 1000 && R_LISTEN=$LISTEN_PID
+check "the right password: subscribed" bash -c '
+    for ((i = 0; i < 200; i++)); do
+        [[ $(redis-cli -p "$0" -a s3cret --no-auth-warning PUBSUB NUMSUB wsk:room:/auth |
+            tail -1) == 1 ]] && exit 0
+        sleep 0.05
+    done; exit 1' "$AUTH_PORT"
+# A Redis that stops answering (SIGSTOP): PUBLISHes wait unanswered up to
+# --redis-max-queue; past it messages stay here, counted; local delivery
+# goes on; when Redis answers again nothing is lost that was queued.
+stop_pid "$R_PID" 5
+start_server -v --redis "redis://:s3cret@127.0.0.1:$AUTH_PORT" --redis-max-queue 8k || finish
+R_PID=$SERVER_PID R_PORT=$PORT R_ERR=$SERVER_ERR
+listener rb "ws://127.0.0.1:$R_PORT/slow" 40 && R_LISTEN=$LISTEN_PID
+kill -STOP "$AUTH_PID"
+body=$(head -c 1000 /dev/zero | tr '\0' x)
+codes=$(for i in $(seq 40); do post "$R_PORT" "$body" /publish/slow; echo; done | sort | uniq -c |
+    tr -s ' \n' ' ')
+kill -CONT "$AUTH_PID"
+check "Redis stopped: 40 POSTs of 1,000 bytes all answered 200 ($codes)" \
+    test "$(echo $codes)" = "40 200"
+check "... and all 40 delivered locally" got "$R_LISTEN"
+stop_pid "$R_PID" 5
+check "... the ones past --redis-max-queue 8k counted at exit" \
+    grep -Eq '[0-9]+ messages? not sent to other processes' "$R_ERR"
+REDIS_PORT=$SAVED_PORT REDIS_PID=$SAVED_PID
+
 echo "== SIGTERM"
 stop_pid "$A_PID" 5
 check "A drains and exits 0 on SIGTERM" test "$STOP_STATUS" = 0
