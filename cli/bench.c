@@ -88,10 +88,12 @@
 #define FD_MARGIN        64
 
 static const char bench_usage[] =
-    "usage: wsk bench URL [options]\n"
+    "usage: wsk bench URL [URL...] [options]\n"
     "\n"
     "Puts load on the WebSocket server at URL (ws://HOST[:PORT][/PATH]) and reports\n"
-    "what it sustained. Every message is checked byte for byte.\n"
+    "what it sustained. Every message is checked byte for byte. With several URLs\n"
+    "(up to 8: servers that share rooms, e.g. wsk serve --redis) the connections\n"
+    "go to them in turn; the fanout sender to the first.\n"
     "\n"
     "modes (--mode):\n"
     "  echo       each connection keeps IN_FLIGHT messages outstanding against an\n"
@@ -152,8 +154,12 @@ enum bench_mode {
 
 static const char *const mode_names[] = {"echo", "raw-echo", "connect", "idle", "fanout"};
 
+#define MAX_URLS 8
+
 struct bench_options {
-    const char *url;
+    const char *url; /* the first of urls */
+    const char *urls[MAX_URLS];
+    size_t num_urls;
     enum bench_mode mode;
     uint64_t connections;
     uint64_t size;
@@ -272,9 +278,12 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage_error("a URL is needed, like ws://127.0.0.1:8080/");
-    opt->url = argv[optind++];
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    while (optind < argc) {
+        if (opt->num_urls == MAX_URLS)
+            return cli_usage_error("at most %d URLs", MAX_URLS);
+        opt->urls[opt->num_urls++] = argv[optind++];
+    }
+    opt->url = opt->urls[0];
 
     if (opt->mode == MODE_FANOUT) {
         if (opt->size < HDR_LEN)
@@ -639,7 +648,7 @@ struct worker {
 
 struct bench {
     struct bench_options opt;
-    struct bench_target target;
+    struct bench_target targets[MAX_URLS]; /* connection i goes to i % num_urls */
     struct worker *workers;
     size_t num_workers;
     struct bconn *conns;
@@ -654,6 +663,14 @@ struct bench {
     uint64_t go_ns;
     uint64_t stop_ns;
 };
+
+/* Where connection c goes: the URLs in turn (the fanout sender, connection
+ * 0, to the first). */
+static const struct bench_target *target_of(const struct bconn *c)
+{
+    const struct bench *b = c->w->b;
+    return &b->targets[c->id % b->opt.num_urls];
+}
 
 static uint64_t rel_ns(const struct bench *b)
 {
@@ -883,12 +900,13 @@ static void on_connected(struct bconn *c)
     uint8_t random16[16];
     rng_bytes(w, random16, sizeof random16);
     wsk_handshake_client_key(random16, c->key);
+    const struct bench_target *t = target_of(c);
     struct wsk_handshake_client_request req = {
-        .host = b->target.host,
-        .target = b->target.target,
+        .host = t->host,
+        .target = t->target,
         .key = c->key,
     };
-    size_t cap = 512 + strlen(b->target.host) + strlen(b->target.target);
+    size_t cap = 512 + strlen(t->host) + strlen(t->target);
     uint8_t *p = conn_reserve(c, cap);
     if (!p) {
         conn_fail(c, ERR_CONNECT, "out of memory");
@@ -919,7 +937,8 @@ static void conn_open(struct bconn *c)
     c->has_failed = false;
     c->sent = c->received = 0;
     c->out_off = c->out_len = 0;
-    fd = socket(b->target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const struct bench_target *t = target_of(c);
+    fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         conn_fail(c, ERR_CONNECT, "socket: %s", strerror(errno));
         return;
@@ -930,9 +949,9 @@ static void conn_open(struct bconn *c)
     c->started_ns = now_ns();
     c->deadline_ms = wsk_loop_now(w->loop) + OPEN_TIMEOUT_MS;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (b->target.is_loopback4)
+    if (t->is_loopback4)
         bind_source(fd, (uint32_t)b->opt.source_base, c->id);
-    rv = connect(fd, (const struct sockaddr *)&b->target.addr, b->target.addr_len);
+    rv = connect(fd, (const struct sockaddr *)&t->addr, t->addr_len);
     if (rv < 0 && errno != EINPROGRESS) {
         conn_fail(c, ERR_CONNECT, "connect: %s", strerror(errno));
         return;
@@ -1921,8 +1940,10 @@ static void teardown(struct bench *b)
     free(b->workers);
     free(b->conns);
     free(b->pattern);
-    free(b->target.host);
-    free(b->target.target);
+    for (size_t i = 0; i < MAX_URLS; i++) {
+        free(b->targets[i].host);
+        free(b->targets[i].target);
+    }
 }
 
 /* ---- main thread: time, progress, result --------------------------------- */
@@ -2124,6 +2145,14 @@ static void report_json(const struct bench *b, const struct totals *t, double se
 
     printf("{\"mode\":\"%s\",\"url\":", mode_names[opt->mode]);
     json_string(opt->url);
+    if (opt->num_urls > 1) {
+        printf(",\"urls\":[");
+        for (size_t i = 0; i < opt->num_urls; i++) {
+            printf(i ? "," : "");
+            json_string(opt->urls[i]);
+        }
+        printf("]");
+    }
     printf(",\"connections\":%llu,\"size\":%llu,\"in_flight\":%llu,\"binary\":%s,"
            "\"threads\":%zu,\"rate\":%llu,\"duration_s\":%.3f,\"interrupted\":%s,"
            "\"opened\":%llu,\"open_failed\":%llu",
@@ -2192,7 +2221,10 @@ static void report_text(const struct bench *b, const struct totals *t, double se
         snprintf(size, sizeof size, "%llu KiB", (unsigned long long)(opt->size >> 10));
     else
         snprintf(size, sizeof size, "%llu B", (unsigned long long)opt->size);
-    printf("wsk bench %s %s\n", mode_names[opt->mode], opt->url);
+    printf("wsk bench %s", mode_names[opt->mode]);
+    for (size_t i = 0; i < opt->num_urls; i++)
+        printf(" %s", opt->urls[i]);
+    printf("\n");
     switch (opt->mode) {
     case MODE_ECHO:
     case MODE_RAW_ECHO:
@@ -2361,7 +2393,10 @@ int cli_bench(int argc, char **argv)
     if (status == 0) {
         cli_log_init("wsk bench", b->opt.verbosity);
         signal(SIGPIPE, SIG_IGN);
-        if (parse_url(b->opt.url, b->opt.mode, &b->target) < 0 || setup(b) < 0)
+        for (size_t i = 0; i < b->opt.num_urls && status == 0; i++)
+            if (parse_url(b->opt.urls[i], b->opt.mode, &b->targets[i]) < 0)
+                status = CLI_EXIT_FAILURE;
+        if (status != 0 || setup(b) < 0)
             status = CLI_EXIT_FAILURE;
         else
             status = run(b);
