@@ -27,81 +27,8 @@
 
 #include "connect.h"
 
-#define DEFAULT_MAX_MESSAGE     (16u * 1024 * 1024)
-#define DEFAULT_CONNECT_TIMEOUT 10000u
-#define DEFAULT_UDP_WAIT        1000u
-#define STDIN_CHUNK             65536
-#define TERMINAL_CHUNK          1024
-
-static const char connect_usage[] =
-    "usage: wsk connect URL [options]\n"
-    "\n"
-    "Connects to the WebSocket server at URL: ws://HOST[:PORT][/PATH][?QUERY], or\n"
-    "wss://... for WebSocket over TLS, where HOST is a name, an IPv4 address or an\n"
-    "IPv6 address in brackets. A wss:// server's certificate must be valid for HOST\n"
-    "and issued by a CA of the system's store (or of --cacert). With\n"
-    "tcp://HOST:PORT or udp://HOST:PORT it speaks raw TCP (lines) or UDP (one\n"
-    "datagram per line) the same way.\n"
-    "\n"
-    "When stdin and stdout are terminals it is an interactive client: each line you\n"
-    "type is sent as a text message, and messages that arrive print above the prompt\n"
-    "as '< TEXT' (binary ones as '< (binary, N bytes)' and their first bytes in hex).\n"
-    "Enter sends; Backspace, Ctrl-U, Ctrl-W, Ctrl-K, Left/Right and Home/End edit;\n"
-    "Ctrl-D on an empty line or Ctrl-C closes the connection.\n"
-    "\n"
-    "Otherwise each line of stdin, without its newline, is sent as a message, and\n"
-    "each message received is written to stdout followed by a newline. At the end of\n"
-    "stdin the client closes the connection (1000) and still prints what arrives\n"
-    "until the server's close. When the server closes first, the lines not sent yet\n"
-    "are dropped. tcp://: lines go out with their newline and bytes that arrive are\n"
-    "written as they come; at the end of stdin the client shuts down its side and\n"
-    "prints what arrives until the server closes (at most 5 s). udp://: each line is\n"
-    "a datagram, each datagram received a line; after the end of stdin, replies are\n"
-    "awaited for --wait seconds.\n"
-    "\n"
-    "options:\n"
-    "  --header 'NAME: VALUE'  add a header to the handshake request; repeat for more\n"
-    "                          (default: none)\n"
-    "  --subprotocol P         offer subprotocol P; repeat for more, in order of\n"
-    "                          preference (default: none)\n"
-    "  --origin ORIGIN         send this Origin header, e.g. http://localhost\n"
-    "                          (default: no Origin header)\n"
-    "  --binary                send stdin lines as binary messages (default: text,\n"
-    "                          which must be valid UTF-8); tcp:// and udp://: pass\n"
-    "                          bytes untouched both ways (UDP: a datagram per read)\n"
-    "  --echo                  ignore stdin and send every message received back\n"
-    "                          unchanged, text as text and binary as binary,\n"
-    "                          until the server closes\n"
-    "  --backend NAME          event loop: epoll, poll or select (default epoll)\n"
-    "  --max-message BYTES     largest message accepted from the server, and longest\n"
-    "                          stdin line sent (default 16M)\n"
-    "  --connect-timeout SECONDS\n"
-    "                          time allowed for the name lookup, the TCP\n"
-    "                          connection, TLS and the handshake together\n"
-    "                          (default 10)\n"
-    "  --cacert FILE           wss://: trust only the CA certificates in FILE (PEM),\n"
-    "                          e.g. a private CA, instead of the system's store\n"
-    "  --insecure              wss://: do not verify the server's certificate at all\n"
-    "                          (for tests; prints a warning)\n"
-    "  --wait SECONDS          udp://: how long to wait for replies after the end of\n"
-    "                          stdin (default 1)\n"
-    "  --no-deflate            do not offer permessage-deflate compression (default:\n"
-    "                          offered, as browsers and python websockets do; used\n"
-    "                          only if the server accepts)\n"
-    "  -v, --verbose           report connecting and closing on stderr; twice:\n"
-    "                          library debug messages too\n"
-    "  -q, --quiet             print only errors (and the messages received)\n"
-    "  -h, --help              show this help\n"
-    "\n"
-    "BYTES take an optional k or m suffix (1024-based): 64k, 16M. SECONDS may have a\n"
-    "fraction: 0.5.\n"
-    "\n"
-    "Exit status: 0 once the close handshake is done, whatever the server's close\n"
-    "code (printed as 'Connection closed: CODE REASON.' on a terminal or with -v),\n"
-    "also when the server closes first, before all of stdin is sent, or resets TCP\n"
-    "right after its close frame;\n"
-    "1 when connecting fails, the handshake is rejected, the peer breaks the protocol\n"
-    "or the connection is lost; 2 for a bad command line.\n";
+#define STDIN_CHUNK    65536
+#define TERMINAL_CHUNK 1024
 
 /* ---- stdin --------------------------------------------------------------- */
 
@@ -237,6 +164,34 @@ static void pipe_process_raw(struct client *c)
         start_close(c, WSK_CLOSE_NORMAL);
 }
 
+/* The last line of stdin is sent. A request/response server may still be
+ * answering: wait until it has been quiet for --wait (each message restarts
+ * the wait), or with --no-close until it closes; then close. */
+static void stdin_done(struct client *c)
+{
+    if (c->link != LINK_WS) {
+        start_close(c, WSK_CLOSE_NORMAL); /* tcp:// shuts down; udp:// lingers */
+        return;
+    }
+    if (c->is_closing || !c->is_linked)
+        return;
+    if (c->opt.is_no_close) {
+        cli_verbose("end of stdin: waiting for the server to close (--no-close)");
+        return;
+    }
+    if (c->opt.wait_ms == 0 || wsk_timer_start(c->loop, &c->quiet, c->opt.wait_ms, 0) < 0)
+        start_close(c, WSK_CLOSE_NORMAL);
+}
+
+static void on_quiet(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    struct client *c = t->data;
+
+    (void)loop;
+    cli_log(CLI_DEBUG, "no message for %u ms after the end of stdin: closing", c->opt.wait_ms);
+    start_close(c, WSK_CLOSE_NORMAL);
+}
+
 /* Sends the whole lines of the chunk in c->in, keeping a trailing partial
  * line for later, and closes after the last line of stdin. */
 void pipe_process(struct client *c)
@@ -289,7 +244,7 @@ void pipe_process(struct client *c)
             send_line(c, c->partial.ptr, c->partial.len);
             c->partial.len = 0;
         }
-        start_close(c, WSK_CLOSE_NORMAL);
+        stdin_done(c);
     }
 }
 
@@ -456,6 +411,39 @@ void pipe_write(struct client *c, const void *data, size_t len, bool newline)
     }
 }
 
+/* --base64: "text " or "binary ", the base64 of the bytes (RFC 4648), a
+ * newline: one line per message whatever it holds. */
+static void pipe_write_base64(struct client *c, const struct wsk_message *msg)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const uint8_t *in = msg->data;
+    size_t len = msg->len, n = 0;
+    const char *kind = msg->opcode == WSK_OP_TEXT ? "text " : "binary ";
+    size_t klen = strlen(kind);
+    char *out = malloc(klen + 4 * ((len + 2) / 3) + 1);
+
+    if (!out) {
+        cli_error("out of memory");
+        client_fail(c);
+        return;
+    }
+    memcpy(out, kind, klen);
+    n = klen;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[n++] = digits[v >> 18];
+        out[n++] = digits[(v >> 12) & 63];
+        out[n++] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
+        out[n++] = i + 2 < len ? digits[v & 63] : '=';
+    }
+    pipe_write(c, out, n, true);
+    free(out);
+}
+
 static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, void *user_data)
 {
     struct client *c = user_data;
@@ -469,7 +457,12 @@ static void on_message(struct wsk_conn *conn, const struct wsk_message *msg, voi
             cli_error("cannot echo: %s", wsk_strerror(rv));
         break;
     case MODE_PIPE:
-        pipe_write(c, msg->data, msg->len, true);
+        if (wsk_timer_is_active(&c->quiet))
+            (void)wsk_timer_start(c->loop, &c->quiet, c->opt.wait_ms, 0);
+        if (c->opt.is_base64)
+            pipe_write_base64(c, msg);
+        else
+            pipe_write(c, msg->data, msg->len, true);
         break;
     case MODE_TERMINAL:
         if (format_message(&b, msg) < 0) {
@@ -514,6 +507,12 @@ static bool is_protocol_error(int err)
     return err == WSK_EPROTO || err == WSK_EUTF8 || err == WSK_ETOOBIG || err == WSK_EDEFLATE;
 }
 
+/* 1000 normal, 1001 going away, 1005 no code given. */
+static bool is_normal_close(unsigned code)
+{
+    return code == WSK_CLOSE_NORMAL || code == WSK_CLOSE_GOING_AWAY || code == 1005;
+}
+
 static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, void *user_data)
 {
     struct client *c = user_data;
@@ -524,18 +523,38 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
     client_closed(c);
 
     if (!ev->was_open) {
+        bool is_plain = strncasecmp(url, "ws://", 5) == 0;
         if (c->is_interrupted) {
             c->status = 130;
         } else if (ev->http_status) {
-            cli_error("handshake rejected: HTTP %d", ev->http_status);
+            int st = ev->http_status;
+            cli_error("handshake rejected: HTTP %d%s", st,
+                      st >= 200 && st < 400   ? ": not a WebSocket endpoint (a web page or API?)"
+                      : st == 404             ? " (no WebSocket at this path?)"
+                      : st == 400 && is_plain ? " (if the port speaks TLS, try wss://)"
+                                              : "");
             c->status = CLI_EXIT_FAILURE;
         } else {
             /* With TLS, detail says what was wrong with the certificate. */
-            cli_error("cannot connect to %s: %s%s%s", url,
-                      wsk_strerror(ev->error ? ev->error : WSK_EABNORMAL), *ev->detail ? ": " : "",
-                      ev->detail);
+            int err = ev->error ? ev->error : WSK_EABNORMAL;
+            const char *hint = "";
+            if (err == -ETIMEDOUT)
+                hint = " (no handshake within --connect-timeout)";
+            else if (is_plain && err == WSK_EABNORMAL)
+                hint = " (if the port speaks TLS, try wss://)";
+            else if (strstr(ev->detail, "certificate verify failed"))
+                hint = " (trust its CA with --cacert FILE, or skip the check with --insecure)";
+            cli_error("cannot connect to %s: %s%s%s%s", url, wsk_strerror(err),
+                      *ev->detail ? ": " : "", ev->detail, hint);
             c->status = CLI_EXIT_FAILURE;
         }
+    } else if (ev->error == 0 && !is_normal_close(ev->code)) {
+        /* A close handshake, but the server says something went wrong (or
+         * the application had its own reason): said even without -v. */
+        cli_error("closed by the server: %u%s%.*s", ev->code, ev->reason.len ? " " : "",
+                  (int)ev->reason.len, ev->reason.ptr);
+        if (c->status == CLI_EXIT_OK)
+            c->status = CONNECT_EXIT_CLOSE_CODE;
     } else if (ev->error == 0) {
         /* The library counts a reset after the server's close frame as a
          * normal end too (the Autobahn reference server does that). */
@@ -563,6 +582,7 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
 void client_closed(struct client *c)
 {
     c->is_linked = false;
+    wsk_timer_stop(c->loop, &c->quiet);
     stdin_update(c);
     if (c->mode == MODE_TERMINAL) {
         if (lineedit_hide(&c->le) < 0)
@@ -631,152 +651,6 @@ static void log_library(int level, const char *msg, void *user_data)
 
 /* ---- options ------------------------------------------------------------- */
 
-enum {
-    OPT_HEADER = 256,
-    OPT_SUBPROTOCOL,
-    OPT_ORIGIN,
-    OPT_BINARY,
-    OPT_ECHO,
-    OPT_BACKEND,
-    OPT_MAX_MESSAGE,
-    OPT_CONNECT_TIMEOUT,
-    OPT_CACERT,
-    OPT_INSECURE,
-    OPT_NO_DEFLATE,
-    OPT_WAIT,
-};
-
-static const struct option connect_longopts[] = {
-    {"header", required_argument, NULL, OPT_HEADER},
-    {"subprotocol", required_argument, NULL, OPT_SUBPROTOCOL},
-    {"origin", required_argument, NULL, OPT_ORIGIN},
-    {"binary", no_argument, NULL, OPT_BINARY},
-    {"echo", no_argument, NULL, OPT_ECHO},
-    {"backend", required_argument, NULL, OPT_BACKEND},
-    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-    {"cacert", required_argument, NULL, OPT_CACERT},
-    {"insecure", no_argument, NULL, OPT_INSECURE},
-    {"no-deflate", no_argument, NULL, OPT_NO_DEFLATE},
-    {"wait", required_argument, NULL, OPT_WAIT},
-    CLI_COMMON_LONGOPTS,
-};
-
-/* "Name: value": a token, a colon, and a value without line breaks. */
-static bool is_header(const char *s)
-{
-    const char *colon = strchr(s, ':');
-    bool is_ok;
-    char *name;
-
-    if (!colon || colon == s || strpbrk(s, "\r\n"))
-        return false;
-    name = strndup(s, (size_t)(colon - s));
-    if (!name)
-        return false;
-    is_ok = cli_is_token(name);
-    free(name);
-    return is_ok;
-}
-
-static bool has_control_chars(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return true;
-    return false;
-}
-
-/* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
-static int parse_options(struct connect_options *opt, int argc, char **argv)
-{
-    int c, rv;
-
-    opt->backend = WSK_BACKEND_DEFAULT;
-    opt->max_message = DEFAULT_MAX_MESSAGE;
-    opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT;
-    opt->wait_ms = DEFAULT_UDP_WAIT;
-    opt->has_deflate = true;
-    opt->verbosity = CLI_NORMAL;
-
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":vqh", connect_longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_HEADER:
-            if (!is_header(optarg))
-                return cli_usage_error("--header '%s': expected 'Name: value'", optarg);
-            if (cli_strv_push(&opt->headers, optarg) < 0)
-                return cli_usage_error("out of memory");
-            break;
-        case OPT_SUBPROTOCOL:
-            if ((rv = cli_add_subprotocol(&opt->subprotocols, optarg)) != 0)
-                return rv;
-            break;
-        case OPT_ORIGIN:
-            if (!*optarg || has_control_chars(optarg))
-                return cli_usage_error("--origin '%s': expected an origin like "
-                                       "http://localhost",
-                                       optarg);
-            opt->origin = optarg;
-            break;
-        case OPT_BINARY:
-            opt->is_binary = true;
-            break;
-        case OPT_ECHO:
-            opt->is_echo = true;
-            break;
-        case OPT_BACKEND:
-            if (wsk_backend_parse(optarg, &opt->backend) < 0)
-                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
-            break;
-        case OPT_MAX_MESSAGE:
-            /* A line is kept in memory before it is sent: keep it addressable. */
-            if (cli_parse_bytes(optarg, SIZE_MAX / 2, &opt->max_message) < 0)
-                return cli_usage_error("--max-message '%s': expected a size like 65536, 64k "
-                                       "or 16M",
-                                       optarg);
-            break;
-        case OPT_CONNECT_TIMEOUT:
-            if (cli_parse_seconds(optarg, &opt->connect_timeout_ms) < 0 ||
-                opt->connect_timeout_ms == 0)
-                return cli_usage_error("--connect-timeout '%s': expected positive seconds like "
-                                       "10 or 0.5",
-                                       optarg);
-            break;
-        case OPT_CACERT:
-            if (!*optarg)
-                return cli_usage_error("--cacert needs a file");
-            opt->ca_file = optarg;
-            break;
-        case OPT_INSECURE:
-            opt->is_insecure = true;
-            break;
-        case OPT_NO_DEFLATE:
-            opt->has_deflate = false;
-            break;
-        case OPT_WAIT:
-            if (cli_parse_seconds(optarg, &opt->wait_ms) < 0)
-                return cli_usage_error("--wait '%s': expected seconds like 1 or 0.5", optarg);
-            break;
-        default:
-            if ((rv = cli_common_option(c, argv, connect_usage, CLI_DEBUG, &opt->verbosity)) != 0)
-                return rv;
-            break;
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error("missing the URL to connect to (ws://HOST[:PORT]/PATH, "
-                               "tcp://HOST:PORT or udp://HOST:PORT)");
-    opt->url = argv[optind++];
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
-    if (opt->ca_file && opt->is_insecure)
-        return cli_usage_error("--cacert and --insecure contradict each other: with --insecure "
-                               "nothing is verified");
-    return 0;
-}
-
 /* ---- running ------------------------------------------------------------- */
 
 static int run(struct client *c)
@@ -800,6 +674,17 @@ static int run(struct client *c)
         return CLI_EXIT_FAILURE;
     }
 
+    /* A page's address where the WebSocket's was meant: the same server. */
+    bool is_https = strncasecmp(opt->url, "https://", 8) == 0;
+    if (is_https || strncasecmp(opt->url, "http://", 7) == 0) {
+        if (asprintf(&c->url_copy, "%s%s", is_https ? "wss" : "ws", strchr(opt->url, ':')) < 0) {
+            cli_error("out of memory");
+            return CLI_EXIT_FAILURE;
+        }
+        cli_verbose("%s: connecting to %s", opt->url, c->url_copy);
+        c->opt.url = c->url_copy;
+    }
+
     struct wsk_url u;
     if (wsk_url_parse(opt->url, strlen(opt->url), &u) == 0 &&
         (u.scheme == WSK_URL_TCP || u.scheme == WSK_URL_UDP)) {
@@ -821,6 +706,18 @@ static int run(struct client *c)
         if ((rv = cli_loop_run(c->loop)) != 0)
             return rv;
         return c->is_linked ? CLI_EXIT_FAILURE : c->status;
+    }
+
+    /* User-Agent, unless a --header gave one. */
+    if (opt->user_agent) {
+        bool has = false;
+        for (size_t i = 0; i < opt->headers.len; i++)
+            has |= strncasecmp(opt->headers.v[i], "User-Agent:", 11) == 0;
+        if (!has && (asprintf(&c->user_agent, "User-Agent: %s", opt->user_agent) < 0 ||
+                     cli_strv_push(&c->opt.headers, c->user_agent) < 0)) {
+            cli_error("out of memory");
+            return CLI_EXIT_FAILURE;
+        }
     }
 
     wsk_client_config_init(&cfg);
@@ -893,7 +790,7 @@ int cli_connect(int argc, char **argv)
     int status;
 
     cli_log_init("wsk connect", CLI_NORMAL);
-    status = parse_options(&c.opt, argc, argv);
+    status = connect_parse_options(&c.opt, argc, argv);
     if (status == 0) {
         cli_log_init("wsk connect", c.opt.verbosity);
         if (c.opt.is_echo)
@@ -904,6 +801,7 @@ int cli_connect(int argc, char **argv)
             c.mode = MODE_PIPE;
         wsk_io_init(&c.stdin_io, STDIN_FILENO, on_stdin_io, &c);
         wsk_timer_init(&c.stdin_timer, on_stdin_timer, &c);
+        wsk_timer_init(&c.quiet, on_quiet, &c);
         lineedit_init(&c.le, "> ", (size_t)c.opt.max_message);
         if (c.mode == MODE_PIPE && !(c.in = malloc(STDIN_CHUNK))) {
             cli_error("out of memory");
@@ -926,5 +824,7 @@ int cli_connect(int argc, char **argv)
     free(c.in);
     cli_strv_reset(&c.opt.headers);
     cli_strv_reset(&c.opt.subprotocols);
+    free(c.user_agent);
+    free(c.url_copy);
     return status < 0 ? CLI_EXIT_OK : status;
 }

@@ -9,6 +9,9 @@
 #include "cli.h"
 #include "lineedit.h"
 
+/* Exit status: the server closed with an error or application code. */
+#define CONNECT_EXIT_CLOSE_CODE 3
+
 #define BINARY_PREVIEW 32    /* bytes of a binary message shown on a terminal */
 #define RAW_UDP_MAX    65507 /* the largest UDP payload over IPv4 */
 
@@ -28,7 +31,10 @@ struct connect_options {
     enum wsk_backend backend;
     uint64_t max_message;
     uint32_t connect_timeout_ms;
-    uint32_t wait_ms; /* udp://: how long to wait for replies after stdin ends */
+    uint32_t wait_ms;       /* after stdin ends: close once nothing came for this long */
+    bool is_no_close;       /* after stdin ends: wait for the server's close */
+    bool is_base64;         /* pipe output: "text BASE64" / "binary BASE64" lines */
+    const char *user_agent; /* NULL: no User-Agent header */
     const char *ca_file;
     bool is_insecure;
     bool has_deflate;
@@ -71,11 +77,19 @@ struct client {
     uint64_t line_no;
 
     struct wsk_timer linger; /* udp://: replies still come after stdin's end */
+    struct wsk_timer quiet;  /* ws://: after stdin's end, the --wait for replies */
     struct cli_buf rx_line;  /* tcp:// on a terminal: a line being received */
 
+    char *url_copy;        /* http(s):// given: the ws(s):// URL used */
+    char *user_agent;      /* the "User-Agent: ..." header line sent */
     struct lineedit le;    /* terminal mode */
     char first_error[512]; /* the library's first error message */
 };
+
+/* ---- connect_options.c ---- */
+
+/* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
+int connect_parse_options(struct connect_options *opt, int argc, char **argv);
 
 /* ---- connect_term.c ---- */
 void term_restore(void);

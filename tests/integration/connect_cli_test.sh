@@ -51,8 +51,9 @@ check "unresolvable host: non-zero, one stderr line about the name" \
     connect_fails 'resolv|name|dns|not known|getaddrinfo|host' "ws://nonexistent.invalid/"
 check "a malformed URL: non-zero, one stderr line" connect_fails '.' "not a url"
 check "a URL with userinfo: the line says what is wrong" connect_fails 'userinfo' 'ws://user@127.0.0.1/'
-check "an http:// URL: the line says it is not a WebSocket, TCP or UDP URL" \
-    connect_fails 'not a WebSocket, TCP or UDP URL' 'http://127.0.0.1/'
+check "an ftp:// URL: the line says the scheme is unknown" \
+    connect_fails 'unknown scheme' 'ftp://127.0.0.1/'
+check "a bad port: the line gives the range" connect_fails 'above 65535' 'ws://127.0.0.1:70000/'
 
 if start_listener "$PY" "$PEERS/py_echo_server.py"; then
     PY_URL=ws://127.0.0.1:$LISTENER_PORT
@@ -72,6 +73,62 @@ if start_listener "$PY" "$PEERS/py_echo_server.py"; then
     check "the server closes (1000) while stdin is open: prints what came, exits 0" \
         connect_expect_stdin "$TEST_TMP/stdin.fifo" 'bye\n' "$PY_URL/close-after"
     exec {hold_stdin}>&-
+
+    echo "== pipe mode never loses a reply"
+    check "two lines to a request/response server: both replies, exit 0" \
+        connect_expect 'a\nb\n' 'a\nb\n' "$PY_URL"
+    check "replies 300 ms late still arrive (each restarts the 1 s --wait)" \
+        connect_expect 'a\nb\nc\n' 'a\nb\nc\n' "$PY_URL/slow/300"
+    check "--wait 0.05 closes before a 300 ms reply: nothing printed, exit 0" \
+        connect_expect 'a\n' '' --wait 0.05 "$PY_URL/slow/300"
+    check "--no-close: waits for the server's close however long (until killed here)" bash -c '
+        out=$( (printf "x\n"; sleep 0.2) | timeout 1.5 "$0" connect --no-close --wait 0.01 "$1")
+        [[ $? == 124 && $out == x ]]' "$WSK_BIN" "$PY_URL"
+    check "an http:// URL is taken as ws://, the same server" connect_expect 'hi\n' 'hi\n' \
+        "http://127.0.0.1:$LISTENER_PORT/"
+    check "--base64: 'text BASE64' per message" connect_expect 'x\n' 'text eA==\n' --base64 \
+        "$PY_URL"
+    check "--base64 --binary: 'binary BASE64', empty message included" \
+        connect_expect 'ab\n\n' 'binary YWI=\nbinary \n' --base64 --binary "$PY_URL"
+    check "User-Agent: wsk/VERSION by default" bash -c '
+        printf "\n" | "$0" connect "$1/header/User-Agent" | head -1 | grep -Eq "^wsk/[0-9]+\.[0-9]+"' \
+        "$WSK_BIN" "$PY_URL"
+    check "--user-agent sets it; a --header User-Agent wins" bash -c '
+        a=$(printf "\n" | "$0" connect --user-agent "probe/1" "$1/header/User-Agent" | head -1)
+        b=$(printf "\n" | "$0" connect --user-agent x --header "User-Agent: mine" \
+            "$1/header/User-Agent" | head -1)
+        [[ $a == probe/1 && $b == mine ]]' "$WSK_BIN" "$PY_URL"
+
+    echo "== exit statuses"
+    for code in 1011 4000 1002; do
+        check "the server closes with $code: exit 3, one line naming $code" bash -c '
+            "$0" connect "$1/close-with/$2" <<<"go" >/dev/null 2>"$3"; rv=$?
+            [[ $rv == 3 ]] && [[ $(wc -l <"$3") == 1 ]] && grep -q "closed by the server: $2 test" "$3"' \
+            "$WSK_BIN" "$PY_URL" "$code" "$TEST_TMP/close.err"
+    done
+    check "the server closes with 1001: exit 0" connect_expect 'go\n' '' "$PY_URL/close-with/1001"
+    check "the server closes with 1000: exit 0" connect_expect 'go\n' '' "$PY_URL/close-with/1000"
+fi
+
+echo "== hints"
+if start_listener "$PY" "$PEERS/http_server.py" --root "$TEST_TMP"; then
+    check "HTTP 200 from a web server: one line saying it is not a WebSocket endpoint" \
+        connect_fails 'HTTP 200: not a WebSocket endpoint' "ws://127.0.0.1:$LISTENER_PORT/status/200"
+    check "HTTP 404: one line asking whether the path is right" \
+        connect_fails 'HTTP 404 \(no WebSocket at this path' "ws://127.0.0.1:$LISTENER_PORT/status/404"
+    stop_pid "$LISTENER_PID"
+fi
+TLS_DIR=$TEST_TMP/tls
+mkdir -p "$TLS_DIR"
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" \
+    -days 1 -subj /CN=localhost >/dev/null 2>&1 &&
+    start_listener "$PY" "$PEERS/py_echo_server.py" --tls-cert "$TLS_DIR/cert.pem" \
+        --tls-key "$TLS_DIR/key.pem"; then
+    check "ws:// to a TLS port: one line suggesting wss://" \
+        connect_fails 'try wss://' "ws://127.0.0.1:$LISTENER_PORT/"
+    check "an untrusted certificate: one line naming --cacert and --insecure" \
+        connect_fails 'cacert.*insecure' "wss://127.0.0.1:$LISTENER_PORT/"
+    stop_pid "$LISTENER_PID"
 fi
 
 finish

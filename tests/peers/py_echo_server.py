@@ -27,6 +27,10 @@ notable event. It accepts permessage-deflate as websockets does by default
   /abort            sends "partial" then drops the TCP connection without a
                     close frame
   /badframe         sends a masked frame, which a server must never send
+  /slow/MS          answers each message with the same message MS milliseconds
+                    later: a request/response server that takes its time
+  /close-with/CODE  after the first message, closes with CODE and reason
+                    "test"
 """
 
 import argparse
@@ -117,6 +121,22 @@ async def handler(ws, path):
     elif path == "/abort":
         await ws.send("partial")
         ws.transport.abort()
+        return
+    elif path.startswith("/slow/"):
+        delay = int(path[len("/slow/"):]) / 1000
+        try:
+            async for m in ws:
+                await asyncio.sleep(delay)
+                await ws.send(m)
+        except websockets.ConnectionClosed:
+            pass
+        return
+    elif path.startswith("/close-with/"):
+        try:
+            await ws.recv()
+            await ws.close(int(path[len("/close-with/"):]), "test")
+        except websockets.ConnectionClosed:
+            pass
         return
     elif path == "/badframe":
         # FIN + text, MASK bit set, mask key 0, payload "x".
