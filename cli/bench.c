@@ -271,7 +271,8 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
                                        optarg);
             break;
         default:
-            if ((rv = cli_common_option(c, argv, bench_usage, CLI_VERBOSE, &opt->verbosity)) != 0)
+            if ((rv = cli_common_option(c, argv, bench_usage, bench_longopts, CLI_VERBOSE,
+                                        &opt->verbosity)) != 0)
                 return rv;
             break;
         }

@@ -115,8 +115,11 @@ void cli_strv_reset(struct cli_strv *l);
 /* Handles an option the subcommand's own switch does not: -v (each one a
  * step up, to at most max_verbosity), -q, -h (prints help to stdout), and
  * getopt_long()'s ':' and '?' when opterr is 0 and the optstring starts with
- * ':'. Returns 0 to go on, -1 after -h, or CLI_EXIT_USAGE. */
-int cli_common_option(int c, char **argv, const char *help, int max_verbosity, int *verbosity);
+ * ':' (an unknown option is answered with the nearest of longopts, if one is
+ * within two edits). Returns 0 to go on, -1 after -h, or CLI_EXIT_USAGE. */
+struct option;
+int cli_common_option(int c, char **argv, const char *help, const struct option *longopts,
+                      int max_verbosity, int *verbosity);
 
 /* --subprotocol NAME: a token, added to list. Returns 0, or CLI_EXIT_USAGE
  * after saying why. */

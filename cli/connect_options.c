@@ -243,7 +243,8 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
             fputs(connect_usage_more, stdout);
             return -1;
         default:
-            if ((rv = cli_common_option(c, argv, connect_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+            if ((rv = cli_common_option(c, argv, connect_usage, connect_longopts, CLI_DEBUG,
+                                        &opt->verbosity)) != 0)
                 return rv;
             break;
         }

@@ -699,7 +699,8 @@ static int parse_options(struct danmaku *d, int argc, char **argv)
             opt->is_insecure = true;
             break;
         default:
-            if ((rv = cli_common_option(c, argv, danmaku_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+            if ((rv = cli_common_option(c, argv, danmaku_usage, danmaku_longopts, CLI_DEBUG,
+                                        &opt->verbosity)) != 0)
                 return rv;
             break;
         }

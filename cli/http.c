@@ -268,7 +268,8 @@ static int parse_options(struct http_options *opt, int argc, char **argv)
                 return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
             break;
         default:
-            if ((rv = cli_common_option(c, argv, http_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+            if ((rv = cli_common_option(c, argv, http_usage, http_longopts, CLI_DEBUG,
+                                        &opt->verbosity)) != 0)
                 return rv;
             break;
         }

@@ -418,7 +418,53 @@ void cli_strv_reset(struct cli_strv *l)
 
 /* ---- what every subcommand does ------------------------------------------ */
 
-int cli_common_option(int c, char **argv, const char *help, int max_verbosity, int *verbosity)
+/* Levenshtein distance of a[0..an) and b, up to 32 bytes each (longer: far). */
+static size_t edit_distance(const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b), row[33];
+    if (an > 32 || bn > 32)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= bn; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= an; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bn; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            if (up + 1 < best)
+                best = up + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[bn];
+}
+
+/* The long option nearest to arg ("--treads=2" -> "threads"), or NULL when
+ * none is within two edits (or one, for short names). */
+static const char *nearest_option(const char *arg, const struct option *longopts)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    if (!longopts || strncmp(arg, "--", 2) != 0)
+        return NULL;
+    arg += 2;
+    size_t n = strcspn(arg, "=");
+    for (const struct option *o = longopts; o->name; o++) {
+        size_t d = edit_distance(arg, n, o->name);
+        if (d < best_d) {
+            best_d = d;
+            best = o->name;
+        }
+    }
+    return best && best_d <= (n > 4 ? 2u : 1u) ? best : NULL;
+}
+
+int cli_common_option(int c, char **argv, const char *help, const struct option *longopts,
+                      int max_verbosity, int *verbosity)
 {
     switch (c) {
     case 'v':
@@ -434,8 +480,13 @@ int cli_common_option(int c, char **argv, const char *help, int max_verbosity, i
         return -1;
     case ':':
         return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-    default:
+    default: {
+        const char *near = nearest_option(argv[optind - 1], longopts);
+        if (near)
+            return cli_usage_error("unknown option '%s' (did you mean --%s?)", argv[optind - 1],
+                                   near);
         return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
     }
 }
 

@@ -559,7 +559,8 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
             fputs(serve_usage_notes, stdout);
             return -1;
         default:
-            if ((rv = cli_common_option(c, argv, serve_usage, CLI_DEBUG, &opt->verbosity)) != 0)
+            if ((rv = cli_common_option(c, argv, serve_usage, serve_longopts, CLI_DEBUG,
+                                        &opt->verbosity)) != 0)
                 return rv;
             break;
         }

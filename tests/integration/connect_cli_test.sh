@@ -54,6 +54,12 @@ check "a URL with userinfo: the line says what is wrong" connect_fails 'userinfo
 check "an ftp:// URL: the line says the scheme is unknown" \
     connect_fails 'unknown scheme' 'ftp://127.0.0.1/'
 check "a bad port: the line gives the range" connect_fails 'above 65535' 'ws://127.0.0.1:70000/'
+check "a mistyped option: exit 2, the nearest one suggested (connect, serve)" bash -c '
+    a=$("$0" connect --no-clse ws://127.0.0.1:1/ 2>&1); ra=$?
+    b=$("$0" serve --treads=2 2>&1); rb=$?
+    c=$("$0" serve --xyzzy 2>&1); rc=$?
+    [[ $ra == 2 && $a == *"did you mean --no-close?"* && $rb == 2 &&
+       $b == *"did you mean --threads?"* && $rc == 2 && $c != *"did you mean"* ]]' "$WSK_BIN"
 
 if start_listener "$PY" "$PEERS/py_echo_server.py"; then
     PY_URL=ws://127.0.0.1:$LISTENER_PORT
