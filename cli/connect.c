@@ -78,6 +78,11 @@ void stdin_update(struct client *c)
 
 static void start_close(struct client *c, unsigned code)
 {
+    client_close(c, code, NULL);
+}
+
+void client_close(struct client *c, unsigned code, const char *reason)
+{
     struct wsk_conn *conn = c->conn;
 
     if (!c->is_linked || c->is_closing)
@@ -90,7 +95,7 @@ static void start_close(struct client *c, unsigned code)
     }
     /* on_close may run inside this call and clear c->conn. */
     if (c->link == LINK_WS)
-        wsk_conn_close(conn, code, NULL);
+        wsk_conn_close(conn, code, reason);
     else
         raw_close(c);
     stdin_update(c);
@@ -304,6 +309,10 @@ static void terminal_read(struct client *c)
         switch (ev) {
         case LINEEDIT_LINE:
             line = lineedit_line(&c->le, &len);
+            if (client_command(c, line, len))
+                break;
+            if (c->link == LINK_WS && len >= 2 && line[0] == '/' && line[1] == '/')
+                line++, len--; /* "//x" sends "/x" */
             rv = link_send(c, line, len);
             if (rv == WSK_ESTATE)
                 cli_info("not sent: the server is closing the connection");
@@ -484,6 +493,18 @@ void client_drained(struct client *c)
     stdin_update(c);
 }
 
+static void on_ping(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data)
+{
+    (void)conn;
+    client_on_ping(user_data, data, len);
+}
+
+static void on_pong(struct wsk_conn *conn, const uint8_t *data, size_t len, void *user_data)
+{
+    (void)conn;
+    client_on_pong(user_data, data, len);
+}
+
 static void on_drain(struct wsk_conn *conn, void *user_data)
 {
     (void)conn;
@@ -548,9 +569,10 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                       *ev->detail ? ": " : "", ev->detail, hint);
             c->status = CLI_EXIT_FAILURE;
         }
-    } else if (ev->error == 0 && !is_normal_close(ev->code)) {
-        /* A close handshake, but the server says something went wrong (or
-         * the application had its own reason): said even without -v. */
+    } else if (ev->error == 0 && !c->is_closing && !is_normal_close(ev->code)) {
+        /* A close handshake the server began, saying something went wrong
+         * (or the application had its own reason): said even without -v.
+         * When we began it (/close 4000), the server's code echoes ours. */
         cli_error("closed by the server: %u%s%.*s", ev->code, ev->reason.len ? " " : "",
                   (int)ev->reason.len, ev->reason.ptr);
         if (c->status == CLI_EXIT_OK)
@@ -724,10 +746,13 @@ static int run(struct client *c)
     cfg.handlers.on_open = on_open;
     cfg.handlers.on_message = on_message;
     cfg.handlers.on_drain = on_drain;
+    cfg.handlers.on_ping = on_ping;
+    cfg.handlers.on_pong = on_pong;
     cfg.handlers.on_close = on_close;
     cfg.user_data = c;
     cfg.log = log_library;
     cfg.limits.max_message = opt->max_message;
+    cfg.limits.ping_interval_ms = opt->ping_interval_ms;
     cfg.subprotocols = opt->subprotocols.v;
     cfg.num_subprotocols = opt->subprotocols.len;
     cfg.headers = opt->headers.v;

@@ -31,10 +31,12 @@ struct connect_options {
     enum wsk_backend backend;
     uint64_t max_message;
     uint32_t connect_timeout_ms;
-    uint32_t wait_ms;       /* after stdin ends: close once nothing came for this long */
-    bool is_no_close;       /* after stdin ends: wait for the server's close */
-    bool is_base64;         /* pipe output: "text BASE64" / "binary BASE64" lines */
-    const char *user_agent; /* NULL: no User-Agent header */
+    uint32_t wait_ms;          /* after stdin ends: close once nothing came for this long */
+    bool is_no_close;          /* after stdin ends: wait for the server's close */
+    bool is_base64;            /* pipe output: "text BASE64" / "binary BASE64" lines */
+    const char *user_agent;    /* NULL: no User-Agent header */
+    bool is_show_ping;         /* print pings and pongs that arrive */
+    uint32_t ping_interval_ms; /* keepalive pings; 0: the library's default */
     const char *ca_file;
     bool is_insecure;
     bool has_deflate;
@@ -62,6 +64,12 @@ struct client {
     bool is_interrupted; /* ^C or a signal asked to stop; a second time exits */
     bool is_stdout_broken;
 
+    /* /ping: the pong that answers it shows the round-trip time. */
+    uint8_t ping_data[125];
+    size_t ping_len;
+    uint64_t ping_sent_ns;
+    bool is_ping_pending;
+
     /* stdin. Files cannot be watched (epoll says EPERM and poll says "always
      * ready"), so they are read a chunk per loop iteration from a timer. */
     struct wsk_io stdin_io;
@@ -85,6 +93,22 @@ struct client {
     struct lineedit le;    /* terminal mode */
     char first_error[512]; /* the library's first error message */
 };
+
+/* ---- connect.c ---- */
+
+/* Closes the link (ws://: with code and reason, NULL for none). */
+void client_close(struct client *c, unsigned code, const char *reason);
+
+/* ---- connect_cmd.c ---- */
+
+/* A line typed on the terminal: true when it was a command (/ping, /close,
+ * /help, or an unknown one), handled; false to send it ("//x" included:
+ * the caller sends "/x"). */
+bool client_command(struct client *c, const char *line, size_t len);
+/* A ping or pong arrived: shown with --show-ping; the pong of a /ping with
+ * its round-trip time. */
+void client_on_ping(struct client *c, const uint8_t *data, size_t len);
+void client_on_pong(struct client *c, const uint8_t *data, size_t len);
 
 /* ---- connect_options.c ---- */
 

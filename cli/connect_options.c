@@ -24,6 +24,8 @@ static const char connect_usage[] =
     "type is sent as a text message, and messages that arrive print above the prompt\n"
     "as '< TEXT' (binary ones as '< (binary, N bytes)' and their first bytes in hex).\n"
     "Enter sends; Backspace, Ctrl-U, Ctrl-W, Ctrl-K, Left/Right and Home/End edit;\n"
+    "Up/Down recall earlier lines. Commands: /ping [DATA] (its pong shows the\n"
+    "round-trip time), /close [CODE [REASON]], /help; //TEXT sends /TEXT.\n"
     "Ctrl-D on an empty line or Ctrl-C closes the connection.\n"
     "\n"
     "Otherwise each line of stdin, without its newline, is sent as a message, and\n"
@@ -74,6 +76,10 @@ static const char connect_usage_more[] =
     "                          'binary ' and the base64 of its bytes: newlines, NULs\n"
     "                          and invalid UTF-8 survive, and the kinds stay apart\n"
     "  --user-agent TEXT       the User-Agent header (default: wsk/VERSION)\n"
+    "  --ping-interval SECONDS ping the server this often; no pong within as long\n"
+    "                          (at most 20 s) closes with 1011 (default 20; 0: none)\n"
+    "  --show-ping             print pings and pongs that arrive (on a terminal\n"
+    "                          above the prompt, else on stderr)\n"
     "  --no-deflate            do not offer permessage-deflate compression (default:\n"
     "                          offered, as browsers and python websockets do; used\n"
     "                          only if the server accepts)\n"
@@ -109,6 +115,8 @@ enum {
     OPT_NO_CLOSE,
     OPT_BASE64,
     OPT_USER_AGENT,
+    OPT_SHOW_PING,
+    OPT_PING_INTERVAL,
 };
 
 static const struct option connect_longopts[] = {
@@ -127,6 +135,8 @@ static const struct option connect_longopts[] = {
     {"no-close", no_argument, NULL, OPT_NO_CLOSE},
     {"base64", no_argument, NULL, OPT_BASE64},
     {"user-agent", required_argument, NULL, OPT_USER_AGENT},
+    {"show-ping", no_argument, NULL, OPT_SHOW_PING},
+    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -237,6 +247,17 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
             if (has_control_chars(optarg))
                 return cli_usage_error("--user-agent: expected text without control characters");
             opt->user_agent = *optarg ? optarg : NULL;
+            break;
+        case OPT_SHOW_PING:
+            opt->is_show_ping = true;
+            break;
+        case OPT_PING_INTERVAL:
+            if (cli_parse_seconds(optarg, &opt->ping_interval_ms) < 0)
+                return cli_usage_error("--ping-interval '%s': expected seconds like 20 or 0.5 "
+                                       "(0: no pings)",
+                                       optarg);
+            if (opt->ping_interval_ms == 0)
+                opt->ping_interval_ms = UINT32_MAX;
             break;
         case 'h':
             fputs(connect_usage, stdout);

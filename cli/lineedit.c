@@ -292,6 +292,71 @@ static int erase_word(struct lineedit *le)
     return erase(le, from, le->pos);
 }
 
+/* Replaces what is being typed with text[0..n), the cursor at its end. */
+static int set_buffer(struct lineedit *le, const char *text, size_t n)
+{
+    if (grow(&le->buf, &le->cap, n) < 0)
+        return -ENOMEM;
+    if (n)
+        memcpy(le->buf, text, n);
+    le->len = le->pos = n;
+    return refresh(le);
+}
+
+/* Remembers a finished line, unless empty, too long or the same as the
+ * newest entry. Out of memory: not remembered, nothing else lost. */
+static void history_add(struct lineedit *le, const char *line, size_t n)
+{
+    if (n == 0 || n > LINEEDIT_HISTORY_LINE)
+        return;
+    if (le->hist_len && le->hist_lens[le->hist_len - 1] == n &&
+        memcmp(le->hist[le->hist_len - 1], line, n) == 0)
+        return;
+    if (!le->hist) {
+        le->hist = calloc(LINEEDIT_HISTORY, sizeof *le->hist);
+        le->hist_lens = calloc(LINEEDIT_HISTORY, sizeof *le->hist_lens);
+        if (!le->hist || !le->hist_lens) {
+            free(le->hist);
+            free(le->hist_lens);
+            le->hist = NULL;
+            le->hist_lens = NULL;
+            return;
+        }
+    }
+    char *copy = malloc(n);
+    if (!copy)
+        return;
+    memcpy(copy, line, n);
+    if (le->hist_len == LINEEDIT_HISTORY) {
+        free(le->hist[0]);
+        memmove(le->hist, le->hist + 1, (LINEEDIT_HISTORY - 1) * sizeof *le->hist);
+        memmove(le->hist_lens, le->hist_lens + 1, (LINEEDIT_HISTORY - 1) * sizeof *le->hist_lens);
+        le->hist_len--;
+    }
+    le->hist[le->hist_len] = copy;
+    le->hist_lens[le->hist_len++] = n;
+}
+
+/* Up (step -1) or Down (+1) through the history. */
+static int history_step(struct lineedit *le, int step)
+{
+    if (step < 0 ? le->hist_pos == 0 : le->hist_pos >= le->hist_len)
+        return bell(le);
+    if (le->hist_pos == le->hist_len) {
+        /* Leaving the line being typed: keep it to come back to. */
+        char *d = realloc(le->draft, le->len ? le->len : 1);
+        if (!d)
+            return -ENOMEM;
+        le->draft = d;
+        memcpy(le->draft, le->buf, le->len);
+        le->draft_len = le->len;
+    }
+    le->hist_pos = step < 0 ? le->hist_pos - 1 : le->hist_pos + 1;
+    if (le->hist_pos == le->hist_len)
+        return set_buffer(le, le->draft, le->draft_len);
+    return set_buffer(le, le->hist[le->hist_pos], le->hist_lens[le->hist_pos]);
+}
+
 /* Moves the buffer into the finished line and leaves the prompt empty. */
 static int finish_line(struct lineedit *le)
 {
@@ -306,6 +371,9 @@ static int finish_line(struct lineedit *le)
             out_str(le, "\033[K\r\n") < 0)
             return -ENOMEM;
     }
+    history_add(le, le->buf, le->len);
+    le->hist_pos = le->hist_len;
+    le->draft_len = 0;
     le->line = le->buf;
     le->line_len = le->len;
     le->line_cap = le->cap;
@@ -334,6 +402,10 @@ static int insert_utf8(struct lineedit *le)
 static int escape_key(struct lineedit *le, unsigned char final, unsigned param)
 {
     switch (final) {
+    case 'A':
+        return history_step(le, -1);
+    case 'B':
+        return history_step(le, 1);
     case 'C':
         return move_to(le, next_char(le, le->pos));
     case 'D':
@@ -356,7 +428,7 @@ static int escape_key(struct lineedit *le, unsigned char final, unsigned param)
             return 0;
         }
     default:
-        return 0; /* Up, Down, function keys, pastes: nothing to do */
+        return 0; /* function keys, pastes: nothing to do */
     }
 }
 
@@ -418,6 +490,10 @@ static int normal_byte(struct lineedit *le, unsigned char c)
         if (le->is_shown && out_str(le, "\033[H\033[2J") < 0)
             return -ENOMEM;
         return refresh(le);
+    case 0x10: /* ^P */
+        return history_step(le, -1);
+    case 0x0e: /* ^N */
+        return history_step(le, 1);
     case 0x15: /* ^U */
         return erase(le, 0, le->pos);
     case 0x17: /* ^W */
@@ -475,6 +551,11 @@ void lineedit_reset(struct lineedit *le)
     free(le->buf);
     free(le->line);
     free(le->out);
+    for (size_t i = 0; i < le->hist_len; i++)
+        free(le->hist[i]);
+    free(le->hist);
+    free(le->hist_lens);
+    free(le->draft);
     memset(le, 0, sizeof *le);
 }
 

@@ -16,7 +16,9 @@
  * Keys: printable UTF-8 inserts; Enter (CR or LF) finishes the line;
  * Backspace (DEL or ^H) erases one character; ^U erases to the start of the
  * line, ^K to its end, ^W the word before the cursor; Left/Right, Home/End,
- * ^A/^E, ^B/^F move; Delete erases under the cursor; ^L clears the screen;
+ * ^A/^E, ^B/^F move; Up/Down (^P/^N) walk the history of lines entered (the
+ * line being typed comes back after the newest); Delete erases under the
+ * cursor; ^L clears the screen;
  * ^D ends input on an empty line (deletes under the cursor otherwise);
  * ^C interrupts. Other control keys and escape sequences are ignored.
  */
@@ -50,7 +52,18 @@ struct lineedit {
     char *out;        /* terminal output not yet taken by the caller */
     size_t out_len;
     size_t out_cap;
+    /* History: the last LINEEDIT_HISTORY lines entered (each at most
+     * LINEEDIT_HISTORY_LINE bytes, so at most 400 KiB), oldest first. */
+    char **hist;
+    size_t *hist_lens;
+    size_t hist_len;
+    size_t hist_pos; /* the entry shown; hist_len: the line being typed */
+    char *draft;     /* the line being typed, kept while browsing history */
+    size_t draft_len;
 };
+
+#define LINEEDIT_HISTORY      100
+#define LINEEDIT_HISTORY_LINE 4096
 
 enum lineedit_event {
     LINEEDIT_NONE = 0,  /* all input consumed, nothing to do */

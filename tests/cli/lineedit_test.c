@@ -144,8 +144,55 @@ static void test_char_width(void)
     CHECK_EQ_INT(lineedit_char_width(0x0301), 0);  /* combining acute */
 }
 
+static void test_history(void)
+{
+    struct lineedit le;
+    lineedit_init(&le, "> ", 10000);
+    feed_all(&le, "one\rtwo\rtwo\r\r", 13); /* a repeat and an empty line: not kept */
+    /* Up twice: "two", then "one"; a third rings the bell and stays. */
+    feed_all(&le, "dra", 3);
+    feed_all(&le, "\x1b[A", 3);
+    check_buffer(&le, "two");
+    feed_all(&le, "\x1b[A", 3);
+    check_buffer(&le, "one");
+    feed_all(&le, "\x1b[A", 3);
+    check_buffer(&le, "one");
+    /* Down (and ^N) back; past the newest, the line being typed returns. */
+    feed_all(&le, "\x1b[B", 3);
+    check_buffer(&le, "two");
+    feed_all(&le, "\x0e", 1);
+    check_buffer(&le, "dra");
+    /* ^P recalls; editing it and Enter sends the edited line. */
+    feed_all(&le, "\x10!", 2);
+    check_buffer(&le, "two!");
+    CHECK_EQ_INT(feed_all(&le, "\r", 1), LINEEDIT_LINE);
+    size_t len;
+    const char *line = lineedit_line(&le, &len);
+    CHECK_EQ_INT(len, 4);
+    CHECK_MEM(line, "two!", 4);
+    /* Bounded: after 150 lines only the newest 100 come back. */
+    char buf[16];
+    for (int i = 0; i < 150; i++) {
+        int n = snprintf(buf, sizeof buf, "l%d\r", i);
+        feed_all(&le, buf, (size_t)n);
+    }
+    CHECK_EQ_INT(le.hist_len, LINEEDIT_HISTORY);
+    for (int i = 0; i < 120; i++)
+        feed_all(&le, "\x1b[A", 3);
+    check_buffer(&le, "l50");
+    /* A line over LINEEDIT_HISTORY_LINE bytes is sent, not remembered. */
+    feed_all(&le, "\x15", 1);
+    for (int i = 0; i < LINEEDIT_HISTORY_LINE + 1; i++)
+        feed_all(&le, "x", 1);
+    CHECK_EQ_INT(feed_all(&le, "\r", 1), LINEEDIT_LINE);
+    feed_all(&le, "\x1b[A", 3);
+    check_buffer(&le, "l149");
+    lineedit_reset(&le);
+}
+
 int main(void)
 {
+    WSK_RUN(test_history);
     WSK_RUN(test_typing_and_enter);
     WSK_RUN(test_editing_keys);
     WSK_RUN(test_eof_and_interrupt);

@@ -137,4 +137,21 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS_DIR/key.pem" -out "$T
     stop_pid "$LISTENER_PID"
 fi
 
+echo "== the interactive client on a terminal; pings"
+if start_server -v --echo --ping-interval 0.3; then
+    CHECK_VERBOSE=1 check "a session on a pseudo-terminal: history, /ping, //, /help, /close" \
+        "$PY" "$PEERS/term_driver.py" "$WSK_BIN" "$WS_URL"
+    check "... the server saw /close's code and reason" wait_for_line "$SERVER_ERR" 'closed /: 4000 bye' 10
+    check "--show-ping: the server's keepalive pings are printed on stderr" bash -c '
+        (printf "x\n"; sleep 1) | "$0" connect --show-ping --wait 1 "$1" 2>"$2" >/dev/null
+        grep -q "^< ping" "$2"' "$WSK_BIN" "$WS_URL" "$TEST_TMP/ping.err"
+    check "--ping-interval 0.2 --show-ping: our keepalive pings are answered" bash -c '
+        (printf "x\n"; sleep 1) | "$0" connect --show-ping --ping-interval 0.2 --wait 1 "$1" \
+            2>"$2" >/dev/null
+        grep -q "^< pong .*(keepalive)" "$2"' "$WSK_BIN" "$WS_URL" "$TEST_TMP/pong.err"
+    check "--ping-interval x: a usage error" bash -c '"$0" connect --ping-interval x "$1" \
+        </dev/null 2>/dev/null; [[ $? == 2 ]]' "$WSK_BIN" "$WS_URL"
+    stop_server
+fi
+
 finish
