@@ -149,6 +149,8 @@ void serve_shutdown(struct serve *s)
         wsk_server_shutdown(s->srv, WSK_CLOSE_GOING_AWAY, "server shutting down");
     serve_raw_shutdown(s);
     serve_redis_shutdown(s);
+    serve_metrics_stop(s);
+    serve_metrics_shutdown(s);
 }
 
 static void on_signal(struct wsk_loop *loop, int signo, void *data)
@@ -230,6 +232,11 @@ void serve_print_banner(const struct serve *s)
                    sl->kind == LISTEN_TCP ? "tcp" : "udp", lb, sl->addr.host, rb, port, mode);
         }
     }
+    if (s->metrics_srv) {
+        const char *lb = opt->metrics.is_ipv6 ? "[" : "", *rb = opt->metrics.is_ipv6 ? "]" : "";
+        printf("wsk serve: metrics at http://%s%s%s:%u/metrics\n", lb, opt->metrics.host, rb,
+               (unsigned)s->metrics_port);
+    }
     if (first_ws && opt->mode == SERVE_BROADCAST && !opt->static_dir &&
         opt->verbosity > CLI_QUIET) {
         const char *lb = first_ws->addr.is_ipv6 ? "[" : "", *rb = first_ws->addr.is_ipv6 ? "]" : "";
@@ -273,11 +280,11 @@ static int ws_start(struct serve *s)
     cfg.tls_key_file = opt->tls_key;
     if (opt->auth_token)
         cfg.on_upgrade = serve_upgrade;
-    if (opt->mode == SERVE_BROADCAST) {
-        /* POST /publish/ROOM: its body is one message. */
-        cfg.on_http_request = serve_http_request;
+    /* GET /healthz in every mode; POST /publish/ROOM, whose body is one
+     * message, in broadcast mode. */
+    cfg.on_http_request = serve_http_request;
+    if (opt->mode == SERVE_BROADCAST)
         cfg.max_http_body = opt->max_message < SIZE_MAX ? (size_t)opt->max_message : SIZE_MAX;
-    }
     wsk_deflate_config_init(&cfg.deflate);
     cfg.deflate.enabled = opt->has_deflate;
     cfg.deflate.server_max_window_bits =
@@ -329,6 +336,12 @@ int serve_start(struct serve *s)
         return rv;
     if (opt->redis_url && (rv = serve_redis_start(s)) != 0)
         return rv;
+    if (opt->metrics.host) {
+        /* One listener, on the main thread; the others keep snapshots. */
+        rv = s->index == 0 ? serve_metrics_start(s) : serve_metrics_snapshots(s);
+        if (rv != 0)
+            return rv;
+    }
     return 0;
 }
 
@@ -352,6 +365,7 @@ void serve_free_instance(struct serve *s)
     serve_raw_free(s);
     serve_exec_free(s);
     serve_redis_free(s);
+    serve_metrics_free(s);
     cli_buf_reset(&s->scratch);
     if (s->loop && wsk_loop_free(s->loop) == 0)
         s->loop = NULL;
@@ -397,6 +411,7 @@ int cli_serve(int argc, char **argv)
     free(s.proxy_host);
     for (size_t i = 0; i < s.opt.num_listens; i++)
         cli_listen_addr_reset(&s.opt.listens[i].addr);
+    cli_listen_addr_reset(&s.opt.metrics);
     cli_strv_reset(&s.opt.origins);
     cli_strv_reset(&s.opt.subprotocols);
     return status < 0 ? CLI_EXIT_OK : status;

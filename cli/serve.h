@@ -64,7 +64,8 @@ struct serve_options {
     uint32_t rate_limit;    /* messages a second per connection; 0: none */
     const char *redis_url;  /* --redis: rooms across processes */
     uint64_t redis_max_queue;
-    unsigned threads; /* --threads: loops (and threads) in the process, >= 1 */
+    unsigned threads;               /* --threads: loops (and threads) in the process, >= 1 */
+    struct cli_listen_addr metrics; /* --metrics: host NULL when not given */
 };
 
 /* A token bucket: --rate-limit per connection. */
@@ -77,6 +78,7 @@ struct exec_child;
 struct serve_redis;
 struct serve_group;
 struct serve_inbox;
+struct serve_snapshot;
 
 struct udp_listener {
     struct wsk_udp *sock;
@@ -116,6 +118,11 @@ struct serve {
     unsigned index;         /* 0: the main thread's, which handles signals */
     uint64_t thread_behind; /* messages not handed to another thread (its inbox full) */
     char tag[24];           /* " [thread 2]" in its log lines */
+    /* --metrics (serve_metrics.c): the listener (main instance), and the
+     * figures a thread copies out every second for it. */
+    struct wsk_server *metrics_srv;
+    uint16_t metrics_port;
+    struct serve_snapshot *snapshot;
     /* While the server is created or its certificate reloaded, the library's
      * errors are kept here, not printed, so that the failure is reported as
      * one line. */
@@ -154,6 +161,25 @@ void serve_threads_reload(struct serve *s);
 /* The node id every instance of this process gives Redis (8 bytes), or
  * NULL with one thread. */
 const uint8_t *serve_threads_node(const struct serve *s);
+
+/* The instances of the process (s alone without --threads): how many, and
+ * the i-th. */
+unsigned serve_threads_count(const struct serve *s);
+struct serve *serve_threads_get(struct serve *s, unsigned i);
+
+/* /healthz and --metrics (serve_metrics.c). serve_healthz() answers
+ * GET /healthz (200 ok, or 503 once shutting down) and returns true, or
+ * returns false for another path. */
+bool serve_healthz(struct serve *s, struct wsk_conn *conn,
+                   const struct wsk_http_request_event *req);
+/* The --metrics listener on s's loop. Returns 0 or an exit status. */
+int serve_metrics_start(struct serve *s);
+/* A thread's snapshot of its figures every second, for the listener on the
+ * main thread. Returns 0 or an exit status. */
+int serve_metrics_snapshots(struct serve *s);
+void serve_metrics_stop(struct serve *s);
+void serve_metrics_shutdown(struct serve *s);
+void serve_metrics_free(struct serve *s);
 
 /* Options (serve_options.c). Returns 0 to run, -1 after --help, or an exit
  * status (> 0) for an error, after saying why. */

@@ -115,7 +115,13 @@ static const char serve_usage_more[] =
     "                         on every thread, once each; --max-connections is\n"
     "                         shared out. Not with --exec, whose programs use the\n"
     "                         other cores (default 1: one core, and every\n"
-    "                         message in one order)\n";
+    "                         message in one order)\n"
+    "  --metrics [HOST:]PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
+    "                         (HOST 127.0.0.1 unless given): connections,\n"
+    "                         messages and bytes, HTTP errors by status, queues,\n"
+    "                         slow consumers, per thread (default: off). Every\n"
+    "                         WebSocket listener answers GET /healthz: 200, or\n"
+    "                         503 once shutting down\n";
 
 static const char serve_usage_limits[] =
     "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
@@ -219,6 +225,7 @@ enum {
     OPT_REDIS,
     OPT_REDIS_MAX_QUEUE,
     OPT_THREADS,
+    OPT_METRICS,
 };
 
 static const struct option serve_longopts[] = {
@@ -254,6 +261,7 @@ static const struct option serve_longopts[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-max-queue", required_argument, NULL, OPT_REDIS_MAX_QUEUE},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"metrics", required_argument, NULL, OPT_METRICS},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -446,6 +454,18 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
                 return cli_usage_error("--threads '%s': expected a number from 1 to %u, or auto",
                                        optarg, MAX_THREADS);
             opt->threads = (unsigned)(n < MAX_THREADS ? n : MAX_THREADS);
+            break;
+        }
+        case OPT_METRICS: {
+            const char *why = NULL;
+            cli_listen_addr_reset(&opt->metrics);
+            rv = cli_parse_listen_addr(optarg, DEFAULT_HOST, &opt->metrics, &why);
+            if (rv == -ENOMEM)
+                return cli_usage_error("out of memory");
+            if (rv < 0)
+                return cli_usage_error("--metrics '%s': %s; expected [HOST:]PORT like 9100 or "
+                                       "127.0.0.1:9100",
+                                       optarg, why);
             break;
         }
         case OPT_STATIC:

@@ -191,6 +191,8 @@ void serve_http_request(struct wsk_conn *conn, const struct wsk_http_request_eve
 {
     struct serve *s = user_data;
     size_t plen = sizeof PUBLISH_PREFIX - 1;
+    if (serve_healthz(s, conn, req) || s->opt.mode != SERVE_BROADCAST)
+        return;
     if (req->path.len < plen || memcmp(req->path.ptr, PUBLISH_PREFIX, plen) != 0 ||
         (req->path.len > plen && req->path.ptr[plen] != '/'))
         return; /* not ours: static files, the chat page */

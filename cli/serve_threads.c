@@ -71,6 +71,16 @@ struct serve_group {
     struct serve *inst[];
 };
 
+unsigned serve_threads_count(const struct serve *s)
+{
+    return s->group ? s->group->n : 1;
+}
+
+struct serve *serve_threads_get(struct serve *s, unsigned i)
+{
+    return s->group ? s->group->inst[i] : s;
+}
+
 const uint8_t *serve_threads_node(const struct serve *s)
 {
     return s->group ? s->group->node : NULL;

@@ -54,7 +54,7 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Re
 # stay near a minute.
 mapfile -t tsan_targets < <(ctest --test-dir build/tsan -N -L threads |
     sed -n 's|.*Test *#[0-9]*: [a-z]*/\([a-z_0-9]*\)$|\1|p' |
-    sed '/^serve_threads_test$/s|.*|wsk|')
+    sed -E '/^serve_(threads|metrics)_test$/s|.*|wsk|' | sort -u)
 cmake --build build/tsan --target "${tsan_targets[@]}"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L threads || status=1

@@ -102,6 +102,12 @@ WSK_API int wsk_server_publish(struct wsk_server *srv, const void *topic, size_t
 WSK_API int wsk_server_publish_async(struct wsk_server *srv, const void *topic, size_t topic_len,
                                      enum wsk_opcode opcode, const void *data, size_t len);
 
+/* Slots of wsk_server_stats.refused, and the HTTP status each counts:
+ * 400, 401, 403, 404, 405, 413, 414, 426, 431, 500, 503, then 0 for any
+ * other. wsk_stats_refused_code(i) returns 0 for i out of range. */
+#define WSK_STATS_REFUSED 12
+WSK_API unsigned wsk_stats_refused_code(size_t i);
+
 /* Counters of one server. */
 struct wsk_server_stats {
     uint64_t slow_closed;   /* receivers closed with 1008 by WSK_OVERFLOW_CLOSE */
@@ -112,10 +118,26 @@ struct wsk_server_stats {
     size_t topics;          /* topics with at least one subscriber */
     size_t subscriptions;
     size_t async_waiting; /* bytes queued by wsk_server_publish_async(), not yet published */
+    /* Connections and traffic. Messages count data messages (not control
+     * frames); a broadcast or publish counts once per receiver it was
+     * queued to. Bytes are what went through the sockets: HTTP, frame
+     * headers, compressed payloads, TLS records. */
+    uint64_t connections_total; /* TCP (and TLS) connections accepted */
+    size_t connections;         /* open now: HTTP, upgrading and WebSocket */
+    size_t websockets_open;     /* WebSocket connections open now */
+    uint64_t websockets_total;  /* upgrades accepted */
+    uint64_t messages_in, bytes_in, messages_out, bytes_out;
+    uint64_t handshake_timeouts; /* connections that did not finish their request in time */
+    uint64_t tls_failures;       /* TLS handshakes that failed */
+    /* HTTP error answers (refused upgrades, bad requests, missing files...)
+     * by status: refused[i] counts wsk_stats_refused_code(i), the last one
+     * every other status. */
+    uint64_t refused[WSK_STATS_REFUSED];
+    size_t queued_bytes; /* in every send queue now (O(connections) to sum) */
 };
 
 /* Fills *out with srv's counters (broadcasts and publishes both count
- * towards slow_closed and slow_dropped). Cannot fail. */
+ * towards slow_closed and slow_dropped). O(connections). Cannot fail. */
 WSK_API void wsk_server_get_stats(const struct wsk_server *srv, struct wsk_server_stats *out);
 
 #ifdef __cplusplus

@@ -139,6 +139,7 @@ int wsk__fanout_to(struct wsk__fanout *f, struct wsk_conn *c)
         wsk__conn_abort(c, rv);
         return 0;
     }
+    ctx->cnt.msgs_out++;
     /* The receiver's inflater now holds bytes its own compressor never
      * saw: that compressor must not reach back past them. */
     if (sh != f->plain)

@@ -242,6 +242,7 @@ int wsk__conn_new(struct wsk_conn **out, struct wsk__ctx *ctx, int fd, uint8_t s
         ctx->conns->prev = c;
     ctx->conns = c;
     ctx->num_conns++;
+    ctx->cnt.accepted++;
     *out = c;
     return 0;
 }
@@ -582,6 +583,7 @@ static void conn_read(struct wsk_conn *c)
             on_eof(c);
             return;
         }
+        c->ctx->cnt.bytes_in += (uint64_t)n;
         feed(c, buf, (size_t)n);
         if (c->state == WSK__DEAD || (c->flags & WSK__F_NO_READ))
             return;
@@ -629,6 +631,7 @@ static void tls_handshake_step(struct wsk_conn *c)
         wsk__conn_tls_detail(c);
         wsk__log(c->ctx, 2, "%s: TLS handshake failed: %s", wsk_conn_peer(c),
                  wsk__stream_error(&c->st));
+        c->ctx->cnt.tls_failures++;
         wsk__conn_abort(c, rv);
         return;
     }
@@ -711,6 +714,7 @@ static void on_deadline(struct wsk_conn *c, uint64_t now)
         break;
     default:
         wsk__log(ctx, 3, "%s: handshake timeout", wsk_conn_peer(c));
+        ctx->cnt.handshake_timeouts++;
         wsk__conn_abort(c, -ETIMEDOUT);
         break;
     }

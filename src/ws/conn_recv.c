@@ -42,6 +42,7 @@ static int sess_message(void *ud, enum wsk_opcode opcode, const uint8_t *data, s
     struct wsk__ctx *ctx = c->ctx;
     if (ctx->h.on_message) {
         struct wsk_message m = {opcode, data, len};
+        ctx->cnt.msgs_in++;
         /* Echoing the very message being delivered needs no second UTF-8 pass. */
         ctx->valid_text = opcode == WSK_OP_TEXT ? data : NULL;
         ctx->valid_text_len = len;
@@ -178,6 +179,7 @@ void wsk__conn_open(struct wsk_conn *c, const struct wsk_open_event *ev, const u
     c->state = WSK__OPEN;
     c->flags |= WSK__F_OPENED;
     ctx->num_open++;
+    ctx->cnt.opened++;
     c->deadline = ctx->lim.ping_interval_ms == UINT32_MAX
                       ? 0
                       : wsk_loop_now(ctx->loop) + ctx->lim.ping_interval_ms;

@@ -87,6 +87,7 @@ void wsk__conn_flush(struct wsk_conn *c)
         wsk__conn_io_error(c, (int)w);
         return;
     }
+    ctx->cnt.bytes_out += (uint64_t)w;
     /* A response times out only when it stops moving (nginx's
      * send_timeout): a slow but steady download goes on. */
     if (w > 0 && c->state == WSK__HTTP_REPLY)
@@ -144,6 +145,7 @@ static int send_masked_direct(struct wsk_conn *c, const uint8_t *hdr, size_t hle
             return WSK_ECLOSED;
         }
         size_t wrote = w > 0 ? (size_t)w : 0, hpart = hlen - hsent;
+        ctx->cnt.bytes_out += wrote;
         if (wrote < hpart) {
             hsent += wrote;
             break;
@@ -197,8 +199,10 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
             wsk__conn_abort(c, (int)w);
             return WSK_ECLOSED;
         }
-        if (w > 0)
+        if (w > 0) {
             skip = (size_t)w;
+            c->ctx->cnt.bytes_out += skip;
+        }
         if (skip == hlen + len)
             return 0;
     }
@@ -313,6 +317,7 @@ int wsk_conn_send(struct wsk_conn *c, enum wsk_opcode opcode, const void *data, 
     int rv = wsk__conn_send_message(c, (uint8_t)opcode, data, len);
     if (rv)
         return rv;
+    c->ctx->cnt.msgs_out++;
     return check_queue(c);
 }
 

@@ -47,9 +47,21 @@ static void reply(struct wsk_conn *c, int status, const char *ctype, const void 
         wsk__conn_abort(c, -ENOMEM);
 }
 
+static const uint16_t refused_codes[WSK__REFUSED_KINDS] = {400, 401, 403, 404, 405, 413,
+                                                           414, 426, 431, 500, 503, 0};
+
+unsigned wsk_stats_refused_code(size_t i)
+{
+    return i < WSK__REFUSED_KINDS ? refused_codes[i] : 0;
+}
+
 void wsk__server_reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
                              const char *extra)
 {
+    size_t k = 0;
+    while (k < WSK__REFUSED_KINDS - 1 && refused_codes[k] != status)
+        k++;
+    c->ctx->cnt.refused[k]++;
     char body[96];
     int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
     reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);

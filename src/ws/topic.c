@@ -617,6 +617,21 @@ void wsk_server_get_stats(const struct wsk_server *srv, struct wsk_server_stats 
     out->async_failed = srv->async_failed;
     out->topics = srv->topics.topics.n;
     out->subscriptions = srv->topics.subs.n;
+    const struct wsk__counters *k = &srv->ctx.cnt;
+    out->connections_total = k->accepted;
+    out->connections = srv->ctx.num_conns;
+    out->websockets_open = srv->ctx.num_open;
+    out->websockets_total = k->opened;
+    out->messages_in = k->msgs_in;
+    out->bytes_in = k->bytes_in;
+    out->messages_out = k->msgs_out;
+    out->bytes_out = k->bytes_out;
+    out->handshake_timeouts = k->handshake_timeouts;
+    out->tls_failures = k->tls_failures;
+    for (size_t i = 0; i < WSK_STATS_REFUSED; i++)
+        out->refused[i] = k->refused[i];
+    for (const struct wsk_conn *c = srv->ctx.conns; c; c = c->next)
+        out->queued_bytes += c->st.out_bytes;
     struct wsk__inbox *in = srv->topics.inbox;
     if (in) {
         pthread_mutex_lock(&in->lock);

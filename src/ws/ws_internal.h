@@ -93,6 +93,18 @@ struct wsk__walk {
     struct wsk__walk *up;
 };
 
+/* What wsk_server_get_stats() reports beyond the topics' counters. */
+#define WSK__REFUSED_KINDS 12
+struct wsk__counters {
+    uint64_t accepted;            /* connections accepted (server) */
+    uint64_t opened;              /* WebSocket connections opened */
+    uint64_t msgs_in, msgs_out;   /* data messages */
+    uint64_t bytes_in, bytes_out; /* on the sockets: HTTP, frames, TLS records */
+    uint64_t handshake_timeouts;
+    uint64_t tls_failures;
+    uint64_t refused[WSK__REFUSED_KINDS]; /* HTTP errors answered, by wsk_stats_refused_code() */
+};
+
 struct wsk__ctx {
     struct wsk_loop *loop;
     struct wsk_handlers h;
@@ -128,6 +140,7 @@ struct wsk__ctx {
      * memory until the end of the iteration, since the code that called the
      * callback still holds pointers into it. */
     unsigned cb_depth;
+    struct wsk__counters cnt;
 };
 
 /* Calls a user callback, counting it in ctx->cb_depth. */

@@ -258,6 +258,21 @@ static void test_counts(void)
     CHECK_EQ_INT(wsk_server_publish(S.srv, "z", 1, WSK_OP_TEXT, "m3", 2), 0);
     RUN_UNTIL(cl[0].messages == 1 && cl[1].messages == 2 && cl[2].messages == 1, WAIT_MS);
     CHECK_STR(cl[0].log, "m1|");
+    /* The traffic counters: 3 connections, 4 deliveries, socket bytes both
+     * ways; a refused plain request counted by its status. */
+    st = stats();
+    CHECK_EQ_INT(st.connections_total, 3);
+    CHECK_EQ_INT(st.connections, 3);
+    CHECK_EQ_INT(st.websockets_open, 3);
+    CHECK_EQ_INT(st.websockets_total, 3);
+    CHECK_EQ_INT(st.messages_out, 4);
+    CHECK_EQ_INT(st.messages_in, 0);
+    CHECK(st.bytes_in >= 3 * 100 && st.bytes_out >= 3 * 129 + 4 * 4);
+    CHECK_EQ_INT(wsk_stats_refused_code(3), 404);
+    CHECK_EQ_INT(wsk_stats_refused_code(WSK_STATS_REFUSED - 1), 0);
+    CHECK_EQ_INT(wsk_stats_refused_code(WSK_STATS_REFUSED), 0);
+    for (size_t i = 0; i < WSK_STATS_REFUSED; i++)
+        CHECK_EQ_INT(st.refused[i], 0);
     CHECK_STR(cl[1].log, "m1|m2|");
     CHECK_STR(cl[2].log, "m2|");
     CHECK_EQ_INT(cl[2].last_op, WSK_OP_BINARY);
