@@ -6,7 +6,7 @@
 #   3. ASan+UBSan build: unit and integration tests
 #   4. TSan build: the tests labelled "threads" (wsk serve --threads's too)
 #   5. each libFuzzer target for WSK_FUZZ_SECONDS (default 40) seconds (a smoke
-#      run: 11 targets; long campaigns are scripts/fuzz_campaign.sh)
+#      run: 12 targets; long campaigns are scripts/fuzz_campaign.sh)
 # Set WSK_FUZZ_SECONDS=0 to skip fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

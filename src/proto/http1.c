@@ -47,6 +47,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "proto/http1_internal.h"
 #include "proto/text_internal.h"
 
 enum scan_state {
@@ -329,4 +330,85 @@ bool wsk_http_header_has_token(const struct wsk_http_header *headers, size_t num
                 return true;
     }
     return false;
+}
+
+/* ---- conditional and range requests ------------------------------------ */
+
+bool wsk__http_etag_listed(struct wsk_slice v, const char *etag)
+{
+    size_t elen = strlen(etag), i = 0;
+    while (i < v.len) {
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < v.len && v.ptr[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v.ptr[end - 1] == ' ' || v.ptr[end - 1] == '\t'))
+            end--;
+        if (end - start == 1 && v.ptr[start] == '*')
+            return true;
+        if (end - start > 2 && v.ptr[start] == 'W' && v.ptr[start + 1] == '/')
+            start += 2;
+        if (end - start == elen && memcmp(v.ptr + start, etag, elen) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool parse_u64(const char *p, size_t n, uint64_t *out)
+{
+    if (!n || n > 19)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int wsk__http_parse_range(struct wsk_slice v, uint64_t size, uint64_t *start, uint64_t *len)
+{
+    static const char unit[] = "bytes=";
+    if (v.len < 7)
+        return 0;
+    for (size_t i = 0; i < 6; i++) /* ASCII case-insensitive, whatever the locale */
+        if ((v.ptr[i] | (v.ptr[i] >= 'A' && v.ptr[i] <= 'Z' ? 0x20 : 0)) != unit[i])
+            return 0;
+    const char *p = v.ptr + 6;
+    size_t n = v.len - 6;
+    while (n && *p == ' ')
+        p++, n--;
+    while (n && p[n - 1] == ' ')
+        n--;
+    if (memchr(p, ',', n))
+        return 0;
+    const char *dash = memchr(p, '-', n);
+    if (!dash)
+        return 0;
+    size_t a_len = (size_t)(dash - p), b_len = n - a_len - 1;
+    uint64_t a, b;
+    if (!a_len) { /* the last b bytes */
+        if (!parse_u64(dash + 1, b_len, &b))
+            return 0;
+        if (!b || !size)
+            return -1;
+        *start = b < size ? size - b : 0;
+        *len = size - *start;
+        return 1;
+    }
+    if (!parse_u64(p, a_len, &a))
+        return 0;
+    if (b_len && (!parse_u64(dash + 1, b_len, &b) || b < a))
+        return 0;
+    if (a >= size)
+        return -1;
+    if (!b_len || b >= size)
+        b = size - 1;
+    *start = a;
+    *len = b - a + 1;
+    return 1;
 }

@@ -90,4 +90,16 @@ void wsk__http_date(int64_t t, char out[30]);
  * 0. */
 const char *wsk__mime_type(const char *path, size_t len);
 
+/* If-None-Match value v: "*", or a list of entity tags compared weakly with
+ * etag (a quoted tag; W/ prefixes ignored, RFC 9110 section 13.1.2). */
+bool wsk__http_etag_listed(struct wsk_slice v, const char *etag);
+
+/* A Range value for a body of size bytes: "bytes=A-B", "bytes=A-" or
+ * "bytes=-N", one range (several are answered whole, as RFC 9110 allows).
+ * Returns 1 with *start and *len (> 0, start + len <= size) set; 0 to
+ * ignore the header (not bytes=, malformed, several ranges, B < A); -1
+ * when the range is unsatisfiable (A >= size, a suffix of 0, an empty
+ * body). */
+int wsk__http_parse_range(struct wsk_slice v, uint64_t size, uint64_t *start, uint64_t *len);
+
 #endif

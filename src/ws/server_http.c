@@ -95,6 +95,72 @@ static bool slice_eq(struct wsk_slice s, const char *z)
     return s.len == n && !memcmp(s.ptr, z, n);
 }
 
+/* ---- conditional and partial GETs of files --------------------------------- */
+
+/* The file's validator, strong, as nginx writes it: mtime and size in hex. */
+static void etag_of(char out[48], const struct wsk__static_file *f)
+{
+    snprintf(out, 48, "\"%llx-%llx\"", (unsigned long long)f->mtime, (unsigned long long)f->size);
+}
+
+/* A file found: 200, 304 for a current copy, 206 for a range, 416 for a
+ * range past its end. Takes f->fd. */
+static void serve_file(struct wsk_conn *c, const struct wsk_http_request *req,
+                       struct wsk__static_file *f, bool is_head, bool keep_alive)
+{
+    char etag[48], modified[30], extra[256];
+    etag_of(etag, f);
+    wsk__http_date(f->mtime, modified);
+    int status = 200;
+    uint64_t start = 0, len = f->size;
+    const struct wsk_slice *inm =
+        wsk_http_header_get(req->headers, req->num_headers, "If-None-Match");
+    const struct wsk_slice *range = wsk_http_header_get(req->headers, req->num_headers, "Range");
+    const struct wsk_slice *if_range =
+        wsk_http_header_get(req->headers, req->num_headers, "If-Range");
+    if (inm && wsk__http_etag_listed(*inm, etag)) {
+        status = 304;
+    } else if (range && slice_eq(req->method, "GET") &&
+               (!if_range || (if_range->len == strlen(etag) &&
+                              memcmp(if_range->ptr, etag, if_range->len) == 0))) {
+        int r = wsk__http_parse_range(*range, f->size, &start, &len);
+        if (r < 0) {
+            close(f->fd);
+            snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n",
+                     (unsigned long long)f->size);
+            wsk__server_reply_error(c, 416, is_head, keep_alive, extra);
+            return;
+        }
+        if (r > 0)
+            status = 206;
+    }
+    int n = snprintf(extra, sizeof extra,
+                     "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n", etag, modified);
+    if (status == 206)
+        snprintf(extra + n, sizeof extra - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
+                 (unsigned long long)start, (unsigned long long)(start + len - 1),
+                 (unsigned long long)f->size);
+    char head[1024];
+    int hn = wsk__http_head(head, sizeof head, status, status == 304 ? NULL : f->content_type, len,
+                            keep_alive, extra, (int64_t)time(NULL));
+    if (hn < 0 || wsk__conn_queue(c, head, (size_t)hn) < 0) {
+        close(f->fd);
+        wsk__conn_abort(c, hn < 0 ? hn : -ENOMEM);
+        return;
+    }
+    if (!keep_alive)
+        c->flags |= WSK__F_HTTP_CLOSE;
+    c->state = WSK__HTTP_REPLY;
+    if (is_head || status == 304 || len == 0 ||
+        (start && lseek(f->fd, (off_t)start, SEEK_SET) != (off_t)start)) {
+        close(f->fd);
+        return;
+    }
+    c->http->file_fd = f->fd;
+    c->http->file_left = len;
+    pump_file(c);
+}
+
 static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
                       const struct wsk_http_request *req, bool keep_alive)
 {
@@ -103,24 +169,7 @@ static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
         struct wsk__static_file f;
         int status = wsk__static_resolve(&srv->root, req->path, &f);
         if (status == 200) {
-            char head[1024];
-            int n = wsk__http_head(head, sizeof head, 200, f.content_type, f.size, keep_alive, NULL,
-                                   (int64_t)time(NULL));
-            if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0) {
-                close(f.fd);
-                wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
-                return;
-            }
-            if (!keep_alive)
-                c->flags |= WSK__F_HTTP_CLOSE;
-            c->state = WSK__HTTP_REPLY;
-            if (is_head || f.size == 0) {
-                close(f.fd);
-                return;
-            }
-            c->http->file_fd = f.fd;
-            c->http->file_left = f.size;
-            pump_file(c);
+            serve_file(c, req, &f, is_head, keep_alive);
             return;
         }
         if (status == 301) {

@@ -134,6 +134,57 @@ if start_server --echo --static "$WWW"; then
 
     echo "== WebSocket on the same port"
     check "WebSocket upgrade at $WS_URL still echoes" "$PY" "$PEERS/py_client.py" "$WS_URL" text binary
+    echo "== caching and ranges"
+    seq 1 1000 >"$WWW/numbers.txt"
+    base=http://127.0.0.1:$PORT
+    head_of() { curl -s -o /dev/null -D - --max-time 5 "$@" | tr -d '\r'; }
+    etag=$(head_of "$base/numbers.txt" | sed -n 's/^ETag: //Ip')
+    check "200 carries ETag, Last-Modified and Accept-Ranges: bytes" bash -c '
+        h=$(curl -s -o /dev/null -D - --max-time 5 "$0" | tr -d "\r")
+        grep -Eq "^ETag: \"[0-9a-f]+-[0-9a-f]+\"$" <<<"$h" && grep -q "^Last-Modified: " <<<"$h" &&
+        grep -q "^Accept-Ranges: bytes$" <<<"$h"' "$base/numbers.txt"
+    check "If-None-Match with the ETag: 304, no body" bash -c '
+        out=$(curl -s -w "%{http_code} %{size_download}" -H "If-None-Match: $1" --max-time 5 "$0")
+        [[ $out == "304 0" ]]' "$base/numbers.txt" "$etag"
+    check "If-None-Match with a weak W/ form and a list: 304" bash -c '
+        [[ $(curl -s -o /dev/null -w "%{http_code}" -H "If-None-Match: \"x\", W/$1" \
+            --max-time 5 "$0") == 304 ]]' "$base/numbers.txt" "$etag"
+    check "If-None-Match with another tag: 200" bash -c '
+        [[ $(curl -s -o /dev/null -w "%{http_code}" -H "If-None-Match: \"0-0\"" --max-time 5 \
+            "$0") == 200 ]]' "$base/numbers.txt"
+    check "Range: bytes=0-9: 206, Content-Range, the first 10 bytes" bash -c '
+        out=$(curl -s -D "$1" -H "Range: bytes=0-9" --max-time 5 "$0")
+        [[ $out == "$(head -c 10 "$2")" ]] && grep -q "^HTTP/1.1 206" "$1" &&
+        grep -q "^Content-Range: bytes 0-9/3893" <(tr -d "\r" <"$1")' \
+        "$base/numbers.txt" "$TEST_TMP/range.head" "$WWW/numbers.txt"
+    check "Range: bytes=-6 and bytes=3890-: the last bytes" bash -c '
+        [[ $(curl -s -H "Range: bytes=-6" --max-time 5 "$0" | od -An -c | tr -d " ") == "999\n1000\n" ||
+           $(curl -s -H "Range: bytes=-6" --max-time 5 "$0") == "$(tail -c 6 "$1")" ]] &&
+        [[ $(curl -s -H "Range: bytes=3890-" --max-time 5 "$0") == "$(tail -c 3 "$1")" ]]' \
+        "$base/numbers.txt" "$WWW/numbers.txt"
+    check "a range past the end: 416 with Content-Range: bytes */SIZE" bash -c '
+        curl -s -o /dev/null -D "$1" -H "Range: bytes=5000-" --max-time 5 "$0"
+        grep -q "^HTTP/1.1 416" "$1" && grep -q "^Content-Range: bytes \*/3893" <(tr -d "\r" <"$1")' \
+        "$base/numbers.txt" "$TEST_TMP/range416.head"
+    check "several ranges, or an If-Range that does not match: the whole file (200)" bash -c '
+        a=$(curl -s -o /dev/null -w "%{http_code} %{size_download}" -H "Range: bytes=0-1,5-6" \
+            --max-time 5 "$0")
+        b=$(curl -s -o /dev/null -w "%{http_code} %{size_download}" -H "Range: bytes=10-" \
+            -H "If-Range: \"old\"" --max-time 5 "$0")
+        [[ $a == "200 3893" && $b == "200 3893" ]]' "$base/numbers.txt"
+    check "curl -C - resumes a download byte for byte" bash -c '
+        head -c 1000 "$1" >"$2"
+        curl -s -C - -o "$2" --max-time 5 "$0" && cmp -s "$1" "$2"' \
+        "$base/numbers.txt" "$WWW/numbers.txt" "$TEST_TMP/resumed.txt"
+    printf 'x' >"$WWW/a.webmanifest"
+    check "more types: .webmanifest, .mp4, .woff" bash -c '
+        : >"$1/v.mp4"; : >"$1/f.woff"
+        [[ $(curl -s -o /dev/null -w "%{content_type}" "$0/a.webmanifest") == application/manifest+json &&
+           $(curl -s -o /dev/null -w "%{content_type}" "$0/v.mp4") == video/mp4 &&
+           $(curl -s -o /dev/null -w "%{content_type}" "$0/f.woff") == font/woff ]]' "$base" "$WWW"
+    mkdir -p "$WWW/noindex"
+    check "a directory without index.html: 404" test "$(curl -s -o /dev/null -w '%{http_code}' \
+        --max-time 5 "$base/noindex/")" = 404
     server_alive "server still running"
     stop_server
 fi
