@@ -563,6 +563,8 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                 hint = " (no handshake within --connect-timeout)";
             else if (is_plain && err == WSK_EABNORMAL)
                 hint = " (if the port speaks TLS, try wss://)";
+            else if (err == WSK_EABNORMAL && !c->opt.cert_file)
+                hint = " (if the server requires a client certificate: --cert and --key)";
             else if (strstr(ev->detail, "certificate verify failed"))
                 hint = " (trust its CA with --cacert FILE, or skip the check with --insecure)";
             cli_error("cannot connect to %s: %s%s%s%s", url, wsk_strerror(err),
@@ -715,6 +717,7 @@ static int run(struct client *c)
                               : opt->origin           ? "--origin"
                               : opt->ca_file          ? "--cacert"
                               : opt->is_insecure      ? "--insecure"
+                              : opt->cert_file        ? "--cert"
                               : !opt->has_deflate     ? "--no-deflate"
                                                       : NULL;
         if (ws_only) {
@@ -761,6 +764,8 @@ static int run(struct client *c)
     cfg.connect_timeout_ms = opt->connect_timeout_ms;
     cfg.ca_file = opt->ca_file;
     cfg.insecure = opt->is_insecure;
+    cfg.cert_file = opt->cert_file;
+    cfg.key_file = opt->key_file;
     wsk_deflate_config_init(&cfg.deflate);
     cfg.deflate.enabled = opt->has_deflate;
 

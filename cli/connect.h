@@ -39,6 +39,8 @@ struct connect_options {
     uint32_t ping_interval_ms; /* keepalive pings; 0: the library's default */
     const char *ca_file;
     bool is_insecure;
+    const char *cert_file; /* --cert, --key: a client certificate */
+    const char *key_file;
     bool has_deflate;
     int verbosity;
 };

@@ -67,6 +67,9 @@ static const char connect_usage_more[] =
     "                          e.g. a private CA, instead of the system's store\n"
     "  --insecure              wss://: do not verify the server's certificate at all\n"
     "                          (for tests; prints a warning)\n"
+    "  --cert FILE, --key FILE wss://: present this client certificate (PEM chain)\n"
+    "                          and its key (PEM, not encrypted) when the server\n"
+    "                          asks for one\n"
     "  --wait SECONDS          after the end of stdin, close once no message has\n"
     "                          come for this long (each one restarts the wait;\n"
     "                          default 1; 0: close at once)\n"
@@ -117,6 +120,8 @@ enum {
     OPT_USER_AGENT,
     OPT_SHOW_PING,
     OPT_PING_INTERVAL,
+    OPT_CERT,
+    OPT_KEY,
 };
 
 static const struct option connect_longopts[] = {
@@ -136,6 +141,8 @@ static const struct option connect_longopts[] = {
     {"base64", no_argument, NULL, OPT_BASE64},
     {"user-agent", required_argument, NULL, OPT_USER_AGENT},
     {"show-ping", no_argument, NULL, OPT_SHOW_PING},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
     {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
     CLI_COMMON_LONGOPTS,
 };
@@ -251,6 +258,12 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
         case OPT_SHOW_PING:
             opt->is_show_ping = true;
             break;
+        case OPT_CERT:
+        case OPT_KEY:
+            if (!*optarg)
+                return cli_usage_error("%s needs a file", c == OPT_CERT ? "--cert" : "--key");
+            *(c == OPT_CERT ? &opt->cert_file : &opt->key_file) = optarg;
+            break;
         case OPT_PING_INTERVAL:
             if (cli_parse_seconds(optarg, &opt->ping_interval_ms) < 0)
                 return cli_usage_error("--ping-interval '%s': expected seconds like 20 or 0.5 "
@@ -279,6 +292,9 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
     if (opt->is_echo && (opt->is_no_close || opt->is_base64))
         return cli_usage_error("%s is for stdin and stdout; --echo uses neither",
                                opt->is_no_close ? "--no-close" : "--base64");
+    if (!opt->cert_file != !opt->key_file)
+        return cli_usage_error("%s needs %s too", opt->cert_file ? "--cert" : "--key",
+                               opt->cert_file ? "--key" : "--cert");
     if (opt->ca_file && opt->is_insecure)
         return cli_usage_error("--cacert and --insecure contradict each other: with --insecure "
                                "nothing is verified");

@@ -83,6 +83,9 @@ struct wsk_tcp_config {
     bool insecure;
     const char *ca_file;
     const char *server_name;
+    /* A client certificate and its key (PEM), both or neither. */
+    const char *cert_file;
+    const char *key_file;
 };
 
 /* Fills cfg with the defaults above. Cannot fail. */

@@ -347,6 +347,10 @@ struct wsk_client_config {
      * URL's host. insecure skips all verification (tests only). */
     const char *ca_file;
     bool insecure;
+    /* wss://: a client certificate (PEM chain) and its key (PEM, not
+     * encrypted), both or neither, presented when the server asks. */
+    const char *cert_file;
+    const char *key_file;
     /* permessage-deflate offer: off unless deflate.enabled. */
     struct wsk_deflate_config deflate;
 };

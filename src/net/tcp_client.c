@@ -170,7 +170,8 @@ static int setup_tls(struct wsk__tcp_ctx *ctx, const char *host)
     if (!ctx->server_name)
         return -ENOMEM;
     char err[512];
-    int rv = wsk__tls_client_ctx_new(&ctx->tls_ctx, cfg->ca_file, cfg->insecure, err, sizeof err);
+    int rv = wsk__tls_client_ctx_new(&ctx->tls_ctx, cfg->ca_file, cfg->insecure, cfg->cert_file,
+                                     cfg->key_file, err, sizeof err);
     if (rv < 0)
         wsk__tcp_log(ctx, 0, "%s", err);
     return rv;

@@ -80,12 +80,16 @@ int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, co
  * can read and alter the traffic; for tests and self-signed setups only),
  * and cafile is then ignored. TLS 1.2 minimum, ALPN offers "http/1.1".
  *
+ * With cert_file and key_file (PEM, both or neither) the client presents
+ * that certificate when the server asks for one.
+ *
  * Returns 0 and sets *out (holding one reference), or WSK_ETLS with a reason
  * in err[errlen] ("cannot read CA file ca.pem: No such file or directory",
- * "cannot read CA file ca.pem: no PEM certificate in the file"), or
- * -ENOMEM. */
-int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure, char *err,
-                            size_t errlen);
+ * "cannot read CA file ca.pem: no PEM certificate in the file", "private
+ * key k.pem does not match the certificate c.pem", "a client certificate
+ * needs a key file too"), or -ENOMEM. */
+int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure,
+                            const char *cert_file, const char *key_file, char *err, size_t errlen);
 
 /* Takes one more reference on c. Thread-safe. */
 void wsk__tls_ctx_ref(struct wsk__tls_ctx *c);

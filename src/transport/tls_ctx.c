@@ -244,11 +244,31 @@ static int load_key(struct wsk__tls_ctx *c, const char *cert_file, const char *k
     return 0;
 }
 
+/* The certificate chain in cert_file (expired or not yet valid: refused)
+ * and its private key. */
+static int load_cert_and_key(struct wsk__tls_ctx *c, const char *cert_file, const char *key_file,
+                             char *err, size_t errlen)
+{
+    int rv = check_file(cert_file);
+    if (rv) {
+        wsk__tls_put_err(err, errlen, "cannot read certificate %s: %s", cert_file,
+                         wsk_strerror(-rv));
+        return WSK_ETLS;
+    }
+    if (!SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert_file)) {
+        pem_error(err, errlen, "certificate", cert_file, false);
+        return WSK_ETLS;
+    }
+    rv = check_validity(SSL_CTX_get0_certificate(c->ssl_ctx), cert_file, err, errlen);
+    if (rv < 0)
+        return rv;
+    return load_key(c, cert_file, key_file, err, errlen);
+}
+
 int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, const char *key_file,
                             char *err, size_t errlen)
 {
     struct wsk__tls_ctx *c;
-    X509 *cert;
     int rv;
 
     wsk__tls_put_err(err, errlen, "%s", "");
@@ -261,23 +281,7 @@ int wsk__tls_server_ctx_new(struct wsk__tls_ctx **out, const char *cert_file, co
     rv = ctx_alloc(&c, true, err, errlen);
     if (rv < 0)
         goto done;
-    rv = check_file(cert_file);
-    if (rv) {
-        wsk__tls_put_err(err, errlen, "cannot read certificate %s: %s", cert_file,
-                         wsk_strerror(-rv));
-        rv = WSK_ETLS;
-        goto done;
-    }
-    if (!SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert_file)) {
-        pem_error(err, errlen, "certificate", cert_file, false);
-        rv = WSK_ETLS;
-        goto done;
-    }
-    cert = SSL_CTX_get0_certificate(c->ssl_ctx);
-    rv = check_validity(cert, cert_file, err, errlen);
-    if (rv < 0)
-        goto done;
-    rv = load_key(c, cert_file, key_file, err, errlen);
+    rv = load_cert_and_key(c, cert_file, key_file, err, errlen);
     if (rv < 0)
         goto done;
     SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select, NULL);
@@ -289,17 +293,24 @@ done:
     return rv;
 }
 
-int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure, char *err,
-                            size_t errlen)
+int wsk__tls_client_ctx_new(struct wsk__tls_ctx **out, const char *cafile, bool insecure,
+                            const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
     struct wsk__tls_ctx *c;
     int rv;
 
     wsk__tls_put_err(err, errlen, "%s", "");
     *out = NULL;
+    if (!cert_file != !key_file) {
+        wsk__tls_put_err(err, errlen, "a client certificate needs %s too",
+                         cert_file ? "a key file" : "a certificate file");
+        return WSK_ETLS;
+    }
     ERR_clear_error();
     rv = ctx_alloc(&c, false, err, errlen);
     if (rv < 0)
+        goto done;
+    if (cert_file && (rv = load_cert_and_key(c, cert_file, key_file, err, errlen)) < 0)
         goto done;
     c->insecure = insecure;
     if (insecure) {

@@ -371,8 +371,8 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
                                                          : WSK_DEFLATE_DEFAULT_MIN_SIZE;
     if (rv == 0 && hs->is_tls) {
         char err[512];
-        rv =
-            wsk__tls_client_ctx_new(&cl->ctx.tls_ctx, cfg->ca_file, cfg->insecure, err, sizeof err);
+        rv = wsk__tls_client_ctx_new(&cl->ctx.tls_ctx, cfg->ca_file, cfg->insecure, cfg->cert_file,
+                                     cfg->key_file, err, sizeof err);
         if (rv < 0)
             wsk__log(&cl->ctx, 0, "%s", err);
     }

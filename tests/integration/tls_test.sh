@@ -293,4 +293,29 @@ if start_server --echo -v --tls-cert "$LIVE/cert.pem" --tls-key "$LIVE/key.pem";
     check "server exits 0 on SIGTERM" test "$STOP_STATUS" -eq 0
 fi
 
+echo "== wsk connect --cert/--key: a client certificate"
+check "a client certificate for 'alice' signed by CA B (extendedKeyUsage clientAuth)" bash -c '
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=alice \
+        -keyout "$0/alice.key" -out "$0/alice.csr" 2>/dev/null &&
+    printf "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n" >"$0/alice.ext" &&
+    openssl x509 -req -in "$0/alice.csr" -CA "$0/ca-b.pem" -CAkey "$0/ca-b.key" -CAcreateserial \
+        -days 3 -extfile "$0/alice.ext" -out "$0/alice.pem" 2>/dev/null' "$PKI" || finish
+if start_listener "$PY" "$PEERS/py_echo_server.py" --tls-cert "$PKI/srv-a.pem" \
+    --tls-key "$PKI/srv-a.key" --client-ca "$PKI/ca-b.pem"; then
+    MTLS=wss://127.0.0.1:$LISTENER_PORT
+    check "--cert/--key: the server that requires one sees 'alice', and echoes" \
+        connect_expect 'hi\n' 'alice\nhi\n' --cacert "$PKI/ca-a.pem" --cert "$PKI/alice.pem" \
+        --key "$PKI/alice.key" "$MTLS/whoami"
+    check "without a client certificate: refused, one line suggesting --cert and --key" \
+        connect_fails 'client certificate: --cert and --key' --cacert "$PKI/ca-a.pem" \
+        "$MTLS/whoami"
+    check "--cert without --key: a usage error" bash -c '
+        out=$("$0" connect --cert "$1" "$2" </dev/null 2>&1); rv=$?
+        [[ $rv == 2 && $out == *"--cert needs --key"* ]]' "$WSK_BIN" "$PKI/alice.pem" "$MTLS/"
+    check "a key that does not match: one line saying so, exit 1" \
+        connect_fails 'does not match' --cacert "$PKI/ca-a.pem" --cert "$PKI/alice.pem" \
+        --key "$PKI/srv-a.key" "$MTLS/whoami"
+    stop_pid "$LISTENER_PID"
+fi
+
 finish

@@ -2,6 +2,7 @@
 """A Python `websockets` server for testing `wsk connect`.
 
 usage: py_echo_server.py [--subprotocol P]... [--tls-cert FILE --tls-key FILE]
+                         [--client-ca FILE]
 
 Listens on 127.0.0.1 port 0 and prints, as its first stdout line,
   py_echo_server: listening on ws://127.0.0.1:PORT/
@@ -31,6 +32,11 @@ notable event. It accepts permessage-deflate as websockets does by default
                     later: a request/response server that takes its time
   /close-with/CODE  after the first message, closes with CODE and reason
                     "test"
+  /whoami           first sends the CN of the client's certificate (or
+                    "<none>"), then echoes
+
+--client-ca FILE makes the TLS server require a client certificate signed
+by a CA of FILE.
 """
 
 import argparse
@@ -77,7 +83,7 @@ class EchoProtocol(websockets.WebSocketServerProtocol):
                 say(f"received {render(message)}")
                 await self.send(render(message))
             elif self.path in ("/", "") or self.path.startswith(
-                ("/header/", "/subprotocol", "/extensions")
+                ("/header/", "/subprotocol", "/extensions", "/whoami")
             ):
                 await self.send(message)
         return message
@@ -90,6 +96,10 @@ async def handler(ws, path):
         await ws.send(ws.request_headers.get(name, f"<missing {name}>"))
     elif path == "/subprotocol":
         await ws.send(ws.subprotocol or "<none>")
+    elif path == "/whoami":
+        cert = ws.transport.get_extra_info("peercert") or {}
+        cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        await ws.send(cn[0] if cn else "<none>")
     elif path == "/extensions":
         await ws.send(ws.response_headers.get("Sec-WebSocket-Extensions", "<none>"))
     elif path == "/burst":
@@ -156,11 +166,15 @@ async def main():
     parser.add_argument("--subprotocol", action="append", default=[])
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
+    parser.add_argument("--client-ca")
     args = parser.parse_args()
     tls = None
     if args.tls_cert:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            tls.verify_mode = ssl.CERT_REQUIRED
+            tls.load_verify_locations(args.client_ca)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)

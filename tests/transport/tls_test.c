@@ -493,7 +493,7 @@ static struct wsk__tls_ctx *client_ctx(const char *cafile, bool insecure)
 {
     struct wsk__tls_ctx *c = NULL;
     char err[256];
-    int rv = wsk__tls_client_ctx_new(&c, cafile, insecure, err, sizeof err);
+    int rv = wsk__tls_client_ctx_new(&c, cafile, insecure, NULL, NULL, err, sizeof err);
 
     if (rv < 0)
         fprintf(stderr, "client ctx: %s\n", err);
@@ -947,16 +947,32 @@ static void test_bad_files(void)
     CHECK_EQ_INT(wsk__tls_server_ctx_new(&c, p_missing, p_srv_key, NULL, 0), WSK_ETLS);
 
     snprintf(want, sizeof want, "cannot read CA file %s: No such file or directory", p_missing);
-    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_missing, false, err, sizeof err), WSK_ETLS);
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_missing, false, NULL, NULL, err, sizeof err),
+                 WSK_ETLS);
     CHECK(c == NULL);
     CHECK_STR(err, want);
     snprintf(want, sizeof want, "cannot read CA file %s: no PEM certificate in the file",
              p_garbage);
-    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_garbage, false, err, sizeof err), WSK_ETLS);
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_garbage, false, NULL, NULL, err, sizeof err),
+                 WSK_ETLS);
     CHECK_STR(err, want);
     /* insecure ignores the CA file. */
-    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_missing, true, err, sizeof err), 0);
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, p_missing, true, NULL, NULL, err, sizeof err), 0);
     CHECK_STR(err, "");
+    wsk__tls_ctx_unref(c);
+
+    /* A client certificate: both files or neither, and a key that fits. */
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, NULL, true, p_srv, NULL, err, sizeof err), WSK_ETLS);
+    CHECK_STR(err, "a client certificate needs a key file too");
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, NULL, true, NULL, p_srv_key, err, sizeof err),
+                 WSK_ETLS);
+    CHECK_STR(err, "a client certificate needs a certificate file too");
+    snprintf(want, sizeof want, "private key %s does not match the certificate %s", p_other_key,
+             p_srv);
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, NULL, true, p_srv, p_other_key, err, sizeof err),
+                 WSK_ETLS);
+    CHECK_STR(err, want);
+    CHECK_EQ_INT(wsk__tls_client_ctx_new(&c, NULL, true, p_srv, p_srv_key, err, sizeof err), 0);
     wsk__tls_ctx_unref(c);
 }
 
