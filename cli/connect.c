@@ -27,8 +27,10 @@
 
 #include "connect.h"
 
-#define STDIN_CHUNK    65536
-#define TERMINAL_CHUNK 1024
+#define RECONNECT_MIN_MS 500u
+#define RECONNECT_MAX_MS 30000u
+#define STDIN_CHUNK      65536
+#define TERMINAL_CHUNK   1024
 
 /* ---- stdin --------------------------------------------------------------- */
 
@@ -363,6 +365,13 @@ void client_opened(struct client *c)
     int rv;
 
     c->is_open = true;
+    c->backoff_ms = RECONNECT_MIN_MS;
+    if (c->was_reconnecting) {
+        /* Back: what went wrong before is behind us. */
+        c->was_reconnecting = false;
+        c->status = CLI_EXIT_OK;
+        client_note(c, "reconnected to %s", c->opt.url);
+    }
     if (c->is_interrupted) {
         start_close(c, WSK_CLOSE_NORMAL);
         return;
@@ -528,6 +537,35 @@ static bool is_protocol_error(int err)
     return err == WSK_EPROTO || err == WSK_EUTF8 || err == WSK_ETOOBIG || err == WSK_EDEFLATE;
 }
 
+/* --reconnect: a connection that failed or ended without us asking is made
+ * again, after 0.5 s doubling up to 30 s; not after Ctrl-C, the end of stdin,
+ * /close, or a refusal that will not change (HTTP 401, 403, 404). */
+static bool wants_reconnect(const struct client *c, const struct wsk_close_event *ev)
+{
+    if (!c->opt.is_reconnect || c->is_interrupted || c->is_closing || c->is_stdin_eof ||
+        c->is_stdout_broken)
+        return false;
+    return !(ev->http_status == 401 || ev->http_status == 403 || ev->http_status == 404);
+}
+
+static void on_retry(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    struct client *c = t->data;
+
+    (void)loop;
+    cli_verbose("reconnecting to %s", c->opt.url);
+    c->is_open = c->is_closing = false;
+    c->first_error[0] = '\0';
+    c->was_reconnecting = true;
+    int rv = wsk_client_connect(&c->conn, c->loop, c->opt.url, &c->ws_cfg);
+    if (rv == 0) {
+        c->is_linked = true;
+        return;
+    }
+    cli_error("cannot reconnect to %s: %s", c->opt.url, wsk_strerror(rv));
+    c->status = CLI_EXIT_FAILURE;
+}
+
 /* 1000 normal, 1001 going away, 1005 no code given. */
 static bool is_normal_close(unsigned code)
 {
@@ -600,6 +638,14 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                   *ev->detail ? ": " : "", ev->detail, ev->code);
         c->status = CLI_EXIT_FAILURE;
     }
+    if (wants_reconnect(c, ev)) {
+        uint32_t wait = c->backoff_ms;
+        c->backoff_ms = wait * 2 < RECONNECT_MAX_MS ? wait * 2 : RECONNECT_MAX_MS;
+        if (wsk_timer_start(c->loop, &c->retry, wait, 0) == 0) {
+            client_note(c, "reconnecting in %.1f s (--reconnect; Ctrl-C to stop)", wait / 1000.0);
+            return;
+        }
+    }
     client_done(c);
 }
 
@@ -631,6 +677,12 @@ void client_interrupt(struct client *c, int forced_status)
         _exit(forced_status);
     }
     c->is_interrupted = true;
+    if (wsk_timer_is_active(&c->retry)) {
+        /* Waiting to reconnect: give up now. */
+        wsk_timer_stop(c->loop, &c->retry);
+        client_done(c);
+        return;
+    }
     if (!c->is_linked)
         return;
     if (!c->is_open) {
@@ -718,6 +770,7 @@ static int run(struct client *c)
                               : opt->ca_file          ? "--cacert"
                               : opt->is_insecure      ? "--insecure"
                               : opt->cert_file        ? "--cert"
+                              : opt->is_reconnect     ? "--reconnect"
                               : !opt->has_deflate     ? "--no-deflate"
                                                       : NULL;
         if (ws_only) {
@@ -775,7 +828,8 @@ static int run(struct client *c)
         cli_error("warning: --insecure: the server's certificate is not verified; anyone on "
                   "the path can read and change this connection");
     cli_verbose("connecting to %s", opt->url);
-    rv = wsk_client_connect(&c->conn, c->loop, opt->url, &cfg);
+    c->ws_cfg = cfg; /* --reconnect connects with it again */
+    rv = wsk_client_connect(&c->conn, c->loop, opt->url, &c->ws_cfg);
     if (rv == WSK_EURL) {
         /* One line, like every other failure: scripts match on it. Say
          * what is wrong when the parser knows. */
@@ -832,6 +886,8 @@ int cli_connect(int argc, char **argv)
         wsk_io_init(&c.stdin_io, STDIN_FILENO, on_stdin_io, &c);
         wsk_timer_init(&c.stdin_timer, on_stdin_timer, &c);
         wsk_timer_init(&c.quiet, on_quiet, &c);
+        wsk_timer_init(&c.retry, on_retry, &c);
+        c.backoff_ms = RECONNECT_MIN_MS;
         lineedit_init(&c.le, "> ", (size_t)c.opt.max_message);
         if (c.mode == MODE_PIPE && !(c.in = malloc(STDIN_CHUNK))) {
             cli_error("out of memory");

@@ -41,6 +41,7 @@ struct connect_options {
     bool is_insecure;
     const char *cert_file; /* --cert, --key: a client certificate */
     const char *key_file;
+    bool is_reconnect; /* --reconnect: after a lost connection, again */
     bool has_deflate;
     int verbosity;
 };
@@ -88,7 +89,12 @@ struct client {
 
     struct wsk_timer linger; /* udp://: replies still come after stdin's end */
     struct wsk_timer quiet;  /* ws://: after stdin's end, the --wait for replies */
-    struct cli_buf rx_line;  /* tcp:// on a terminal: a line being received */
+    /* --reconnect: the configuration to connect with again, and when. */
+    struct wsk_client_config ws_cfg;
+    struct wsk_timer retry;
+    uint32_t backoff_ms;
+    bool was_reconnecting;  /* the open under way follows a lost connection */
+    struct cli_buf rx_line; /* tcp:// on a terminal: a line being received */
 
     char *url_copy;        /* http(s):// given: the ws(s):// URL used */
     char *user_agent;      /* the "User-Agent: ..." header line sent */

@@ -81,6 +81,10 @@ static const char connect_usage_more[] =
     "  --user-agent TEXT       the User-Agent header (default: wsk/VERSION)\n"
     "  --ping-interval SECONDS ping the server this often; no pong within as long\n"
     "                          (at most 20 s) closes with 1011 (default 20; 0: none)\n"
+    "  --reconnect             when the connection fails or is lost (not after\n"
+    "                          Ctrl-C, the end of stdin, /close, or HTTP 401/403/\n"
+    "                          404), connect again after 0.5 s, doubling up to\n"
+    "                          30 s; stdin waits meanwhile (ws:// and wss://)\n"
     "  --show-ping             print pings and pongs that arrive (on a terminal\n"
     "                          above the prompt, else on stderr)\n"
     "  --no-deflate            do not offer permessage-deflate compression (default:\n"
@@ -122,6 +126,7 @@ enum {
     OPT_PING_INTERVAL,
     OPT_CERT,
     OPT_KEY,
+    OPT_RECONNECT,
 };
 
 static const struct option connect_longopts[] = {
@@ -142,6 +147,7 @@ static const struct option connect_longopts[] = {
     {"user-agent", required_argument, NULL, OPT_USER_AGENT},
     {"show-ping", no_argument, NULL, OPT_SHOW_PING},
     {"cert", required_argument, NULL, OPT_CERT},
+    {"reconnect", no_argument, NULL, OPT_RECONNECT},
     {"key", required_argument, NULL, OPT_KEY},
     {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
     CLI_COMMON_LONGOPTS,
@@ -257,6 +263,9 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
             break;
         case OPT_SHOW_PING:
             opt->is_show_ping = true;
+            break;
+        case OPT_RECONNECT:
+            opt->is_reconnect = true;
             break;
         case OPT_CERT:
         case OPT_KEY:

@@ -154,4 +154,40 @@ if start_server -v --echo --ping-interval 0.3; then
     stop_server
 fi
 
+echo "== --reconnect"
+if start_server --echo; then
+    RPORT=$PORT
+    rm -f "$TEST_TMP/rc.fifo"
+    mkfifo "$TEST_TMP/rc.fifo"
+    start_bg "$TEST_TMP/rc.out" bash -c '"$0" connect --reconnect "$1" <"$2"; echo "exit $?"' \
+        "$WSK_BIN" "$WS_URL" "$TEST_TMP/rc.fifo"
+    RC_PID=$BG_PID
+    exec {rc_w}>"$TEST_TMP/rc.fifo"
+    echo one >&"$rc_w"
+    check "a line before the server goes away is echoed" wait_for_line "$TEST_TMP/rc.out" '^one$' 10
+    stop_server
+    check "the server goes: the client says it will reconnect" \
+        wait_for_line "$TEST_TMP/rc.out" 'reconnecting in 0.5 s' 10
+    # The same port again; the server must not inherit the fifo's write end.
+    if start_server --echo --listen "127.0.0.1:$RPORT" {rc_w}>&-; then
+        check "... and reconnects to the new server" wait_for_line "$TEST_TMP/rc.out" 'reconnected to' 15
+        echo two >&"$rc_w"
+        check "a line after the reconnection is echoed" wait_for_line "$TEST_TMP/rc.out" '^two$' 10
+        exec {rc_w}>&-
+        check "the end of stdin still ends it, exit 0" bash -c '
+            for ((i = 0; i < 100; i++)); do grep -qx "exit 0" "$0" && exit 0; sleep 0.1; done
+            cat "$0"; exit 1' "$TEST_TMP/rc.out"
+        stop_server
+    fi
+    exec {rc_w}>&- 2>/dev/null
+fi
+if start_listener "$PY" "$PEERS/http_server.py" --root "$TEST_TMP"; then
+    check "--reconnect with a 404: no retry, exit 1" bash -c '
+        out=$(timeout 10 "$0" connect --reconnect "ws://127.0.0.1:$1/status/404" </dev/null 2>&1)
+        rv=$?; [[ $rv == 1 && $out != *reconnecting* ]]' "$WSK_BIN" "$LISTENER_PORT"
+    stop_pid "$LISTENER_PID"
+fi
+check "--reconnect with tcp://: a usage error" bash -c '
+    "$0" connect --reconnect tcp://127.0.0.1:1 </dev/null >/dev/null 2>&1; [[ $? == 2 ]]' "$WSK_BIN"
+
 finish
