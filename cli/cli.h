@@ -45,9 +45,17 @@ const char *cli_log_prog(void);
  * stderr. */
 typedef void (*cli_log_hook)(const char *line, size_t len, void *data);
 void cli_log_set_hook(cli_log_hook hook, void *data);
-/* Tags this thread's lines (wsk serve --threads: " [thread 2]"); NULL: none.
- * tag must outlive the thread's logging. */
-void cli_log_set_thread_tag(const char *tag);
+/* Tags this thread's lines (wsk serve --threads: " [thread 2]", and
+ * "thread":2 in JSON); 0: none. */
+void cli_log_set_thread(unsigned n);
+/* --log-format json: every line a JSON object with time, prog, thread (with
+ * --threads), level and msg. Call before threads start. */
+void cli_log_set_json(bool is_json);
+/* With -v, one access-log line for an answer to a request: text
+ * 'prog: TIME PEER "METHOD PATH" STATUS BYTES', or a JSON object with
+ * "type":"access". */
+void cli_log_access(const char *peer, const char *method, size_t method_len, const char *path,
+                    size_t path_len, int status, uint64_t bytes);
 
 /* Writes "prog: message\n" when verbosity >= level. Errors (level 0) always
  * show. */

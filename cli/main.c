@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -89,11 +90,77 @@ static struct {
 } log_state = {"wsk", CLI_NORMAL, NULL, NULL};
 
 /* wsk serve --threads: which thread said it, as " [thread 2]". */
-static _Thread_local const char *log_tag = "";
+static _Thread_local char log_tag[24];
+static _Thread_local unsigned log_thread;
 
-void cli_log_set_thread_tag(const char *tag)
+/* --log-format json: every line a JSON object. Set once at start. */
+static bool log_is_json;
+
+void cli_log_set_json(bool is_json)
 {
-    log_tag = tag ? tag : "";
+    log_is_json = is_json;
+}
+
+/* "2026-12-05T13:04:05.123Z" */
+static void log_time(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* s[0..len) as a JSON string, quotes included; bytes that are not UTF-8
+ * text pass as they are, control characters as \u escapes. */
+static int json_str(struct cli_buf *b, const char *s, size_t len)
+{
+    int rv = cli_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len && rv == 0; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            rv = cli_buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            rv = cli_buf_printf(b, "\\u%04x", ch);
+        else
+            rv = cli_buf_append(b, s + i, 1);
+    }
+    return rv == 0 ? cli_buf_append(b, "\"", 1) : rv;
+}
+
+static void log_write(struct cli_buf *line)
+{
+    if (log_state.hook)
+        log_state.hook(line->ptr, line->len, log_state.hook_data);
+    else
+        (void)cli_write_all(STDERR_FILENO, line->ptr, line->len);
+}
+
+/* {"time":...,"prog":...,"thread":N,"level":...,"msg":...} */
+static int json_line(struct cli_buf *b, const char *level, const char *msg, size_t msg_len)
+{
+    char when[32];
+    log_time(when);
+    int rv = cli_buf_printf(b, "{\"time\":\"%s\",\"prog\":", when);
+    if (rv == 0)
+        rv = json_str(b, log_state.prog, strlen(log_state.prog));
+    if (rv == 0 && log_thread)
+        rv = cli_buf_printf(b, ",\"thread\":%u", log_thread);
+    if (rv == 0)
+        rv = cli_buf_printf(b, ",\"level\":\"%s\",\"msg\":", level);
+    if (rv == 0)
+        rv = json_str(b, msg, msg_len);
+    return rv == 0 ? cli_buf_append(b, "}\n", 2) : rv;
+}
+
+void cli_log_set_thread(unsigned n)
+{
+    log_thread = n;
+    if (n)
+        snprintf(log_tag, sizeof log_tag, " [thread %u]", n);
+    else
+        log_tag[0] = '\0';
 }
 
 void cli_log_init(const char *prog, int verbosity)
@@ -129,19 +196,68 @@ static void log_line(const char *label, const char *fmt, va_list ap)
     va_list ap2;
 
     va_copy(ap2, ap);
-    if (cli_buf_printf(&line, "%s%s: %s", log_state.prog, log_tag, label) < 0 ||
-        cli_buf_vprintf(&line, fmt, ap2) < 0 || cli_buf_append(&line, "\n", 1) < 0) {
+    if (log_is_json) {
+        struct cli_buf msg = {0};
+        const char *level = !strcmp(label, "error: ")     ? "error"
+                            : !strcmp(label, "warning: ") ? "warning"
+                                                          : "info";
+        if (cli_buf_vprintf(&msg, fmt, ap2) == 0 && json_line(&line, level, msg.ptr, msg.len) == 0)
+            log_write(&line);
+        cli_buf_reset(&msg);
+    } else if (cli_buf_printf(&line, "%s%s: %s", log_state.prog, log_tag, label) < 0 ||
+               cli_buf_vprintf(&line, fmt, ap2) < 0 || cli_buf_append(&line, "\n", 1) < 0) {
         /* Out of memory: still say something. */
         fprintf(stderr, "%s: %s", log_state.prog, label);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
-    } else if (log_state.hook) {
-        log_state.hook(line.ptr, line.len, log_state.hook_data);
     } else {
-        (void)cli_write_all(STDERR_FILENO, line.ptr, line.len);
+        log_write(&line);
     }
     va_end(ap2);
     cli_buf_reset(&line);
+}
+
+void cli_log_access(const char *peer, const char *method, size_t method_len, const char *path,
+                    size_t path_len, int status, uint64_t bytes)
+{
+    if (log_state.verbosity < CLI_VERBOSE)
+        return;
+    struct cli_buf b = {0};
+    char when[32];
+    int rv;
+    log_time(when);
+    if (log_is_json) {
+        rv = cli_buf_printf(&b, "{\"time\":\"%s\",\"prog\":", when);
+        if (rv == 0)
+            rv = json_str(&b, log_state.prog, strlen(log_state.prog));
+        if (rv == 0 && log_thread)
+            rv = cli_buf_printf(&b, ",\"thread\":%u", log_thread);
+        if (rv == 0)
+            rv = cli_buf_printf(&b, ",\"type\":\"access\",\"peer\":\"%s\",\"method\":", peer);
+        if (rv == 0)
+            rv = json_str(&b, method, method_len);
+        if (rv == 0)
+            rv = cli_buf_append(&b, ",\"path\":", 8);
+        if (rv == 0)
+            rv = json_str(&b, path, path_len);
+        if (rv == 0)
+            rv = cli_buf_printf(&b, ",\"status\":%d,\"bytes\":%llu}\n", status,
+                                (unsigned long long)bytes);
+    } else {
+        /* Printable bytes only: a request line is the client's to choose. */
+        rv = cli_buf_printf(&b, "%s%s: %s %s \"", log_state.prog, log_tag, when, peer);
+        for (size_t i = 0; rv == 0 && i < method_len + 1 + path_len; i++) {
+            char ch = i < method_len ? method[i] : i == method_len ? ' ' : path[i - method_len - 1];
+            rv = (unsigned char)ch < 0x20 || ch == 0x7f || ch == '"'
+                     ? cli_buf_printf(&b, "\\x%02x", (unsigned char)ch)
+                     : cli_buf_append(&b, &ch, 1);
+        }
+        if (rv == 0)
+            rv = cli_buf_printf(&b, "\" %d %llu\n", status, (unsigned long long)bytes);
+    }
+    if (rv == 0)
+        log_write(&b);
+    cli_buf_reset(&b);
 }
 
 void cli_log(int level, const char *fmt, ...)

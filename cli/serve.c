@@ -89,6 +89,14 @@ static void on_drain(struct wsk_conn *conn, void *user_data)
         serve_proxy_drain(s, conn);
 }
 
+/* -v: one access-log line per answer to a request. */
+static void on_access(struct wsk_conn *conn, const struct wsk_access_event *ev, void *user_data)
+{
+    (void)user_data;
+    cli_log_access(wsk_conn_peer(conn), ev->method.ptr, ev->method.len, ev->path.ptr, ev->path.len,
+                   ev->status, ev->bytes);
+}
+
 /* The server's wsk_log_cb: library diagnostics as usual, except while a
  * certificate is being loaded, when errors are kept for a one-line report. */
 static void on_library_log(int level, const char *msg, void *user_data)
@@ -280,6 +288,8 @@ static int ws_start(struct serve *s)
     cfg.tls_key_file = opt->tls_key;
     if (opt->auth_token)
         cfg.on_upgrade = serve_upgrade;
+    if (opt->verbosity >= CLI_VERBOSE)
+        cfg.on_access = on_access;
     /* GET /healthz in every mode; POST /publish/ROOM, whose body is one
      * message, in broadcast mode. */
     cfg.on_http_request = serve_http_request;
@@ -399,6 +409,7 @@ int cli_serve(int argc, char **argv)
         status = serve_proxy_check(&s.opt, &s.proxy_host, &s.proxy_port);
     if (status == 0) {
         cli_log_init("wsk serve", s.opt.verbosity);
+        cli_log_set_json(s.opt.is_log_json);
         if (s.opt.static_dir)
             status = check_static_dir(s.opt.static_dir);
     }

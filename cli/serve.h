@@ -66,6 +66,7 @@ struct serve_options {
     uint64_t redis_max_queue;
     unsigned threads;               /* --threads: loops (and threads) in the process, >= 1 */
     struct cli_listen_addr metrics; /* --metrics: host NULL when not given */
+    bool is_log_json;               /* --log-format json */
 };
 
 /* A token bucket: --rate-limit per connection. */
@@ -117,7 +118,6 @@ struct serve {
     struct serve_inbox *inbox;
     unsigned index;         /* 0: the main thread's, which handles signals */
     uint64_t thread_behind; /* messages not handed to another thread (its inbox full) */
-    char tag[24];           /* " [thread 2]" in its log lines */
     /* --metrics (serve_metrics.c): the listener (main instance), and the
      * figures a thread copies out every second for it. */
     struct wsk_server *metrics_srv;

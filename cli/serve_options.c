@@ -163,7 +163,13 @@ static const char serve_usage_limits[] =
     "                         (default 12; 15 costs ~190 KB per connection and\n"
     "                         compresses large messages better)\n"
     "  -v, --verbose          log each connection opening and closing on stderr\n"
-    "                         (peer, path, close code); twice: library debug too\n"
+    "                         (peer, path, close code), and every answer to an\n"
+    "                         HTTP request or upgrade as an access-log line:\n"
+    "                         TIME PEER \"METHOD PATH\" STATUS BYTES; twice:\n"
+    "                         library debug too\n"
+    "  --log-format text|json stderr lines as text (default) or one JSON object\n"
+    "                         each: time, prog, thread, level, msg (access lines:\n"
+    "                         type, peer, method, path, status, bytes)\n"
     "  -q, --quiet            print only errors (the listening line still goes to\n"
     "                         stdout: scripts read the port from it)\n"
     "  -h, --help             show this help\n";
@@ -227,6 +233,7 @@ enum {
     OPT_REDIS_MAX_QUEUE,
     OPT_THREADS,
     OPT_METRICS,
+    OPT_LOG_FORMAT,
 };
 
 static const struct option serve_longopts[] = {
@@ -263,6 +270,7 @@ static const struct option serve_longopts[] = {
     {"redis-max-queue", required_argument, NULL, OPT_REDIS_MAX_QUEUE},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     CLI_COMMON_LONGOPTS,
 };
 
@@ -457,6 +465,11 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
             opt->threads = (unsigned)(n < MAX_THREADS ? n : MAX_THREADS);
             break;
         }
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "json"))
+                return cli_usage_error("--log-format '%s': expected text or json", optarg);
+            opt->is_log_json = !strcmp(optarg, "json");
+            break;
         case OPT_METRICS: {
             const char *why = NULL;
             cli_listen_addr_reset(&opt->metrics);

@@ -288,7 +288,7 @@ static void inbox_free(struct serve *s)
 static void *thread_main(void *arg)
 {
     struct serve *s = arg;
-    cli_log_set_thread_tag(s->tag);
+    cli_log_set_thread(s->index + 1);
     int rv = cli_loop_run(s->loop);
     return (void *)(intptr_t)rv;
 }
@@ -342,7 +342,6 @@ int serve_run_threads(struct serve *s)
             copy_options(t, s);
         t->group = g;
         t->index = i;
-        snprintf(t->tag, sizeof t->tag, " [thread %u]", i + 1);
         if ((rv = inbox_new(t)) < 0) {
             cli_error("cannot start thread %u: %s", i + 1, wsk_strerror(rv));
             status = CLI_EXIT_FAILURE;
@@ -368,7 +367,7 @@ int serve_run_threads(struct serve *s)
     }
     if (!status)
         serve_print_banner(s);
-    cli_log_set_thread_tag(s->tag);
+    cli_log_set_thread(s->index + 1);
     rv = cli_loop_run(s->loop);
     ran_out[0] = rv == 0;
     if (rv != 0 && !status) {
@@ -384,7 +383,7 @@ int serve_run_threads(struct serve *s)
         if ((intptr_t)ret != 0 && !status)
             status = (int)(intptr_t)ret;
     }
-    cli_log_set_thread_tag(NULL);
+    cli_log_set_thread(0);
     for (unsigned i = 1; i < started; i++) {
         struct serve *t = g->inst[i];
         s->auth_refused += t->auth_refused;

@@ -171,6 +171,21 @@ typedef int (*wsk_upgrade_cb)(struct wsk_conn *conn, const struct wsk_upgrade_ev
 typedef void (*wsk_http_request_cb)(struct wsk_conn *conn, const struct wsk_http_request_event *req,
                                     void *user_data);
 
+/* One answer the server wrote to a request, for an access log: a plain
+ * HTTP response (static file, page, error, the application's), a refused
+ * upgrade, or an accepted one (101). Valid during the call only. */
+struct wsk_access_event {
+    struct wsk_slice method; /* as sent; empty when the request could not be parsed */
+    struct wsk_slice path;   /* as sent, without the query; likewise */
+    int status;
+    uint64_t bytes; /* the body's length (Content-Length); 0 for 101 */
+};
+/* Called on the loop thread as the answer is queued. It may only look:
+ * wsk_conn_peer() works; sending, closing or freeing from it is not
+ * allowed. */
+typedef void (*wsk_access_cb)(struct wsk_conn *conn, const struct wsk_access_event *ev,
+                              void *user_data);
+
 struct wsk_server_config {
     struct wsk_handlers handlers;
     void *user_data;
@@ -218,6 +233,8 @@ struct wsk_server_config {
     /* Upgrades go to this handler, when set, after the protocol's checks
      * and before the 101: see wsk_upgrade_cb. */
     wsk_upgrade_cb on_upgrade;
+    /* Every answer written to a request, when set: see wsk_access_cb. */
+    wsk_access_cb on_access;
 };
 
 /* Fills cfg with the defaults: max_head 8 KiB, max_connections 100000,

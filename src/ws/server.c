@@ -350,6 +350,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d", wsk_conn_peer(c), status);
         c->flags |= WSK__F_HTTP_CLOSE;
         c->state = WSK__HTTP_REPLY;
+        wsk__server_access(c, req->method, req->path, status, 0);
         if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0)
             wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
         return;
@@ -368,6 +369,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             int rn = wsk_handshake_server_reject(rej, sizeof rej, 400);
             c->flags |= WSK__F_HTTP_CLOSE;
             c->state = WSK__HTTP_REPLY;
+            wsk__server_access(c, req->method, req->path, 400, 0);
             if (rn < 0 || wsk__conn_queue(c, rej, (size_t)rn) < 0)
                 wsk__conn_abort(c, rn < 0 ? rn : -ENOMEM);
             free_pending_topics(&up);
@@ -390,6 +392,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         free_pending_topics(&up);
         return;
     }
+    wsk__server_access(c, req->method, req->path, 101, 0);
     if (c->http)
         wsk__http_done(c);
     c->flags |= WSK__F_UPGRADED;

@@ -29,6 +29,8 @@ void wsk__http_done(struct wsk_conn *c)
 }
 
 /* Queues a whole response: head, then body unless the request was HEAD. */
+static void access_now(struct wsk_conn *c, int status, uint64_t bytes);
+
 static void reply(struct wsk_conn *c, int status, const char *ctype, const void *body,
                   size_t body_len, bool is_head, bool keep_alive, const char *extra)
 {
@@ -42,6 +44,7 @@ static void reply(struct wsk_conn *c, int status, const char *ctype, const void 
     if (!keep_alive)
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
+    access_now(c, status, body_len);
     if (wsk__conn_queue(c, head, (size_t)n) < 0 ||
         (!is_head && body_len && wsk__conn_queue(c, body, body_len) < 0))
         wsk__conn_abort(c, -ENOMEM);
@@ -55,13 +58,36 @@ unsigned wsk_stats_refused_code(size_t i)
     return i < WSK__REFUSED_KINDS ? refused_codes[i] : 0;
 }
 
+void wsk__server_access(struct wsk_conn *c, struct wsk_slice method, struct wsk_slice path,
+                        int status, uint64_t bytes)
+{
+    struct wsk__ctx *ctx = c->ctx;
+    if (status >= 400) {
+        size_t k = 0;
+        while (k < WSK__REFUSED_KINDS - 1 && refused_codes[k] != status)
+            k++;
+        ctx->cnt.refused[k]++;
+    }
+    wsk_access_cb cb = ctx->server ? ctx->server->cfg.on_access : NULL;
+    if (!cb)
+        return;
+    struct wsk_access_event ev = {method, path, status, bytes};
+    ctx->cb_depth++;
+    cb(c, &ev, ctx->user_data);
+    ctx->cb_depth--;
+}
+
+/* The request c is answering, when known. */
+static void access_now(struct wsk_conn *c, int status, uint64_t bytes)
+{
+    struct wsk_slice none = {NULL, 0};
+    struct wsk__http *h = c->http;
+    wsk__server_access(c, h ? h->req_method : none, h ? h->req_path : none, status, bytes);
+}
+
 void wsk__server_reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
                              const char *extra)
 {
-    size_t k = 0;
-    while (k < WSK__REFUSED_KINDS - 1 && refused_codes[k] != status)
-        k++;
-    c->ctx->cnt.refused[k]++;
     char body[96];
     int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
     reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);
@@ -151,6 +177,7 @@ static void serve_file(struct wsk_conn *c, const struct wsk_http_request *req,
     if (!keep_alive)
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
+    access_now(c, status, status == 304 ? 0 : len);
     if (is_head || status == 304 || len == 0 ||
         (start && lseek(f->fd, (off_t)start, SEEK_SET) != (off_t)start)) {
         close(f->fd);
@@ -270,6 +297,8 @@ int wsk_conn_http_reply(struct wsk_conn *c, int status, const char *content_type
     if (!h->is_keep_alive)
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
+    if (n >= 0)
+        access_now(c, status, body_len);
     if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0 ||
         (!h->is_head && body_len && wsk__conn_queue(c, body, body_len) < 0)) {
         free(head);
@@ -343,6 +372,8 @@ void wsk__server_http(struct wsk_server *srv, struct wsk_conn *c,
         !wsk_http_header_has_token(req->headers, req->num_headers, "Connection", "close") &&
         !srv->is_shutting_down;
     size_t used = head_len;
+    c->http->req_method = req->method;
+    c->http->req_path = req->path;
     if (srv->cfg.on_http_request) {
         used = app_request(srv, c, req, head_len, keep_alive);
         if (!used || c->state != WSK__HTTP)
@@ -367,7 +398,11 @@ void wsk__server_http(struct wsk_server *srv, struct wsk_conn *c,
     else
         wsk__server_reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
 done:
-    if (c->state == WSK__DEAD || !used)
+    if (c->state == WSK__DEAD)
+        return;
+    c->http->req_method = (struct wsk_slice){NULL, 0};
+    c->http->req_path = (struct wsk_slice){NULL, 0};
+    if (!used)
         return;
     /* Pipelined bytes after this request wait in c->in for the next round. */
     wsk__conn_in_drop(c, used);

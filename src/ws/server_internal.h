@@ -41,6 +41,9 @@ struct wsk__http {
     bool is_in_app;     /* on_http_request is running: it may reply */
     bool is_head;       /* the request being answered is HEAD */
     bool is_keep_alive; /* and the connection may serve another */
+    /* The request being answered, for on_access: slices into c->in, set
+     * while it is handled, empty otherwise. */
+    struct wsk_slice req_method, req_path;
 };
 
 /* A topic named in on_upgrade, joined when the connection opens. */
@@ -136,5 +139,10 @@ void wsk__topics_conn_gone(struct wsk_conn *c);
  * Returns 1, 0 (already), or -ENOMEM. */
 int wsk__topics_join(struct wsk_server *srv, struct wsk_conn *c, const void *topic,
                      size_t topic_len);
+
+/* on_access, if set, for an answer to c's request (method and path empty
+ * when unknown); also counts an error status for wsk_server_get_stats(). */
+void wsk__server_access(struct wsk_conn *c, struct wsk_slice method, struct wsk_slice path,
+                        int status, uint64_t bytes);
 
 #endif

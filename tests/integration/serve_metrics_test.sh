@@ -117,6 +117,40 @@ if command -v systemd-analyze >/dev/null; then
         "$TEST_TMP/wsk.service"
 fi
 
+echo "== access log (-v) and --log-format json"
+check "--log-format xml: a usage error (2)" bash -c '
+    "$0" serve --log-format xml 2>/dev/null; [[ $? == 2 ]]' "$WSK_BIN"
+if start_server -v --auth-token sekrit; then
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/healthz"
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/no%22where"
+    "$WSK_BIN" connect "ws://127.0.0.1:$PORT/room" </dev/null >/dev/null 2>&1
+    "$WSK_BIN" connect "ws://127.0.0.1:$PORT/room?token=sekrit" </dev/null >/dev/null 2>&1
+    check "an access line for GET /healthz: time, peer, request, 200, bytes" wait_for_line \
+        "$SERVER_ERR" '^wsk serve: [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /healthz" 200 3$' 10
+    check "... for a missing page: 404, the quote escaped" wait_for_line "$SERVER_ERR" \
+        '"GET /no%22where" 404 ' 10
+    check "... for a refused upgrade: 401" wait_for_line "$SERVER_ERR" '"GET /room" 401 ' 10
+    check "... for an accepted one: 101" wait_for_line "$SERVER_ERR" '"GET /room" 101 0$' 10
+    stop_server
+fi
+if start_server -v --log-format json --threads 2; then
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/nope"
+    wait_for_line "$SERVER_ERR" '"type":"access"' 10
+    stop_server
+    check "--log-format json: every stderr line is a JSON object with time, prog, thread" \
+        "$PY" -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+objs = [json.loads(l) for l in lines]
+assert objs, "no lines"
+for o in objs:
+    assert o["time"].endswith("Z") and o["prog"] == "wsk serve" and o.get("thread", 1) in (1, 2), o
+acc = [o for o in objs if o.get("type") == "access"]
+assert acc and acc[0]["thread"] in (1, 2) and acc[0]["method"] == "GET" and acc[0]["path"] == "/nope" and acc[0]["status"] == 404, acc
+assert any(o.get("msg", "").startswith("shutting down") for o in objs), objs
+print("ok: %d lines, %d access" % (len(objs), len(acc)))' "$SERVER_ERR"
+fi
+
 echo "== /healthz in every mode"
 for mode in --echo "--proxy tcp://127.0.0.1:9"; do
     # shellcheck disable=SC2086
