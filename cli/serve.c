@@ -254,6 +254,30 @@ void serve_print_banner(const struct serve *s)
     fflush(stdout);
 }
 
+/* The chat page with --path in its wsk-path meta tag (HTML-escaped). */
+static int chat_page_with_path(struct serve *s)
+{
+    static const char tag[] = "<meta name=\"wsk-path\" content=\"";
+    const char *page = (const char *)wsk_cli_chat_page;
+    size_t len = (size_t)wsk_cli_chat_page_len;
+    const char *at = memmem(page, len, tag, sizeof tag - 1);
+    if (!at)
+        return cli_buf_append(&s->page, page, len);
+    size_t head = (size_t)(at - page) + sizeof tag - 1;
+    if (cli_buf_append(&s->page, page, head) < 0)
+        return -ENOMEM;
+    for (const char *p = s->opt.path; *p; p++) {
+        const char *esc = *p == '&'   ? "&amp;"
+                          : *p == '"' ? "&quot;"
+                          : *p == '<' ? "&lt;"
+                          : *p == '>' ? "&gt;"
+                                      : NULL;
+        if ((esc ? cli_buf_append(&s->page, esc, strlen(esc)) : cli_buf_append(&s->page, p, 1)) < 0)
+            return -ENOMEM;
+    }
+    return cli_buf_append(&s->page, page + head, len - head);
+}
+
 /* The WebSocket server and its listeners. Returns 0 or an exit status. */
 static int ws_start(struct serve *s)
 {
@@ -283,6 +307,15 @@ static int ws_start(struct serve *s)
     if (!opt->static_dir) {
         cfg.index_page = wsk_cli_chat_page;
         cfg.index_page_len = (size_t)wsk_cli_chat_page_len;
+        if (opt->path) {
+            /* --path: the page must use it; it reads it from a meta tag. */
+            if (chat_page_with_path(s) < 0) {
+                cli_error("out of memory");
+                return CLI_EXIT_FAILURE;
+            }
+            cfg.index_page = (const uint8_t *)s->page.ptr;
+            cfg.index_page_len = s->page.len;
+        }
     }
     cfg.tls_cert_file = opt->tls_cert;
     cfg.tls_key_file = opt->tls_key;
@@ -377,6 +410,7 @@ void serve_free_instance(struct serve *s)
     serve_redis_free(s);
     serve_metrics_free(s);
     cli_buf_reset(&s->scratch);
+    cli_buf_reset(&s->page);
     if (s->loop && wsk_loop_free(s->loop) == 0)
         s->loop = NULL;
 }

@@ -103,6 +103,7 @@ struct serve {
     struct udp_peer *peers; /* UDP peers seen, for broadcast */
     size_t num_peers, peers_cap;
     struct cli_buf scratch;      /* a message as a TCP line */
+    struct cli_buf page;         /* the chat page, when --path changes it */
     struct exec_child *children; /* --exec: until reaped */
     char *proxy_host;            /* --proxy */
     uint16_t proxy_port;
