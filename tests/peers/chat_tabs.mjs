@@ -7,7 +7,9 @@
 //      that sent it;
 //   3. a plain-text line from a `ws` client shows as a chat line from
 //      "(plain text)";
-//   4. the page has a favicon; a screenshot of A goes to SCREENSHOT.png.
+//   4. the page has a favicon; a screenshot of A goes to SCREENSHOT.png;
+//   5. presence: both tabs count 2 online and A says B joined; when B is
+//      closed, A says B (by its latest name) left and counts 1.
 //
 // usage: node chat_tabs.mjs gap HTTP_URL
 //   opens a page, prints "ready" once connected, then waits (60 s at most)
@@ -117,8 +119,20 @@ try {
             fail(`a plain-text line shows as ${JSON.stringify(line[0])}`);
         ok('a plain-text line (wsk connect) shows as a chat line from "(plain text)"');
         plain.close();
+
+        const count = (page, label, n) => page.waitForFunction((want) =>
+            document.querySelector('#online')?.textContent === `${want} online`, n,
+        { timeout: STEP_MS }).catch(() => fail(`tab ${label} does not count ${n} online`));
+        await count(a, 'A', 2);
+        await count(b, 'B', 2);
+        await waitFor(a, 'A', `${nameB} joined.`);
+        ok(`presence: both tabs count 2 online; A says "${nameB} joined."`);
         await a.screenshot({ path: screenshot });
         ok(`screenshot of tab A saved to ${screenshot}`);
+        await b.close({ runBeforeUnload: true });
+        await count(a, 'A', 1);
+        await waitFor(a, 'A', 'Sam left.'); /* B's name by then */
+        ok('tab B closed: A says "Sam left." and counts 1 online');
     } else if (mode === 'gap') {
         const a = await context.newPage();
         await a.goto(httpUrl);
