@@ -17,7 +17,8 @@
 # add coverage to it, so the committed corpus grows by what matters only.
 #
 # Every run of at most 10 minutes appends "DATE TARGET CPU_S EXECS" to
-# build/fuzz-campaign/ledger.
+# fuzz/ledger, which is committed with the corpus: build/ does not outlive a
+# checkout, and the CPU time a target has had is part of its record.
 #
 # Prints per target: executions, final coverage (libFuzzer's cov: and ft:),
 # committed corpus size before and after, working corpus size, CPU seconds
@@ -77,7 +78,7 @@ cmake --build build/fuzz -j "$jobs" --target "${targets[@]}"
 
 work=build/fuzz-campaign
 mkdir -p "$work/artifacts/unrepeated" "$work/logs"
-ledger=$work/ledger
+ledger=fuzz/ledger
 touch "$ledger"
 
 # ledger_cpu NAME: CPU seconds NAME has had over every campaign.
