@@ -605,6 +605,10 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                 hint = " (if the server requires a client certificate: --cert and --key)";
             else if (strstr(ev->detail, "certificate verify failed"))
                 hint = " (trust its CA with --cacert FILE, or skip the check with --insecure)";
+            else if (c->ws_cfg.proxy && *c->ws_cfg.proxy && err != WSK_EPROXY &&
+                     (err == -ECONNREFUSED || err == WSK_EDNS || err == -EHOSTUNREACH ||
+                      err == -ENETUNREACH))
+                hint = " (connecting to the proxy; --proxy '' for none)";
             cli_error("cannot connect to %s: %s%s%s%s", url, wsk_strerror(err),
                       *ev->detail ? ": " : "", ev->detail, hint);
             c->status = CLI_EXIT_FAILURE;
@@ -715,6 +719,20 @@ static void on_signal(struct wsk_loop *loop, int signo, void *data)
  * library's own account of it is detail for -v. The first error is kept for
  * the failure that has no on_close: wsk_client_connect() refusing a --cacert
  * file. */
+/* A proxy setting as it may be shown: without its password. */
+static const char *redact_proxy(const char *proxy, char out[PROXY_SHOWN_MAX])
+{
+    const char *sep = strstr(proxy, "://");
+    const char *auth = sep ? sep + 3 : proxy;
+    const char *at = strrchr(auth, '@');
+    if (!at) {
+        snprintf(out, PROXY_SHOWN_MAX, "%s", proxy);
+        return out;
+    }
+    snprintf(out, PROXY_SHOWN_MAX, "%.*s***@%s", (int)(auth - proxy), proxy, at + 1);
+    return out;
+}
+
 static void log_library(int level, const char *msg, void *user_data)
 {
     struct client *c = user_data;
@@ -764,15 +782,16 @@ static int run(struct client *c)
     struct wsk_url u;
     if (wsk_url_parse(opt->url, strlen(opt->url), &u) == 0 &&
         (u.scheme == WSK_URL_TCP || u.scheme == WSK_URL_UDP)) {
-        const char *ws_only = opt->headers.len        ? "--header"
-                              : opt->subprotocols.len ? "--subprotocol"
-                              : opt->origin           ? "--origin"
-                              : opt->ca_file          ? "--cacert"
-                              : opt->is_insecure      ? "--insecure"
-                              : opt->cert_file        ? "--cert"
-                              : opt->is_reconnect     ? "--reconnect"
-                              : !opt->has_deflate     ? "--no-deflate"
-                                                      : NULL;
+        const char *ws_only = opt->headers.len                ? "--header"
+                              : opt->subprotocols.len         ? "--subprotocol"
+                              : opt->origin                   ? "--origin"
+                              : opt->ca_file                  ? "--cacert"
+                              : opt->is_insecure              ? "--insecure"
+                              : opt->cert_file                ? "--cert"
+                              : opt->is_reconnect             ? "--reconnect"
+                              : opt->has_proxy && *opt->proxy ? "--proxy"
+                              : !opt->has_deflate             ? "--no-deflate"
+                                                              : NULL;
         if (ws_only) {
             cli_usage_error("%s is for ws:// and wss:// URLs, not %s", ws_only,
                             u.scheme == WSK_URL_TCP ? "tcp://" : "udp://");
@@ -819,6 +838,10 @@ static int run(struct client *c)
     cfg.insecure = opt->is_insecure;
     cfg.cert_file = opt->cert_file;
     cfg.key_file = opt->key_file;
+    cfg.proxy = opt->has_proxy ? opt->proxy : wsk_proxy_from_env(opt->url);
+    if (cfg.proxy && *cfg.proxy)
+        cli_verbose("through the proxy %s (%s)", redact_proxy(cfg.proxy, c->proxy_shown),
+                    opt->has_proxy ? "--proxy" : "from the environment");
     wsk_deflate_config_init(&cfg.deflate);
     cfg.deflate.enabled = opt->has_deflate;
 
@@ -830,6 +853,12 @@ static int run(struct client *c)
     cli_verbose("connecting to %s", opt->url);
     c->ws_cfg = cfg; /* --reconnect connects with it again */
     rv = wsk_client_connect(&c->conn, c->loop, opt->url, &c->ws_cfg);
+    if (rv == WSK_EURL && c->first_error[0] && cfg.proxy && *cfg.proxy) {
+        /* The library said what is wrong with the proxy setting. */
+        cli_error("%s '%s': %s", opt->has_proxy ? "--proxy" : "proxy from the environment",
+                  redact_proxy(cfg.proxy, c->proxy_shown), c->first_error);
+        return opt->has_proxy ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    }
     if (rv == WSK_EURL) {
         /* One line, like every other failure: scripts match on it. Say
          * what is wrong when the parser knows. */

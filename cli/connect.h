@@ -42,9 +42,13 @@ struct connect_options {
     const char *cert_file; /* --cert, --key: a client certificate */
     const char *key_file;
     bool is_reconnect; /* --reconnect: after a lost connection, again */
+    const char *proxy; /* --proxy URL ("": none); else from the environment */
+    bool has_proxy;    /* --proxy was given */
     bool has_deflate;
     int verbosity;
 };
+
+#define PROXY_SHOWN_MAX 300
 
 enum link_kind {
     LINK_WS,  /* ws://, wss:// */
@@ -96,10 +100,11 @@ struct client {
     bool was_reconnecting;  /* the open under way follows a lost connection */
     struct cli_buf rx_line; /* tcp:// on a terminal: a line being received */
 
-    char *url_copy;        /* http(s):// given: the ws(s):// URL used */
-    char *user_agent;      /* the "User-Agent: ..." header line sent */
-    struct lineedit le;    /* terminal mode */
-    char first_error[512]; /* the library's first error message */
+    char *url_copy;                    /* http(s):// given: the ws(s):// URL used */
+    char *user_agent;                  /* the "User-Agent: ..." header line sent */
+    char proxy_shown[PROXY_SHOWN_MAX]; /* the proxy setting, password hidden */
+    struct lineedit le;                /* terminal mode */
+    char first_error[512];             /* the library's first error message */
 };
 
 /* ---- connect.c ---- */

@@ -70,6 +70,12 @@ static const char connect_usage_more[] =
     "  --cert FILE, --key FILE wss://: present this client certificate (PEM chain)\n"
     "                          and its key (PEM, not encrypted) when the server\n"
     "                          asks for one\n"
+    "  --proxy URL             tunnel through this proxy: http://[USER:PASS@]HOST\n"
+    "                          [:PORT] (CONNECT), socks5:// (names resolved here) or\n"
+    "                          socks5h:// (by the proxy); port 1080 by default;\n"
+    "                          '' for none. Default: https_proxy (wss://), http_proxy\n"
+    "                          (ws://) or all_proxy, unless no_proxy lists the host,\n"
+    "                          as curl reads them; never for localhost or 127.x/::1\n"
     "  --wait SECONDS          after the end of stdin, close once no message has\n"
     "                          come for this long (each one restarts the wait;\n"
     "                          default 1; 0: close at once)\n"
@@ -127,6 +133,7 @@ enum {
     OPT_CERT,
     OPT_KEY,
     OPT_RECONNECT,
+    OPT_PROXY,
 };
 
 static const struct option connect_longopts[] = {
@@ -147,6 +154,7 @@ static const struct option connect_longopts[] = {
     {"user-agent", required_argument, NULL, OPT_USER_AGENT},
     {"show-ping", no_argument, NULL, OPT_SHOW_PING},
     {"cert", required_argument, NULL, OPT_CERT},
+    {"proxy", required_argument, NULL, OPT_PROXY},
     {"reconnect", no_argument, NULL, OPT_RECONNECT},
     {"key", required_argument, NULL, OPT_KEY},
     {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
@@ -266,6 +274,13 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
             break;
         case OPT_RECONNECT:
             opt->is_reconnect = true;
+            break;
+        case OPT_PROXY:
+            if (has_control_chars(optarg))
+                return cli_usage_error(
+                    "--proxy: expected [SCHEME://][USER[:PASSWORD]@]HOST[:PORT]");
+            opt->proxy = optarg;
+            opt->has_proxy = true;
             break;
         case OPT_CERT:
         case OPT_KEY:

@@ -24,7 +24,7 @@ _wsk()
         ;;
     connect)
         opts='--header --subprotocol --origin --binary --echo --backend --max-message
-            --connect-timeout --cacert --insecure --cert --key --wait --no-close --base64 --user-agent --ping-interval --show-ping --reconnect --no-deflate --verbose --quiet --help'
+            --connect-timeout --cacert --insecure --cert --key --wait --no-close --base64 --user-agent --ping-interval --show-ping --reconnect --proxy --no-deflate --verbose --quiet --help'
         ;;
     bench)
         opts='--connections --size --in-flight --duration --binary --mode --threads --rate

@@ -9,7 +9,7 @@ want=(cmake ninja-build gcc clang libssl-dev zlib1g-dev pkg-config libhiredis-de
 for what in "$@"; do
     case $what in
     build) ;;
-    test) want+=(python3-websockets chromium nodejs npm redis-server nginx-light procps iproute2 curl) ;;
+    test) want+=(python3-websockets chromium nodejs npm redis-server nginx-light tinyproxy microsocks procps iproute2 curl) ;;
     bench) want+=(libwebsockets-dev python3-websockets nodejs npm util-linux) ;;
     *) echo "deps.sh: unknown set '$what' (build, test, bench)" >&2; exit 2 ;;
     esac

@@ -37,7 +37,8 @@ extern "C" {
     X(TLS, -1017, "TLS error")                                                                     \
     X(ABNORMAL, -1018, "connection closed without a close frame")                                  \
     X(DEFLATE, -1019, "permessage-deflate data error")                                             \
-    X(TRUNCATED, -1020, "connection closed before the end of the HTTP body")
+    X(TRUNCATED, -1020, "connection closed before the end of the HTTP body")                       \
+    X(PROXY, -1021, "the proxy did not open a tunnel")
 
 enum wsk_errno {
 #define WSK__ERR_ENUM(name, value, msg) WSK_E##name = (value),

@@ -60,7 +60,7 @@ struct wsk_close_event {
                       close frame was exchanged */
     struct wsk_slice reason;
     int error;       /* 0 after a clean close handshake, else why the connection ended:
-                        -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, -ETIMEDOUT, WSK_EPROTO... */
+                        -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, WSK_EPROXY, -ETIMEDOUT, WSK_EPROTO... */
     int http_status; /* client: the status of a rejected handshake, else 0 */
     /* More about error when known, e.g. TLS "certificate verify failed: ..."
      * or "hostname mismatch: ..."; "" otherwise. */
@@ -358,7 +358,7 @@ struct wsk_client_config {
     const char *const *headers; /* extra request headers, each "Name: value" */
     size_t num_headers;
     const char *origin;          /* NULL: no Origin header */
-    uint32_t connect_timeout_ms; /* DNS + TCP + TLS + handshake; default 10000 */
+    uint32_t connect_timeout_ms; /* DNS + TCP + proxy + TLS + handshake; default 10000 */
     /* wss://: the server's certificate is verified against the system's CA
      * store, or only against ca_file (PEM) when set, and must be valid for the
      * URL's host. insecure skips all verification (tests only). */
@@ -370,6 +370,15 @@ struct wsk_client_config {
     const char *key_file;
     /* permessage-deflate offer: off unless deflate.enabled. */
     struct wsk_deflate_config deflate;
+    /* NULL or "": connect directly. Otherwise the proxy to tunnel through,
+     * [SCHEME://][USER[:PASSWORD]@]HOST[:PORT] as curl takes it: http (the
+     * default scheme) asks with CONNECT host:port (Basic credentials when
+     * given), socks5 resolves the server's name here and sends the proxy its
+     * address, socks5h lets the proxy resolve it (RFC 1928, RFC 1929 for the
+     * credentials); PORT defaults to 1080; USER and PASSWORD may hold %XX
+     * escapes. wss:// runs TLS with the server inside the tunnel. The
+     * environment is not read here: see wsk_proxy_from_env(). */
+    const char *proxy;
 };
 
 /* Fills cfg with the defaults: connect_timeout_ms 10000, everything else zero
@@ -389,11 +398,26 @@ WSK_API void wsk_client_config_init(struct wsk_client_config *cfg);
  * url, a scheme other than ws or wss, a fragment or a host over 255 bytes,
  * and also when cfg's headers, origin or subprotocols cannot go into a
  * request (a control character, a header not "Name: value", a subprotocol
- * that is not a token); -EINVAL for an invalid cfg->deflate; WSK_ETLS when
+ * that is not a token), or for a cfg->proxy that does not parse (the reason
+ * goes to the log callback); -EINVAL for an invalid cfg->deflate; WSK_ETLS when
  * the TLS context for wss:// cannot be set up, e.g. an unusable ca_file (the
  * reason goes to the log callback); or -ENOMEM. */
 WSK_API int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
                                const struct wsk_client_config *cfg);
+
+/* The proxy the environment sets for url, as curl reads it: https_proxy
+ * (or HTTPS_PROXY) for wss:// and https://, http_proxy (lower case only:
+ * CGI servers set HTTP_PROXY from a request header) for ws:// and http://,
+ * else all_proxy (or ALL_PROXY); none when the host matches no_proxy (or
+ * NO_PROXY: comma-separated names, which match their subdomains too,
+ * addresses, networks such as 10.0.0.0/8, or "*"). Unlike curl, a loopback
+ * host (localhost, 127.0.0.0/8, ::1) is never proxied, as Go's net/http
+ * does: a proxy elsewhere cannot reach this machine's loopback.
+ *
+ * Returns the variable's value (owned by the environment: valid until it is
+ * changed) for wsk_client_config.proxy, or NULL for a direct connection,
+ * and for a url that does not parse. Not thread-safe against setenv(). */
+WSK_API const char *wsk_proxy_from_env(const char *url);
 
 /* ---- connections ------------------------------------------------------ */
 

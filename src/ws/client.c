@@ -15,28 +15,9 @@
 #include "loop/sock.h"
 #include "transport/resolve.h"
 #include "transport/tls.h"
+#include "ws/client_internal.h"
 #include "ws/ws_internal.h"
 #include "wsk/url.h"
-
-struct wsk__client_hs {
-    char host[256]; /* name or address, without brackets */
-    char port[8];
-    char *host_header; /* "name:port" or "[v6]:port" */
-    char *target;      /* path and query */
-    char key[25];
-    char **subprotocols;
-    size_t num_subprotocols;
-    char *request;
-    size_t request_len;
-    struct wsk_http_parser parser;
-    struct addrinfo *addrs; /* from getaddrinfo, or one numeric address */
-    struct addrinfo *next_addr;
-    struct wsk__resolve *job; /* resolving a name */
-    int last_error;
-    bool is_tls;
-    struct wsk_deflate_config deflate; /* what we offered */
-    bool in_connect_call;              /* inside wsk_client_connect(): report failures later */
-};
 
 struct client {
     struct wsk__ctx ctx;
@@ -61,6 +42,7 @@ static void hs_free(struct wsk__client_hs *hs)
     if (hs->addrs)
         freeaddrinfo(hs->addrs);
     wsk__resolve_cancel(hs->job);
+    free(hs->proxy);
     free(hs);
 }
 
@@ -172,6 +154,11 @@ static void fail(struct wsk_conn *c, int error)
     wsk__conn_abort(c, error);
 }
 
+void wsk__client_fail(struct wsk_conn *c, int error)
+{
+    fail(c, error);
+}
+
 /* Tries the next address; ends the connection when none is left. */
 static void try_connect(struct wsk_conn *c)
 {
@@ -213,6 +200,17 @@ void wsk__client_on_writable(struct wsk_conn *c)
     }
     c->state = WSK__HANDSHAKE;
     wsk_http_parser_init(&hs->parser, 0);
+    if (hs->proxy) {
+        wsk__client_proxy_start(c); /* then wsk__client_start_handshake() */
+        return;
+    }
+    wsk__client_start_handshake(c);
+}
+
+void wsk__client_start_handshake(struct wsk_conn *c)
+{
+    struct wsk__client_hs *hs = c->hs;
+    int rv;
     if (hs->is_tls) {
         rv = wsk__conn_start_tls(c, false, hs->host);
         if (rv < 0)
@@ -234,6 +232,10 @@ void wsk__client_on_tls_done(struct wsk_conn *c)
 void wsk__client_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
 {
     struct wsk__client_hs *hs = c->hs;
+    if (hs->proxy_step) {
+        wsk__client_proxy_on_data(c, data, len);
+        return;
+    }
     if (wsk__conn_in_append(c, data, len) < 0) {
         fail(c, -ENOMEM);
         return;
@@ -307,7 +309,8 @@ static void resolved(void *data, struct addrinfo *res, int error, const char *wh
     struct wsk__client_hs *hs = c->hs;
     hs->job = NULL;
     if (error) {
-        wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, why);
+        const char *host = hs->proxy ? hs->proxy->host : hs->host;
+        wsk__log(c->ctx, 2, "cannot resolve %s%s: %s", hs->proxy ? "the proxy " : "", host, why);
         fail(c, error);
         return;
     }
@@ -316,17 +319,71 @@ static void resolved(void *data, struct addrinfo *res, int error, const char *wh
     try_connect(c);
 }
 
-static int resolve(struct wsk_conn *c)
+/* The address to connect to: the server's, or the proxy's. */
+static int resolve_next_hop(struct wsk_conn *c)
 {
     struct wsk__client_hs *hs = c->hs;
-    int rv = wsk__resolve_start(c->ctx->loop, hs->host, hs->port, SOCK_STREAM, resolved, c,
-                                &hs->job, &hs->addrs);
+    const char *host = hs->host, *port = hs->port;
+    char proxy_port[8];
+    if (hs->proxy) {
+        snprintf(proxy_port, sizeof proxy_port, "%u", (unsigned)hs->proxy->port);
+        host = hs->proxy->host;
+        port = proxy_port;
+    }
+    int rv = wsk__resolve_start(c->ctx->loop, host, port, SOCK_STREAM, resolved, c, &hs->job,
+                                &hs->addrs);
     if (rv == 1) {
         hs->next_addr = hs->addrs;
         try_connect(c);
         return 0;
     }
     return rv;
+}
+
+/* socks5:// (not socks5h://): the client resolves the server's name and
+ * sends the proxy its first address. */
+static bool keep_target(struct wsk__client_hs *hs, struct addrinfo *res)
+{
+    if (!res || res->ai_addrlen > sizeof hs->target_addr)
+        return false;
+    memcpy(&hs->target_addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return true;
+}
+
+static void target_resolved(void *data, struct addrinfo *res, int error, const char *why)
+{
+    struct wsk_conn *c = data;
+    struct wsk__client_hs *hs = c->hs;
+    hs->job = NULL;
+    if (error || !keep_target(hs, res)) {
+        wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, error ? why : "no address");
+        if (res)
+            freeaddrinfo(res);
+        fail(c, error ? error : WSK_EDNS);
+        return;
+    }
+    int rv = resolve_next_hop(c);
+    if (rv < 0)
+        fail(c, rv);
+}
+
+static int resolve(struct wsk_conn *c)
+{
+    struct wsk__client_hs *hs = c->hs;
+    if (!hs->proxy || hs->proxy->kind != WSK__PROXY_SOCKS5)
+        return resolve_next_hop(c);
+    struct addrinfo *res = NULL;
+    int rv = wsk__resolve_start(c->ctx->loop, hs->host, hs->port, SOCK_STREAM, target_resolved, c,
+                                &hs->job, &res);
+    if (rv != 1)
+        return rv;
+    if (!keep_target(hs, res)) {
+        if (res)
+            freeaddrinfo(res);
+        return WSK_EDNS;
+    }
+    return resolve_next_hop(c);
 }
 
 int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,
@@ -376,6 +433,8 @@ int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char 
         if (rv < 0)
             wsk__log(&cl->ctx, 0, "%s", err);
     }
+    if (rv == 0 && cfg->proxy && *cfg->proxy)
+        rv = wsk__client_proxy_init(&cl->ctx, hs, cfg->proxy);
     struct wsk_conn *c = NULL;
     if (rv == 0)
         rv = wsk__conn_new(&c, &cl->ctx, -1, WSK__CONNECTING);

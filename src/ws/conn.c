@@ -530,6 +530,8 @@ static void on_eof(struct wsk_conn *c)
         wsk__conn_dead(c);
         return;
     }
+    if (c->state == WSK__HANDSHAKE && wsk__client_proxy_eof(c))
+        return;
     if (c->state == WSK__OPEN && !(c->flags & WSK__F_FAILED))
         wsk__log(c->ctx, 3, "%s: connection closed without a close frame", wsk_conn_peer(c));
     wsk__conn_abort(c, (c->flags & WSK__F_FAILED) ? c->error : WSK_EABNORMAL);

@@ -241,6 +241,9 @@ void wsk__client_on_writable(struct wsk_conn *conn);
 /* Client: the TLS handshake completed. */
 void wsk__client_on_tls_done(struct wsk_conn *conn);
 void wsk__client_on_head(struct wsk_conn *conn, const uint8_t *data, size_t len);
+/* The peer closed: a client still talking to its proxy fails with
+ * WSK_EPROXY (returns true), else returns false. */
+bool wsk__client_proxy_eof(struct wsk_conn *conn);
 void wsk__client_conn_gone(struct wsk_conn *conn);
 /* Client: the context is empty and may be freed (called from its reap). */
 void wsk__client_ctx_empty(struct wsk__ctx *ctx);
