@@ -52,10 +52,10 @@ void cli_log_set_thread(unsigned n);
  * --threads), level and msg. Call before threads start. */
 void cli_log_set_json(bool is_json);
 /* With -v, one access-log line for an answer to a request: text
- * 'prog: TIME PEER "METHOD PATH" STATUS BYTES', or a JSON object with
- * "type":"access". */
+ * 'prog: TIME PEER "METHOD PATH" STATUS BYTES', then ' "REASON"' when a
+ * refusal has one, or a JSON object with "type":"access" (and "reason"). */
 void cli_log_access(const char *peer, const char *method, size_t method_len, const char *path,
-                    size_t path_len, int status, uint64_t bytes);
+                    size_t path_len, int status, uint64_t bytes, const char *reason);
 
 /* Writes "prog: message\n" when verbosity >= level. Errors (level 0) always
  * show. */

@@ -218,7 +218,7 @@ static void log_line(const char *label, const char *fmt, va_list ap)
 }
 
 void cli_log_access(const char *peer, const char *method, size_t method_len, const char *path,
-                    size_t path_len, int status, uint64_t bytes)
+                    size_t path_len, int status, uint64_t bytes, const char *reason)
 {
     if (log_state.verbosity < CLI_VERBOSE)
         return;
@@ -241,8 +241,15 @@ void cli_log_access(const char *peer, const char *method, size_t method_len, con
         if (rv == 0)
             rv = json_str(&b, path, path_len);
         if (rv == 0)
-            rv = cli_buf_printf(&b, ",\"status\":%d,\"bytes\":%llu}\n", status,
+            rv = cli_buf_printf(&b, ",\"status\":%d,\"bytes\":%llu", status,
                                 (unsigned long long)bytes);
+        if (rv == 0 && reason && *reason) {
+            rv = cli_buf_append(&b, ",\"reason\":", 10);
+            if (rv == 0)
+                rv = json_str(&b, reason, strlen(reason));
+        }
+        if (rv == 0)
+            rv = cli_buf_append(&b, "}\n", 2);
     } else {
         /* Printable bytes only: a request line is the client's to choose. */
         rv = cli_buf_printf(&b, "%s%s: %s %s \"", log_state.prog, log_tag, when, peer);
@@ -253,7 +260,12 @@ void cli_log_access(const char *peer, const char *method, size_t method_len, con
                      : cli_buf_append(&b, &ch, 1);
         }
         if (rv == 0)
-            rv = cli_buf_printf(&b, "\" %d %llu\n", status, (unsigned long long)bytes);
+            rv = cli_buf_printf(&b, "\" %d %llu", status, (unsigned long long)bytes);
+        /* The library's phrases are printable ASCII without quotes. */
+        if (rv == 0 && reason && *reason)
+            rv = cli_buf_printf(&b, " \"%s\"", reason);
+        if (rv == 0)
+            rv = cli_buf_append(&b, "\n", 1);
     }
     if (rv == 0)
         log_write(&b);

@@ -94,7 +94,7 @@ static void on_access(struct wsk_conn *conn, const struct wsk_access_event *ev, 
 {
     (void)user_data;
     cli_log_access(wsk_conn_peer(conn), ev->method.ptr, ev->method.len, ev->path.ptr, ev->path.len,
-                   ev->status, ev->bytes);
+                   ev->status, ev->bytes, ev->reason);
 }
 
 /* The server's wsk_log_cb: library diagnostics as usual, except while a

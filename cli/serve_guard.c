@@ -70,6 +70,18 @@ static bool query_has_token(struct wsk_slice query, const char *token)
     return false;
 }
 
+/* Whether the client tried: an Authorization header or a token= in the
+ * query. */
+static bool token_given(const struct wsk_upgrade_event *ev)
+{
+    if (wsk_http_header_get(ev->headers, ev->num_headers, "Authorization"))
+        return true;
+    for (size_t i = 0; i + 6 <= ev->query.len; i++)
+        if ((i == 0 || ev->query.ptr[i - 1] == '&') && !memcmp(ev->query.ptr + i, "token=", 6))
+            return true;
+    return false;
+}
+
 int serve_upgrade(struct wsk_conn *conn, const struct wsk_upgrade_event *ev, void *user_data)
 {
     struct serve *s = user_data;
@@ -78,6 +90,7 @@ int serve_upgrade(struct wsk_conn *conn, const struct wsk_upgrade_event *ev, voi
         query_has_token(ev->query, token))
         return 0;
     s->auth_refused++;
+    wsk_conn_set_refusal(conn, token_given(ev) ? "wrong token" : "no token");
     cli_info("%s: upgrade to %.*s refused (401): no valid token (Authorization: Bearer or "
              "?token=)",
              wsk_conn_peer(conn), (int)(ev->path.len > 200 ? 200 : ev->path.len), ev->path.ptr);

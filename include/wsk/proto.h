@@ -310,6 +310,9 @@ struct wsk_handshake_info {
     struct wsk_slice key;
     struct wsk_slice subprotocol; /* chosen by the server, empty when none */
     struct wsk_slice extensions;  /* first Sec-WebSocket-Extensions value, empty when absent */
+    /* Why the status is not 101, for a log: a static English phrase ("no
+     * Upgrade: websocket", "Origin not allowed", ...); "" for 101. */
+    const char *refusal;
 };
 
 /* Checks an upgrade request. Returns 101 when it is a valid WebSocket

@@ -157,7 +157,8 @@ struct wsk_upgrade_event {
  * overrides the server's choice; wsk_conn_subscribe() (wsk/topic.h) names
  * topics the connection joins as it opens, before on_open; and
  * wsk_conn_set_data() sets what on_open and every later callback get
- * (free it yourself when refusing). wsk_conn_peer() works; closing conn or
+ * (free it yourself when refusing); wsk_conn_set_refusal() says why a
+ * refusal is, for the access log. wsk_conn_peer() works; closing conn or
  * freeing the server refuses the upgrade. */
 typedef int (*wsk_upgrade_cb)(struct wsk_conn *conn, const struct wsk_upgrade_event *ev,
                               void *user_data);
@@ -179,6 +180,11 @@ struct wsk_access_event {
     struct wsk_slice path;   /* as sent, without the query; likewise */
     int status;
     uint64_t bytes; /* the body's length (Content-Length); 0 for 101 */
+    /* Why a request or an upgrade was refused, for the log: a static phrase
+     * ("Origin not allowed", "not the WebSocket path", "request head over
+     * --max-head") or on_upgrade's wsk_conn_set_refusal() ("refused by the
+     * application" without one); "" when there is nothing to say. */
+    const char *reason;
 };
 /* Called on the loop thread as the answer is queued. It may only look:
  * wsk_conn_peer() works; sending, closing or freeing from it is not
@@ -327,6 +333,12 @@ WSK_API void wsk_server_free(struct wsk_server *srv);
  * did not offer or that is not a token (nothing changes); WSK_ESTATE
  * outside on_upgrade. */
 WSK_API int wsk_conn_choose_subprotocol(struct wsk_conn *conn, const char *name);
+
+/* From inside on_upgrade, before refusing: why, for the access log
+ * (wsk_access_event.reason; the client is not told). Copied, at most 95
+ * bytes, bytes outside printable ASCII (and '"', '\\') as '?'. Returns 0; WSK_ESTATE
+ * outside on_upgrade. */
+WSK_API int wsk_conn_set_refusal(struct wsk_conn *conn, const char *reason);
 
 /* Answers the plain HTTP request that on_http_request is handling on conn:
  * status (200..599 but 101), Content-Type content_type (NULL: none), body

@@ -150,6 +150,12 @@ bool wsk_handshake_is_upgrade(const struct wsk_http_request *req)
     return wsk_http_header_has_token(req->headers, req->num_headers, "Upgrade", "websocket");
 }
 
+static int refuse(struct wsk_handshake_info *info, int status, const char *why)
+{
+    info->refusal = why;
+    return status;
+}
+
 int wsk_handshake_server_check(const struct wsk_http_request *req,
                                const struct wsk_handshake_server_config *cfg,
                                struct wsk_handshake_info *info)
@@ -164,6 +170,7 @@ int wsk_handshake_server_check(const struct wsk_http_request *req,
     size_t n = req->num_headers;
 
     *info = (struct wsk_handshake_info){
+        .refusal = "",
         .path = req->path,
         .query = req->query,
         .host = empty_slice,
@@ -175,33 +182,34 @@ int wsk_handshake_server_check(const struct wsk_http_request *req,
 
     /* Methods are case-sensitive (RFC 9110 section 9.1). */
     if (!slice_equals(req->method, cstr_slice("GET")))
-        return 405;
+        return refuse(info, 405, "method not GET");
     if (req->minor_version < 1)
-        return 400;
+        return refuse(info, 400, "HTTP/1.0");
     /* RFC 9112 section 3.2: 400 for no Host or more than one. */
     if (header_count(hs, n, "Host") != 1)
-        return 400;
+        return refuse(info, 400, "no Host or more than one");
     info->host = *wsk_http_header_get(hs, n, "Host");
-    if (!wsk_http_header_has_token(hs, n, "Upgrade", "websocket") ||
-        !wsk_http_header_has_token(hs, n, "Connection", "upgrade"))
-        return 400;
+    if (!wsk_http_header_has_token(hs, n, "Upgrade", "websocket"))
+        return refuse(info, 400, "no Upgrade: websocket");
+    if (!wsk_http_header_has_token(hs, n, "Connection", "upgrade"))
+        return refuse(info, 400, "no Connection: upgrade");
 
     /* A missing version is answered like an unknown one: 426 with the
      * version we speak, so the client can retry (RFC 6455 section 4.4). Two
      * version lines are a malformed request (section 11.3.5). */
     size_t versions = header_count(hs, n, "Sec-WebSocket-Version");
     if (versions > 1)
-        return 400;
+        return refuse(info, 400, "Sec-WebSocket-Version repeated");
     const struct wsk_slice *version = wsk_http_header_get(hs, n, "Sec-WebSocket-Version");
     if (!version || !slice_equals(*version, cstr_slice("13")))
-        return 426;
+        return refuse(info, 426, "Sec-WebSocket-Version not 13");
 
     /* The key must appear once (section 11.3.1). */
     if (header_count(hs, n, "Sec-WebSocket-Key") != 1)
-        return 400;
+        return refuse(info, 400, "no Sec-WebSocket-Key or more than one");
     const struct wsk_slice *key = wsk_http_header_get(hs, n, "Sec-WebSocket-Key");
     if (!key_is_valid(*key))
-        return 400;
+        return refuse(info, 400, "Sec-WebSocket-Key not base64 of 16 bytes");
     info->key = *key;
 
     /* Origin protects browsers from cross-site WebSocket hijacking (section
@@ -214,7 +222,7 @@ int wsk_handshake_server_check(const struct wsk_http_request *req,
             struct wsk_slice name = cstr_slice("Origin");
             for (size_t i = 0; i < n; i++)
                 if (slice_equals_nocase(hs[i].name, name) && !origin_allowed(hs[i].value, cfg))
-                    return 403;
+                    return refuse(info, 403, "Origin not allowed");
         }
     }
 

@@ -277,6 +277,21 @@ int wsk_conn_choose_subprotocol(struct wsk_conn *c, const char *name)
     return 0;
 }
 
+int wsk_conn_set_refusal(struct wsk_conn *c, const char *reason)
+{
+    struct wsk_server *srv = c->ctx->server;
+    struct wsk__upgrade *u = srv ? srv->upgrading : NULL;
+    if (!u || u->conn != c)
+        return WSK_ESTATE;
+    /* Printable ASCII without quotes or backslashes: it goes into log
+     * lines as it is. */
+    size_t n = 0;
+    for (const char *p = reason ? reason : ""; *p && n < sizeof u->refusal - 1; p++)
+        u->refusal[n++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '?';
+    u->refusal[n] = 0;
+    return 0;
+}
+
 /* Asks on_upgrade. Returns 101 to go on, or the status to refuse with; c
  * may have ended meanwhile. */
 static int ask_app(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
@@ -301,6 +316,7 @@ static int ask_app(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_
     u->req = req;
     u->topics_tail = &u->topics;
     u->has_subprotocol = false;
+    u->refusal[0] = 0;
     srv->upgrading = u;
     c->ctx->cb_depth++;
     int rv = srv->cfg.on_upgrade(c, &ev, srv->cfg.user_data);
@@ -328,14 +344,21 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
     };
     struct wsk_handshake_info info;
     int status = wsk_handshake_server_check(req, &hc, &info);
-    if (status == 101 && srv->cfg.ws_path && !slice_eq(info.path, srv->cfg.ws_path))
+    const char *why = info.refusal;
+    if (status == 101 && srv->cfg.ws_path && !slice_eq(info.path, srv->cfg.ws_path)) {
         status = 404;
-    if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections))
+        why = "not the WebSocket path";
+    }
+    if (status == 101 && (srv->is_shutting_down || srv->ctx.num_open >= srv->cfg.max_connections)) {
         status = 503;
-    struct wsk__upgrade up; /* only topics is read without on_upgrade */
+        why = srv->is_shutting_down ? "shutting down" : "connection limit reached";
+    }
+    struct wsk__upgrade up; /* only topics and refusal are read without on_upgrade */
     up.topics = NULL;
+    up.refusal[0] = 0;
     if (status == 101 && srv->cfg.on_upgrade) {
         status = ask_app(srv, c, req, &info, &up);
+        why = up.refusal[0] ? up.refusal : "refused by the application";
         if (c->state == WSK__DEAD) {
             free_pending_topics(&up);
             return;
@@ -347,10 +370,10 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         free_pending_topics(&up);
         char buf[512];
         int n = wsk_handshake_server_reject(buf, sizeof buf, status);
-        wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d", wsk_conn_peer(c), status);
+        wsk__log(&srv->ctx, 3, "%s: upgrade refused with %d: %s", wsk_conn_peer(c), status, why);
         c->flags |= WSK__F_HTTP_CLOSE;
         c->state = WSK__HTTP_REPLY;
-        wsk__server_access(c, req->method, req->path, status, 0);
+        wsk__server_access(c, req->method, req->path, status, 0, why);
         if (n < 0 || wsk__conn_queue(c, buf, (size_t)n) < 0)
             wsk__conn_abort(c, n < 0 ? n : -ENOMEM);
         return;
@@ -369,7 +392,8 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
             int rn = wsk_handshake_server_reject(rej, sizeof rej, 400);
             c->flags |= WSK__F_HTTP_CLOSE;
             c->state = WSK__HTTP_REPLY;
-            wsk__server_access(c, req->method, req->path, 400, 0);
+            wsk__server_access(c, req->method, req->path, 400, 0,
+                               "malformed Sec-WebSocket-Extensions");
             if (rn < 0 || wsk__conn_queue(c, rej, (size_t)rn) < 0)
                 wsk__conn_abort(c, rn < 0 ? rn : -ENOMEM);
             free_pending_topics(&up);
@@ -392,7 +416,7 @@ static void open_ws(struct wsk_server *srv, struct wsk_conn *c, const struct wsk
         free_pending_topics(&up);
         return;
     }
-    wsk__server_access(c, req->method, req->path, 101, 0);
+    wsk__server_access(c, req->method, req->path, 101, 0, NULL);
     if (c->http)
         wsk__http_done(c);
     c->flags |= WSK__F_UPGRADED;
@@ -460,7 +484,9 @@ void wsk__server_on_head(struct wsk_conn *c, const uint8_t *data, size_t len)
     if (rv == 0)
         return;
     if (rv < 0) {
-        wsk__server_reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL);
+        wsk__server_reply_error(c, rv == WSK_EHEADTOOBIG ? 431 : 400, false, false, NULL,
+                                rv == WSK_EHEADTOOBIG ? "request head over --max-head"
+                                                      : "malformed HTTP request");
         return;
     }
     size_t head_len = (size_t)rv;

@@ -29,10 +29,11 @@ void wsk__http_done(struct wsk_conn *c)
 }
 
 /* Queues a whole response: head, then body unless the request was HEAD. */
-static void access_now(struct wsk_conn *c, int status, uint64_t bytes);
+static void access_now(struct wsk_conn *c, int status, uint64_t bytes, const char *reason);
 
 static void reply(struct wsk_conn *c, int status, const char *ctype, const void *body,
-                  size_t body_len, bool is_head, bool keep_alive, const char *extra)
+                  size_t body_len, bool is_head, bool keep_alive, const char *extra,
+                  const char *reason)
 {
     char head[1024];
     int n = wsk__http_head(head, sizeof head, status, ctype, body_len, keep_alive, extra,
@@ -44,7 +45,7 @@ static void reply(struct wsk_conn *c, int status, const char *ctype, const void 
     if (!keep_alive)
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
-    access_now(c, status, body_len);
+    access_now(c, status, body_len, reason);
     if (wsk__conn_queue(c, head, (size_t)n) < 0 ||
         (!is_head && body_len && wsk__conn_queue(c, body, body_len) < 0))
         wsk__conn_abort(c, -ENOMEM);
@@ -59,7 +60,7 @@ unsigned wsk_stats_refused_code(size_t i)
 }
 
 void wsk__server_access(struct wsk_conn *c, struct wsk_slice method, struct wsk_slice path,
-                        int status, uint64_t bytes)
+                        int status, uint64_t bytes, const char *reason)
 {
     struct wsk__ctx *ctx = c->ctx;
     if (status >= 400) {
@@ -71,26 +72,27 @@ void wsk__server_access(struct wsk_conn *c, struct wsk_slice method, struct wsk_
     wsk_access_cb cb = ctx->server ? ctx->server->cfg.on_access : NULL;
     if (!cb)
         return;
-    struct wsk_access_event ev = {method, path, status, bytes};
+    struct wsk_access_event ev = {method, path, status, bytes, reason ? reason : ""};
     ctx->cb_depth++;
     cb(c, &ev, ctx->user_data);
     ctx->cb_depth--;
 }
 
 /* The request c is answering, when known. */
-static void access_now(struct wsk_conn *c, int status, uint64_t bytes)
+static void access_now(struct wsk_conn *c, int status, uint64_t bytes, const char *reason)
 {
     struct wsk_slice none = {NULL, 0};
     struct wsk__http *h = c->http;
-    wsk__server_access(c, h ? h->req_method : none, h ? h->req_path : none, status, bytes);
+    wsk__server_access(c, h ? h->req_method : none, h ? h->req_path : none, status, bytes, reason);
 }
 
 void wsk__server_reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
-                             const char *extra)
+                             const char *extra, const char *reason)
 {
     char body[96];
     int n = snprintf(body, sizeof body, "%d %s\n", status, wsk__http_reason(status));
-    reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra);
+    reply(c, status, "text/plain; charset=utf-8", body, (size_t)n, is_head, keep_alive, extra,
+          reason);
 }
 
 /* Reads the next pieces of a file into the queue. */
@@ -154,7 +156,7 @@ static void serve_file(struct wsk_conn *c, const struct wsk_http_request *req,
             close(f->fd);
             snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n",
                      (unsigned long long)f->size);
-            wsk__server_reply_error(c, 416, is_head, keep_alive, extra);
+            wsk__server_reply_error(c, 416, is_head, keep_alive, extra, NULL);
             return;
         }
         if (r > 0)
@@ -177,7 +179,7 @@ static void serve_file(struct wsk_conn *c, const struct wsk_http_request *req,
     if (!keep_alive)
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
-    access_now(c, status, status == 304 ? 0 : len);
+    access_now(c, status, status == 304 ? 0 : len, NULL);
     if (is_head || status == 304 || len == 0 ||
         (start && lseek(f->fd, (off_t)start, SEEK_SET) != (off_t)start)) {
         close(f->fd);
@@ -204,22 +206,22 @@ static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
             int n =
                 snprintf(loc, sizeof loc, "Location: %.*s/\r\n", (int)req->path.len, req->path.ptr);
             if (n > 0 && (size_t)n < sizeof loc) {
-                wsk__server_reply_error(c, 301, is_head, keep_alive, loc);
+                wsk__server_reply_error(c, 301, is_head, keep_alive, loc, NULL);
                 return;
             }
             status = 404;
         }
         if (status != 404 || !srv->cfg.index_page) {
-            wsk__server_reply_error(c, status, is_head, keep_alive, NULL);
+            wsk__server_reply_error(c, status, is_head, keep_alive, NULL, NULL);
             return;
         }
     }
     if (srv->cfg.index_page && (slice_eq(req->path, "/") || slice_eq(req->path, "/index.html"))) {
         reply(c, 200, "text/html; charset=utf-8", srv->cfg.index_page, srv->cfg.index_page_len,
-              is_head, keep_alive, "Cache-Control: no-cache\r\n");
+              is_head, keep_alive, "Cache-Control: no-cache\r\n", NULL);
         return;
     }
-    wsk__server_reply_error(c, 404, is_head, keep_alive, NULL);
+    wsk__server_reply_error(c, 404, is_head, keep_alive, NULL, NULL);
 }
 
 /* ---- the application's handler ---------------------------------------------- */
@@ -298,7 +300,7 @@ int wsk_conn_http_reply(struct wsk_conn *c, int status, const char *content_type
         c->flags |= WSK__F_HTTP_CLOSE;
     c->state = WSK__HTTP_REPLY;
     if (n >= 0)
-        access_now(c, status, body_len);
+        access_now(c, status, body_len, NULL);
     if (n < 0 || wsk__conn_queue(c, head, (size_t)n) < 0 ||
         (!h->is_head && body_len && wsk__conn_queue(c, body, body_len) < 0)) {
         free(head);
@@ -320,7 +322,10 @@ static size_t app_request(struct wsk_server *srv, struct wsk_conn *c,
     int refuse = len == -2 ? 411 : len < 0 ? 400 : (uint64_t)len > max ? 413 : 0;
     if (refuse) {
         wsk__log(c->ctx, 3, "%s: HTTP request refused with %d", wsk_conn_peer(c), refuse);
-        wsk__server_reply_error(c, refuse, false, false, NULL);
+        wsk__server_reply_error(c, refuse, false, false, NULL,
+                                refuse == 411   ? "a body without a length"
+                                : refuse == 413 ? "body over --max-http-body"
+                                                : "bad Content-Length or Transfer-Encoding");
         return 0;
     }
     size_t need = head_len + (size_t)len;
@@ -392,11 +397,12 @@ void wsk__server_http(struct wsk_server *srv, struct wsk_conn *c,
          * dropped the hop-by-hop headers, say): say what is missing rather
          * than serve the page (RFC 9110 15.5.22). */
         wsk__server_reply_error(c, 426, false, false,
-                                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+                                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+                                "WebSocket headers without Upgrade: websocket");
     } else if (slice_eq(req->method, "GET") || slice_eq(req->method, "HEAD"))
         serve_get(srv, c, req, keep_alive);
     else
-        wsk__server_reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n");
+        wsk__server_reply_error(c, 405, false, keep_alive, "Allow: GET, HEAD\r\n", NULL);
 done:
     if (c->state == WSK__DEAD)
         return;

@@ -60,6 +60,7 @@ struct wsk__upgrade {
     struct wsk__pending_topic *topics, **topics_tail;
     bool has_subprotocol;
     char subprotocol[128]; /* "" with has_subprotocol: none */
+    char refusal[96];      /* wsk_conn_set_refusal(); "" when not given */
 };
 
 struct wsk_server {
@@ -116,8 +117,9 @@ void wsk__fanout_end(struct wsk__fanout *f);
  * application's handler, static files, the index page, or an error. */
 void wsk__server_http(struct wsk_server *srv, struct wsk_conn *c,
                       const struct wsk_http_request *req, size_t head_len);
+/* reason: why, for the access log (a static phrase), or NULL. */
 void wsk__server_reply_error(struct wsk_conn *c, int status, bool is_head, bool keep_alive,
-                             const char *extra);
+                             const char *extra, const char *reason);
 /* Frees c->http and what it holds. */
 void wsk__http_done(struct wsk_conn *c);
 
@@ -141,8 +143,9 @@ int wsk__topics_join(struct wsk_server *srv, struct wsk_conn *c, const void *top
                      size_t topic_len);
 
 /* on_access, if set, for an answer to c's request (method and path empty
- * when unknown); also counts an error status for wsk_server_get_stats(). */
+ * when unknown; reason NULL when there is nothing to say); also counts an
+ * error status for wsk_server_get_stats(). */
 void wsk__server_access(struct wsk_conn *c, struct wsk_slice method, struct wsk_slice path,
-                        int status, uint64_t bytes);
+                        int status, uint64_t bytes, const char *reason);
 
 #endif

@@ -120,16 +120,32 @@ fi
 echo "== access log (-v) and --log-format json"
 check "--log-format xml: a usage error (2)" bash -c '
     "$0" serve --log-format xml 2>/dev/null; [[ $? == 2 ]]' "$WSK_BIN"
-if start_server -v --auth-token sekrit; then
+if start_server -v --auth-token sekrit --origin http://good.example; then
     curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/healthz"
     curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/no%22where"
     "$WSK_BIN" connect "ws://127.0.0.1:$PORT/room" </dev/null >/dev/null 2>&1
+    "$WSK_BIN" connect --header 'Authorization: Bearer nope' "ws://127.0.0.1:$PORT/bad" \
+        </dev/null >/dev/null 2>&1
+    "$WSK_BIN" connect --origin http://evil.example "ws://127.0.0.1:$PORT/evil" </dev/null \
+        >/dev/null 2>&1
+    curl -s -o /dev/null --max-time 5 -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+        -H 'Sec-WebSocket-Version: 13' "http://127.0.0.1:$PORT/noupgrade"
+    curl -s -o /dev/null --max-time 5 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: short' "http://127.0.0.1:$PORT/badkey"
     "$WSK_BIN" connect "ws://127.0.0.1:$PORT/room?token=sekrit" </dev/null >/dev/null 2>&1
     check "an access line for GET /healthz: time, peer, request, 200, bytes" wait_for_line \
         "$SERVER_ERR" '^wsk serve: [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z 127\.0\.0\.1:[0-9]+ "GET /healthz" 200 3$' 10
     check "... for a missing page: 404, the quote escaped" wait_for_line "$SERVER_ERR" \
         '"GET /no%22where" 404 ' 10
-    check "... for a refused upgrade: 401" wait_for_line "$SERVER_ERR" '"GET /room" 401 ' 10
+    check "... for a refused upgrade: 401 and the reason" wait_for_line "$SERVER_ERR" \
+        '"GET /room" 401 0 "no token"$' 10
+    check "... a wrong token" wait_for_line "$SERVER_ERR" '"GET /bad" 401 0 "wrong token"$' 10
+    check "... a foreign Origin" wait_for_line "$SERVER_ERR" \
+        '"GET /evil" 403 0 "Origin not allowed"$' 10
+    check "... WebSocket headers without Upgrade: 426 and why" wait_for_line "$SERVER_ERR" \
+        '"GET /noupgrade" 426 [0-9]+ "WebSocket headers without Upgrade: websocket"$' 10
+    check "... a bad key: 400 and why" wait_for_line "$SERVER_ERR" \
+        '"GET /badkey" 400 0 "Sec-WebSocket-Key not base64 of 16 bytes"$' 10
     check "... for an accepted one: 101" wait_for_line "$SERVER_ERR" '"GET /room" 101 0$' 10
     stop_server
 fi

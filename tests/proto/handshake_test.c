@@ -57,7 +57,12 @@ static int server_status(const char *head, const struct wsk_handshake_server_con
         fprintf(stderr, "head did not parse whole: %d\n", rv);
         return -1;
     }
-    return wsk_handshake_server_check(&last_req, cfg, &last_info);
+    int status = wsk_handshake_server_check(&last_req, cfg, &last_info);
+    /* Every refusal says why (for access logs); an acceptance says nothing. */
+    CHECK(last_info.refusal != NULL);
+    if (last_info.refusal)
+        CHECK((status == 101) == (last_info.refusal[0] == '\0'));
+    return status;
 }
 
 #define CHECK_STATUS(head, cfg, status)                                                            \
