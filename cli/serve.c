@@ -303,6 +303,7 @@ static int ws_start(struct serve *s)
     cfg.num_origins = opt->origins.len;
     cfg.ws_path = opt->path;
     cfg.static_dir = opt->static_dir;
+    cfg.list_dirs = opt->is_list_dirs;
     cfg.reuse_port = opt->reuse_port;
     if (!opt->static_dir) {
         cfg.index_page = wsk_cli_chat_page;

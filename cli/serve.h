@@ -34,6 +34,7 @@ struct serve_options {
     size_t num_listens;
     enum serve_mode mode;
     const char *static_dir;
+    bool is_list_dirs; /* --list-dirs */
     const char *path;
     enum wsk_backend backend;
     uint64_t max_message;

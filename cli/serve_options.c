@@ -74,6 +74,8 @@ static const char serve_usage[] =
     "  --static DIR           serve the files in DIR over HTTP instead of the\n"
     "                         built-in chat page, with ETag (304) and byte ranges\n"
     "                         (206) (default: the chat page at /)\n"
+    "  --list-dirs            --static: list directories without index.html\n"
+    "                         (default: 404)\n"
     "  --path PATH            accept WebSocket upgrades only on PATH, e.g. /ws\n"
     "                         (default: any path)\n"
     "  --origin ORIGIN        accept upgrades only from pages of ORIGIN, e.g.\n"
@@ -204,6 +206,7 @@ enum {
     OPT_ECHO,
     OPT_BROADCAST,
     OPT_STATIC,
+    OPT_LIST_DIRS,
     OPT_PATH,
     OPT_BACKEND,
     OPT_MAX_MESSAGE,
@@ -241,6 +244,7 @@ static const struct option serve_longopts[] = {
     {"echo", no_argument, NULL, OPT_ECHO},
     {"broadcast", no_argument, NULL, OPT_BROADCAST},
     {"static", required_argument, NULL, OPT_STATIC},
+    {"list-dirs", no_argument, NULL, OPT_LIST_DIRS},
     {"path", required_argument, NULL, OPT_PATH},
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
@@ -487,6 +491,9 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
                 return cli_usage_error("--static needs a directory");
             opt->static_dir = optarg;
             break;
+        case OPT_LIST_DIRS:
+            opt->is_list_dirs = true;
+            break;
         case OPT_PATH:
             if (optarg[0] != '/' || !is_printable(optarg) || strchr(optarg, '?'))
                 return cli_usage_error("--path '%s': expected a path like /ws (starting with "
@@ -608,6 +615,8 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
         return cli_usage_error("--deflate-window has no effect with --no-deflate");
     if (opt->num_listens == 0 && (rv = add_listen(opt, DEFAULT_HOST ":8080")) != 0)
         return rv;
+    if (opt->is_list_dirs && !opt->static_dir)
+        return cli_usage_error("--list-dirs is for --static DIR");
     if (opt->is_binary && opt->mode != SERVE_EXEC)
         return cli_usage_error("--binary is for --exec");
     if (opt->rate_limit && opt->mode != SERVE_BROADCAST && opt->mode != SERVE_ECHO)

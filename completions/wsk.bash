@@ -17,7 +17,7 @@ _wsk()
     case ${COMP_WORDS[1]} in
     serve)
         opts='--listen --broadcast --echo --exec --binary --proxy --max-procs --exec-grace
-            --auth-token --rate-limit --publish-token --redis --redis-max-queue --threads --metrics --log-format --static --path --origin --subprotocol --backend --reuse-port --max-message
+            --auth-token --rate-limit --publish-token --redis --redis-max-queue --threads --metrics --log-format --static --list-dirs --path --origin --subprotocol --backend --reuse-port --max-message
             --max-queue --max-connections --ping-interval --handshake-timeout --idle-timeout
             --udp-peer-timeout --tls-cert --tls-key --deflate --no-deflate --deflate-window
             --verbose --quiet --help'

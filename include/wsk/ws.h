@@ -208,6 +208,10 @@ struct wsk_server_config {
      * user) listen on one port and the kernel spreads connections. */
     bool reuse_port;
     const char *static_dir; /* serve GET/HEAD files from here; NULL: none */
+    /* static_dir: a directory without index.html gets an HTML listing of
+     * its files and subdirectories (dot-files and symlinks left out, at most
+     * 10,000 entries) instead of 404. */
+    bool list_dirs;
     /* TLS: with both set, every connection is https:// / wss://. PEM files:
      * the certificate chain (server certificate first) and an unencrypted
      * key. A file that cannot be used fails wsk_server_new() with WSK_ETLS and

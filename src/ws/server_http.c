@@ -190,6 +190,29 @@ static void serve_file(struct wsk_conn *c, const struct wsk_http_request *req,
     pump_file(c);
 }
 
+/* --list-dirs: a directory without an index gets a listing. Returns false
+ * when path names no directory (the caller answers 404). */
+static bool list_dir(struct wsk_server *srv, struct wsk_conn *c, const struct wsk_http_request *req,
+                     bool is_head, bool keep_alive)
+{
+    int fd;
+    int status = wsk__static_open_dir(&srv->root, req->path, &fd);
+    if (status == 404)
+        return false;
+    char *html = NULL;
+    size_t len = 0;
+    if (status == 200 && wsk__static_list(fd, req->path, &html, &len) < 0)
+        status = 503;
+    if (status != 200) {
+        wsk__server_reply_error(c, status, is_head, keep_alive, NULL, NULL);
+        return true;
+    }
+    reply(c, 200, "text/html; charset=utf-8", html, len, is_head, keep_alive,
+          "Cache-Control: no-cache\r\n", NULL);
+    free(html);
+    return true;
+}
+
 static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
                       const struct wsk_http_request *req, bool keep_alive)
 {
@@ -211,6 +234,10 @@ static void serve_get(struct wsk_server *srv, struct wsk_conn *c,
             }
             status = 404;
         }
+        if (status == 404 && srv->cfg.list_dirs &&
+            !(srv->cfg.index_page && slice_eq(req->path, "/")) &&
+            list_dir(srv, c, req, is_head, keep_alive))
+            return;
         if (status != 404 || !srv->cfg.index_page) {
             wsk__server_reply_error(c, status, is_head, keep_alive, NULL, NULL);
             return;

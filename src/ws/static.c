@@ -309,6 +309,35 @@ static int open_for_read(const struct wsk__static_root *root, const char *rel, i
     return fd;
 }
 
+int wsk__static_open_dir(const struct wsk__static_root *root, struct wsk_slice path, int *dirfd)
+{
+    char rel[PATH_MAX];
+    size_t rel_len;
+    bool is_dir, by_openat2;
+
+    *dirfd = -1;
+    int status = decode_path(path, rel, sizeof rel, &rel_len, &is_dir);
+    if (status != 0)
+        return status;
+    if (!is_dir)
+        return 404;
+    int path_fd = open_beneath(root, rel_len ? rel : ".", &by_openat2);
+    if (path_fd < 0)
+        return status_for_errno(-path_fd);
+    struct stat st;
+    if (fstat(path_fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        close(path_fd);
+        return 404;
+    }
+    /* The O_PATH fd was checked to lie beneath the root; "." through it is
+     * that same directory. */
+    int fd = openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    status = fd < 0 ? status_for_errno(errno) : 200;
+    close(path_fd);
+    *dirfd = fd;
+    return status;
+}
+
 int wsk__static_resolve(const struct wsk__static_root *root, struct wsk_slice path,
                         struct wsk__static_file *out)
 {

@@ -95,6 +95,23 @@ struct wsk__static_file {
 int wsk__static_resolve(const struct wsk__static_root *root, struct wsk_slice path,
                         struct wsk__static_file *out);
 
+/* For a directory listing: opens the directory that path (raw, ending in
+ * '/') names under root, with the same checks as wsk__static_resolve().
+ * Returns 200 with *dirfd an O_RDONLY|O_DIRECTORY fd the caller closes, or
+ * the status to answer (404 for a path without the trailing '/' or not a
+ * directory; 400, 403, 500, 503 as above) with *dirfd -1. */
+int wsk__static_open_dir(const struct wsk__static_root *root, struct wsk_slice path, int *dirfd);
+
+/* Builds the HTML listing of fd (a directory, which it closes) for the request path
+ * path: subdirectories (with '/') and regular files with their sizes,
+ * sorted by name; names that start with '.' and anything else (symlinks,
+ * FIFOs, ...) are left out, as they are never served by name either. At
+ * most WSK__LIST_MAX entries (a line says how many more there were).
+ * Returns 0 with *html (malloc()ed, the caller frees) and *len, or
+ * -ENOMEM, or a negative errno from reading the directory. */
+#define WSK__LIST_MAX 10000
+int wsk__static_list(int fd, struct wsk_slice path, char **html, size_t *len);
+
 /* Test hook: when true, wsk__static_resolve() behaves as on a kernel without
  * openat2(). Only tests set it, before resolving; it is not synchronised. */
 extern bool wsk__static_no_openat2;

@@ -189,4 +189,65 @@ if start_server --echo --static "$WWW"; then
     stop_server
 fi
 
+echo "== --list-dirs"
+check "--list-dirs without --static: usage error (2)" bash -c '
+    "$0" serve --list-dirs 2>/dev/null; [[ $? == 2 ]]' "$WSK_BIN"
+LIST=$TEST_TMP/list
+mkdir -p "$LIST/empty" "$LIST/sub dir" "$LIST/.hidden-dir" "$LIST/withindex"
+printf '12345' >"$LIST/five.txt"
+printf 'x' >"$LIST/<b>&\"odd.html"
+printf 'h' >"$LIST/.env"
+printf 'i' >"$LIST/withindex/index.html"
+ln -s /etc "$LIST/etc-link"
+mkfifo "$LIST/a-fifo"
+if start_server --echo --static "$LIST" --list-dirs; then
+    base=http://127.0.0.1:$PORT
+    curl -s --max-time 5 -o "$TEST_TMP/list.html" -w '%{http_code} %{content_type}' "$base/" \
+        >"$TEST_TMP/list.status"
+    check "/ without index.html: 200 text/html" grep -qx '200 text/html; charset=utf-8' \
+        "$TEST_TMP/list.status"
+    check "... lists files with sizes and directories with '/', sorted" "$PY" -c '
+import re, sys
+page = open(sys.argv[1]).read()
+rows = re.findall(r"<tr><td><a href=\"([^\"]*)\">([^<]*)</a></td><td[^>]*>([^<]*)</td></tr>", page)
+names = [r[1] for r in rows]
+want = ["&lt;b&gt;&amp;&quot;odd.html", "empty/", "five.txt", "sub dir/", "withindex/"]
+assert names == want, names
+assert ("five.txt", "five.txt", "5") in rows, rows
+assert ("sub%20dir/", "sub dir/", "") in rows, rows
+assert ("%3Cb%3E%26%22odd.html", want[0], "1") in rows, rows
+assert "<b>" not in page.replace("<body>", "")
+print("ok:", names)' "$TEST_TMP/list.html"
+    check "... dot-files, symlinks and FIFOs are not listed" bash -c '
+        ! grep -Eq "hidden|\.env|etc-link|a-fifo" "$0"' "$TEST_TMP/list.html"
+    check "a listed name with escapes is served by its link" bash -c '
+        [[ $(curl -s --max-time 5 "$0/%3Cb%3E%26%22odd.html") == x ]]' "$base"
+    check "a subdirectory: listed, with a link up" bash -c '
+        curl -s --max-time 5 "$0/empty/" | grep -q "href=\"../\""' "$base"
+    check "a directory with index.html serves the index, not a listing" bash -c '
+        [[ $(curl -s --max-time 5 "$0/withindex/") == i ]]' "$base"
+    check "without the slash: 301 to it" bash -c '
+        [[ $(curl -s -o /dev/null -w "%{http_code} %{redirect_url}" --max-time 5 "$0/empty") == \
+           "301 $0/empty/" ]]' "$base"
+    check "HEAD: the length, no body" bash -c '
+        curl -s -I --max-time 5 "$0/" | tr -d "\r" | grep -q "^Content-Length: [1-9]"' "$base"
+    check "dot-directories and missing ones stay 404; .. stays 403" bash -c '
+        [[ $(curl -s -o /dev/null -w "%{http_code}" --max-time 5 "$0/.hidden-dir/") == 404 &&
+           $(curl -s -o /dev/null -w "%{http_code}" --max-time 5 "$0/nope/") == 404 &&
+           $(curl -s --path-as-is -o /dev/null -w "%{http_code}" --max-time 5 "$0/../") == 403 ]]' \
+        "$base"
+    check "a symlinked directory is not listed through (404, as for files)" bash -c '
+        code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 5 "$0/etc-link/")
+        [[ $code == 403 || $code == 404 ]]' "$base"
+    "$PY" -c 'import os, sys
+for i in range(10005):
+    open(os.path.join(sys.argv[1], "f%05d" % i), "w").close()' "$LIST/empty"
+    check "a directory of 10,005 files: 10,000 listed, the rest counted" bash -c '
+        curl -s --max-time 10 "$0/empty/" >"$1"
+        [[ $(grep -c "<tr><td><a href=\"f" "$1") == 10000 ]] &&
+            grep -q "5 more entries not shown" "$1"' "$base" "$TEST_TMP/big.html"
+    server_alive "server still running"
+    stop_server
+fi
+
 finish
