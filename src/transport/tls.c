@@ -636,7 +636,10 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
 
 bool wsk__tls_pending(const struct wsk__tls *t)
 {
-    return !t->fatal && !t->eof && SSL_pending(t->ssl) > 0;
+    /* SSL_has_pending: decrypted bytes, or (with read-ahead) bytes read
+     * from the socket and not yet processed, perhaps a partial record: then
+     * the next read asks the socket again, which is what waiting would do. */
+    return !t->fatal && !t->eof && SSL_has_pending(t->ssl);
 }
 
 void wsk__tls_shutdown(struct wsk__tls *t)
