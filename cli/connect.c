@@ -605,7 +605,7 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                 hint = " (if the server requires a client certificate: --cert and --key)";
             else if (strstr(ev->detail, "certificate verify failed"))
                 hint = " (trust its CA with --cacert FILE, or skip the check with --insecure)";
-            else if (c->ws_cfg.proxy && *c->ws_cfg.proxy && err != WSK_EPROXY &&
+            else if (c->ws_cfg.proxy && *c->ws_cfg.proxy &&
                      (err == -ECONNREFUSED || err == WSK_EDNS || err == -EHOSTUNREACH ||
                       err == -ENETUNREACH))
                 hint = " (connecting to the proxy; --proxy '' for none)";

@@ -60,7 +60,8 @@ struct wsk_close_event {
                       close frame was exchanged */
     struct wsk_slice reason;
     int error;       /* 0 after a clean close handshake, else why the connection ended:
-                        -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, WSK_EPROXY, -ETIMEDOUT, WSK_EPROTO... */
+                        -ECONNREFUSED, WSK_EDNS, WSK_EHSTATUS, WSK_EPROXY, -ETIMEDOUT,
+                        WSK_EPROTO... */
     int http_status; /* client: the status of a rejected handshake, else 0 */
     /* More about error when known, e.g. TLS "certificate verify failed: ..."
      * or "hostname mismatch: ..."; "" otherwise. */

@@ -186,16 +186,6 @@ int wsk_http_body_init(struct wsk_http_body *b, const struct wsk_http_response *
 
 /* ---- the chunked coding -------------------------------------------------- */
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = wsk__ascii_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t';
@@ -240,7 +230,7 @@ static enum body_state step(struct wsk_http_body *b, unsigned char c)
     switch (s) {
     case SIZE_FIRST:
     case SIZE: {
-        int v = hex_value(c);
+        int v = wsk__hex_value(c);
         if (v >= 0) {
             /* The size must stay below 2^63, as a frame's length does. */
             if (b->left > (UINT64_MAX >> 1) >> 4)

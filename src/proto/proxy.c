@@ -18,14 +18,6 @@ static int bad(const char **why, const char *what)
     return WSK_EURL;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = wsk__ascii_lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes s[0..len) into out (cap 256). Returns false when a
  * '%' is not followed by two hex digits, the result holds a NUL or does
  * not fit in 255 bytes. */
@@ -35,10 +27,11 @@ static bool decode(const char *s, size_t len, char out[256])
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
-            if (len - i < 3 || hex_value((unsigned char)s[i + 1]) < 0 ||
-                hex_value((unsigned char)s[i + 2]) < 0)
+            if (len - i < 3 || wsk__hex_value((unsigned char)s[i + 1]) < 0 ||
+                wsk__hex_value((unsigned char)s[i + 2]) < 0)
                 return false;
-            c = hex_value((unsigned char)s[i + 1]) * 16 + hex_value((unsigned char)s[i + 2]);
+            c = wsk__hex_value((unsigned char)s[i + 1]) * 16 +
+                wsk__hex_value((unsigned char)s[i + 2]);
             i += 2;
         }
         if (c == 0 || n == 255)

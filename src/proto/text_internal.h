@@ -45,6 +45,15 @@ static inline unsigned char wsk__ascii_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
+/* The value of a hex digit (either case), or -1. */
+static inline int wsk__hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = wsk__ascii_lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 static inline bool wsk__slice_equals_nocase(struct wsk_slice s, const char *z, size_t z_len)
 {
     if (s.len != z_len)

@@ -341,14 +341,16 @@ static int resolve_next_hop(struct wsk_conn *c)
 }
 
 /* socks5:// (not socks5h://): the client resolves the server's name and
- * sends the proxy its first address. */
+ * sends the proxy its first address. Takes res (NULL is fine) and frees it;
+ * returns false when it holds no usable address. */
 static bool keep_target(struct wsk__client_hs *hs, struct addrinfo *res)
 {
-    if (!res || res->ai_addrlen > sizeof hs->target_addr)
-        return false;
-    memcpy(&hs->target_addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return true;
+    bool ok = res && res->ai_addrlen <= sizeof hs->target_addr;
+    if (ok)
+        memcpy(&hs->target_addr, res->ai_addr, res->ai_addrlen);
+    if (res)
+        freeaddrinfo(res);
+    return ok;
 }
 
 static void target_resolved(void *data, struct addrinfo *res, int error, const char *why)
@@ -358,8 +360,6 @@ static void target_resolved(void *data, struct addrinfo *res, int error, const c
     hs->job = NULL;
     if (error || !keep_target(hs, res)) {
         wsk__log(c->ctx, 2, "cannot resolve %s: %s", hs->host, error ? why : "no address");
-        if (res)
-            freeaddrinfo(res);
         fail(c, error ? error : WSK_EDNS);
         return;
     }
@@ -378,12 +378,7 @@ static int resolve(struct wsk_conn *c)
                                 &hs->job, &res);
     if (rv != 1)
         return rv;
-    if (!keep_target(hs, res)) {
-        if (res)
-            freeaddrinfo(res);
-        return WSK_EDNS;
-    }
-    return resolve_next_hop(c);
+    return keep_target(hs, res) ? resolve_next_hop(c) : WSK_EDNS;
 }
 
 int wsk_client_connect(struct wsk_conn **out, struct wsk_loop *loop, const char *url,

@@ -105,17 +105,6 @@ void wsk__static_root_close(struct wsk__static_root *root)
 
 /* ---- path decoding ------------------------------------------------------ */
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the raw request path into rel as "seg/seg/.../seg" (no leading
  * '/'), NUL-terminated, with a trailing '/' when the path ends in one. Sets
  * *is_dir when it does. Returns 0, or the HTTP status that refuses the path.
@@ -140,9 +129,9 @@ static int decode_path(struct wsk_slice path, char *rel, size_t cap, size_t *rel
             if (c <= 0x20 || c == 0x7f)
                 return 400;
             if (c == '%') {
-                if (len - i < 2 || hex_value(p[i]) < 0 || hex_value(p[i + 1]) < 0)
+                if (len - i < 2 || wsk__hex_value(p[i]) < 0 || wsk__hex_value(p[i + 1]) < 0)
                     return 400;
-                c = (unsigned char)(hex_value(p[i]) << 4 | hex_value(p[i + 1]));
+                c = (unsigned char)(wsk__hex_value(p[i]) << 4 | wsk__hex_value(p[i + 1]));
                 i += 2;
                 if (c == '\0')
                     return 400;
