@@ -53,11 +53,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_chat.h"
+#include "bench_tls.h"
 #include "cli.h"
 #include "wsk.h"
 
 #define DEFAULT_CONNECTIONS 100
 #define DEFAULT_SIZE        16
+#define DEFAULT_CHAT_SIZE   282 /* a chat message with a sentence of text */
 #define DEFAULT_DURATION_MS 5000u
 #define DEFAULT_RATE        100
 #define MAX_CONNECTIONS     1000000 /* the identifier gives connections 20 bits */
@@ -90,8 +93,10 @@
 static const char bench_usage[] =
     "usage: wsk bench URL [URL...] [options]\n"
     "\n"
-    "Puts load on the WebSocket server at URL (ws://HOST[:PORT][/PATH]) and reports\n"
-    "what it sustained. Every message is checked byte for byte. With several URLs\n"
+    "Puts load on the WebSocket server at URL (ws:// or wss://HOST[:PORT][/PATH])\n"
+    "and reports what it sustained. Every message is checked byte for byte. wss://\n"
+    "does a full TLS handshake per connection, verified as wsk connect does (the\n"
+    "system's CA store, or --cacert; --insecure skips it). With several URLs\n"
     "(up to 8: servers that share rooms, e.g. wsk serve --redis) the connections\n"
     "go to them in turn; the fanout sender to the first.\n"
     "\n"
@@ -128,6 +133,13 @@ static const char bench_usage[] =
     "                        (default: none)\n"
     "      --source-base N   bind source addresses from 127.0.0.(1 + N): give bench\n"
     "                        processes run side by side different bases (default 0)\n"
+    "      --payload KIND    pattern: printable bytes repeating every 61 (default);\n"
+    "                        chat: JSON chat messages with varying words, which\n"
+    "                        compress like real ones (default size 282, min 16)\n"
+    "      --deflate         offer permessage-deflate and compress every message\n"
+    "                        sent; the server must accept it\n"
+    "      --cacert FILE     wss://: trust only the CA certificates in FILE (PEM)\n"
+    "      --insecure        wss://: do not verify the server's certificate\n"
     "      --json            print the result as one JSON object on stdout\n"
     "  -v, --verbose         report each error as it happens\n"
     "  -q, --quiet           no progress line, only the result\n"
@@ -168,6 +180,10 @@ struct bench_options {
     uint64_t rate; /* 0: none (echo) */
     uint64_t source_base;
     uint32_t duration_ms;
+    const char *ca_file;
+    bool is_insecure;
+    bool is_chat;    /* --payload chat */
+    bool is_deflate; /* --deflate */
     bool is_binary;
     bool is_json;
     int verbosity;
@@ -180,6 +196,10 @@ enum {
     OPT_RATE,
     OPT_JSON,
     OPT_SOURCE_BASE,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_PAYLOAD,
+    OPT_DEFLATE,
 };
 
 static const struct option bench_longopts[] = {
@@ -193,13 +213,17 @@ static const struct option bench_longopts[] = {
     {"rate", required_argument, NULL, OPT_RATE},
     {"json", no_argument, NULL, OPT_JSON},
     {"source-base", required_argument, NULL, OPT_SOURCE_BASE},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"payload", required_argument, NULL, OPT_PAYLOAD},
+    {"deflate", no_argument, NULL, OPT_DEFLATE},
     CLI_COMMON_LONGOPTS,
 };
 
 /* Returns 0 to run, -1 after --help, or an exit status (> 0) for an error. */
 static int parse_options(struct bench_options *opt, int argc, char **argv)
 {
-    bool has_rate = false;
+    bool has_rate = false, has_size = false;
     int c, rv;
 
     opt->mode = MODE_ECHO;
@@ -224,6 +248,7 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
                 return cli_usage_error("--size '%s': expected a size from 1 to 16M, like 16, "
                                        "64k or 1M",
                                        optarg);
+            has_size = true;
             break;
         case 'w':
             if (cli_parse_count(optarg, 1, MAX_IN_FLIGHT, &opt->in_flight) < 0)
@@ -265,6 +290,22 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
         case OPT_JSON:
             opt->is_json = true;
             break;
+        case OPT_CACERT:
+            if (!*optarg)
+                return cli_usage_error("--cacert needs a file");
+            opt->ca_file = optarg;
+            break;
+        case OPT_INSECURE:
+            opt->is_insecure = true;
+            break;
+        case OPT_PAYLOAD:
+            if (strcmp(optarg, "pattern") && strcmp(optarg, "chat"))
+                return cli_usage_error("--payload '%s': expected pattern or chat", optarg);
+            opt->is_chat = !strcmp(optarg, "chat");
+            break;
+        case OPT_DEFLATE:
+            opt->is_deflate = true;
+            break;
         case OPT_SOURCE_BASE:
             if (cli_parse_count(optarg, 0, 150, &opt->source_base) < 0)
                 return cli_usage_error("--source-base '%s': expected a number from 0 to 150",
@@ -285,6 +326,15 @@ static int parse_options(struct bench_options *opt, int argc, char **argv)
         opt->urls[opt->num_urls++] = argv[optind++];
     }
     opt->url = opt->urls[0];
+    if (opt->is_chat && !has_size)
+        opt->size = DEFAULT_CHAT_SIZE;
+    if (opt->is_chat && opt->size < HDR_LEN)
+        return cli_usage_error("--payload chat needs --size of at least %d", HDR_LEN);
+    if (opt->mode == MODE_RAW_ECHO && opt->is_deflate)
+        return cli_usage_error("--deflate needs a WebSocket handshake: not with raw-echo");
+    if (opt->ca_file && opt->is_insecure)
+        return cli_usage_error("--cacert and --insecure contradict each other: with --insecure "
+                               "nothing is verified");
 
     if (opt->mode == MODE_FANOUT) {
         if (opt->size < HDR_LEN)
@@ -308,7 +358,9 @@ struct bench_target {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool is_loopback4; /* IPv4 127.0.0.0/8: source addresses can be spread */
+    bool is_tls;       /* wss:// */
     char *host;        /* Host header, "name[:port]" */
+    char *tls_name;    /* wss://: the name or address the certificate must carry */
     char *target;      /* path and query */
 };
 
@@ -319,7 +371,7 @@ static int parse_url(const char *url, enum bench_mode mode, struct bench_target 
 {
     const char *expected = mode == MODE_RAW_ECHO ? "expected ws://HOST[:PORT][/PATH] or "
                                                    "tcp://HOST:PORT"
-                                                 : "expected ws://HOST[:PORT][/PATH]";
+                                                 : "expected ws:// or wss://HOST[:PORT][/PATH]";
     struct wsk_url u;
     if (wsk_url_parse(url, strlen(url), &u) < 0) {
         cli_error("'%s': %s (at byte %zu); %s, HOST a name, an IPv4 address or an IPv6 "
@@ -327,11 +379,12 @@ static int parse_url(const char *url, enum bench_mode mode, struct bench_target 
                   url, u.error, u.error_at, expected);
         return -1;
     }
-    if (u.scheme == WSK_URL_WSS) {
-        cli_error("'%s': wss:// is not supported: it would measure TLS, not WebSocket", url);
+    if (u.scheme == WSK_URL_WSS && mode == MODE_RAW_ECHO) {
+        cli_error("'%s': raw-echo has no TLS: expected tcp://HOST:PORT or ws://", url);
         return -1;
     }
-    if (u.scheme != WSK_URL_WS && !(u.scheme == WSK_URL_TCP && mode == MODE_RAW_ECHO)) {
+    if (u.scheme != WSK_URL_WS && u.scheme != WSK_URL_WSS &&
+        !(u.scheme == WSK_URL_TCP && mode == MODE_RAW_ECHO)) {
         cli_error("'%s': %s", url, expected);
         return -1;
     }
@@ -343,6 +396,11 @@ static int parse_url(const char *url, enum bench_mode mode, struct bench_target 
     }
     memcpy(host, u.host.ptr, u.host.len);
     host[u.host.len] = '\0';
+    t->is_tls = u.scheme == WSK_URL_WSS;
+    if (t->is_tls && !(t->tls_name = strdup(host))) {
+        cli_error("out of memory");
+        return -1;
+    }
     snprintf(port, sizeof port, "%u", (unsigned)u.port);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -520,6 +578,7 @@ static const char *const err_names[] = {"connect", "protocol", "mismatch", "time
 enum conn_state {
     CS_OFF,
     CS_CONNECTING, /* TCP connect in progress */
+    CS_TLS,        /* wss://: TLS handshake in progress */
     CS_HANDSHAKE,  /* upgrade request sent, waiting for the 101 */
     CS_OPEN,
     CS_CLOSING,    /* our close frame sent (raw: our FIN), waiting for the peer's */
@@ -548,6 +607,11 @@ struct worker;
 struct bconn {
     struct wsk_io io; /* io.fd is -1 when no socket is open */
     struct worker *w;
+    struct bench_tls *tls;    /* wss:// only, while the socket is open */
+    struct wsk_deflate *zctx; /* --deflate: from the handshake to the next open */
+    uint8_t *expect;          /* --payload chat: the body of the message being read */
+    bool is_compressed;       /* the message being read has RSV1 */
+    uint64_t wire_len;        /* its payload bytes as received */
     uint32_t id;
     uint8_t state;
     uint8_t role;
@@ -587,7 +651,8 @@ struct worker_stats {
     uint64_t open_failed;
     uint64_t messages; /* echoes or deliveries inside the measuring window */
     uint64_t bytes;
-    uint64_t cycles; /* connect: complete connect-handshake-close cycles */
+    uint64_t wire_bytes; /* --deflate: payload bytes of the messages counted, as received */
+    uint64_t cycles;     /* connect: complete connect-handshake-close cycles */
     uint64_t answered;
     uint64_t sent; /* fanout sender */
     uint64_t missing;
@@ -625,6 +690,10 @@ struct worker {
     uint64_t last_progress_ms; /* when a reply last came */
     uint64_t rx_ns;            /* when the current read returned, since the epoch */
     uint8_t *rbuf;
+    uint8_t *plain; /* --payload chat or --deflate: a message before compression */
+    uint8_t *zbuf;  /* --deflate: the compressed message */
+    size_t zlen;
+    size_t zcap;
     size_t rng_off;
     uint8_t rng[RNG_POOL];
     struct wsk_timer tick;
@@ -655,6 +724,9 @@ struct bench {
     struct bconn *conns;
     size_t num_conns;
     uint8_t *pattern;
+    struct bench_tls_ctx *tls_ctx;                /* when a URL is wss:// */
+    struct wsk_deflate_config zcfg;               /* --deflate: what we offered */
+    char ext_header[WSK_DEFLATE_HEADER_MAX + 32]; /* and how */
     uint64_t epoch_ns;
     uint8_t first_byte; /* FIN and the data opcode */
     _Atomic size_t num_ready;
@@ -771,6 +843,20 @@ static void conn_watch(struct bconn *c)
 static int conn_flush(struct bconn *c)
 {
     while (c->out_off < c->out_len) {
+        if (c->tls) {
+            char err[160];
+            ssize_t n = bench_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off, err,
+                                        sizeof err);
+            if (n == BENCH_TLS_WANT_READ || n == BENCH_TLS_WANT_WRITE)
+                break; /* read interest is always on; write interest follows below */
+            if (n < 0) {
+                conn_fail(c, ERR_PROTOCOL, "send: %s",
+                          n == BENCH_TLS_EOF ? "the server closed the TLS session" : err);
+                return -1;
+            }
+            c->out_off += (size_t)n;
+            continue;
+        }
         ssize_t n = send(c->io.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -859,6 +945,8 @@ static void conn_established(struct bconn *c)
     /* Raw echo servers send our own masked frames back. */
     cfg.role = b->opt.mode == MODE_RAW_ECHO ? WSK_ROLE_SERVER : WSK_ROLE_CLIENT;
     cfg.no_utf8_check = true; /* every byte is compared with what was sent */
+    if (c->zctx)
+        cfg.rsv_allowed = WSK_FRAME_RSV1;
     wsk_frame_parser_init(&c->parser, &cfg);
     c->state = CS_OPEN;
     c->was_opened = true;
@@ -878,6 +966,9 @@ static void conn_established(struct bconn *c)
     }
 }
 
+static void on_tls(struct bconn *c);
+static void send_upgrade(struct bconn *c);
+
 static void on_connected(struct bconn *c)
 {
     struct worker *w = c->w;
@@ -891,13 +982,49 @@ static void on_connected(struct bconn *c)
         conn_fail(c, ERR_CONNECT, "connect: %s", strerror(err));
         return;
     }
+    if (target_of(c)->is_tls) {
+        c->tls = bench_tls_new(b->tls_ctx, c->io.fd, target_of(c)->tls_name);
+        if (!c->tls) {
+            conn_fail(c, ERR_CONNECT, "cannot start TLS: out of memory");
+            return;
+        }
+        c->state = CS_TLS;
+        on_tls(c);
+        return;
+    }
     c->state = CS_HANDSHAKE;
     if (b->opt.mode == MODE_RAW_ECHO) {
         conn_established(c);
         conn_watch(c);
         return;
     }
+    send_upgrade(c);
+}
 
+/* Drives the TLS handshake; once it is done, sends the upgrade request. */
+static void on_tls(struct bconn *c)
+{
+    char err[160];
+    int rv = bench_tls_handshake(c->tls, err, sizeof err);
+
+    if (rv == 0) {
+        c->state = CS_HANDSHAKE;
+        send_upgrade(c);
+        return;
+    }
+    if (rv == BENCH_TLS_WANT_READ || rv == BENCH_TLS_WANT_WRITE) {
+        rv = wsk_io_start(c->w->loop, &c->io,
+                          rv == BENCH_TLS_WANT_READ ? WSK_IO_READ : WSK_IO_WRITE);
+        if (rv < 0)
+            conn_fail(c, ERR_CONNECT, "cannot watch the socket: %s", wsk_strerror(rv));
+        return;
+    }
+    conn_fail(c, ERR_CONNECT, "%s", err);
+}
+
+static void send_upgrade(struct bconn *c)
+{
+    struct worker *w = c->w;
     uint8_t random16[16];
     rng_bytes(w, random16, sizeof random16);
     wsk_handshake_client_key(random16, c->key);
@@ -906,6 +1033,7 @@ static void on_connected(struct bconn *c)
         .host = t->host,
         .target = t->target,
         .key = c->key,
+        .extra_headers = w->b->opt.is_deflate ? w->b->ext_header : NULL,
     };
     size_t cap = 512 + strlen(t->host) + strlen(t->target);
     uint8_t *p = conn_reserve(c, cap);
@@ -936,6 +1064,10 @@ static void conn_open(struct bconn *c)
 
     c->is_restart = false;
     c->has_failed = false;
+    /* Freed here rather than when the connection ends: it may end inside a
+     * callback of wsk_deflate_decompress(). */
+    wsk_deflate_free(c->zctx);
+    c->zctx = NULL;
     c->sent = c->received = 0;
     c->out_off = c->out_len = 0;
     const struct bench_target *t = target_of(c);
@@ -987,16 +1119,77 @@ static uint64_t echo_id48(const struct bconn *c, uint64_t seq)
     return (uint64_t)c->id << SEQ_BITS | (seq & ((UINT64_C(1) << SEQ_BITS) - 1));
 }
 
-/* Encodes one masked data message into out and returns its length. */
-static size_t encode_message(struct worker *w, uint8_t *out, uint64_t id48, uint64_t seq,
+static int zsink(void *ctx, const uint8_t *data, size_t len)
+{
+    struct worker *w = ctx;
+
+    if (w->zcap - w->zlen < len) {
+        size_t cap = w->zcap ? w->zcap : 1024;
+        while (cap - w->zlen < len)
+            cap *= 2;
+        uint8_t *p = realloc(w->zbuf, cap);
+        if (!p)
+            return -ENOMEM;
+        w->zbuf = p;
+        w->zcap = cap;
+    }
+    memcpy(w->zbuf + w->zlen, data, len);
+    w->zlen += len;
+    return 0;
+}
+
+/* The most bytes a message of size bytes takes as a frame: deflate may grow
+ * what does not compress, by 5 bytes per stored block and a few more. */
+static size_t frame_max(const struct bench *b)
+{
+    size_t size = (size_t)b->opt.size;
+    return size + WSK_FRAME_HEADER_MAX + (b->opt.is_deflate ? size / 64 + 64 : 0);
+}
+
+/* The message as the application sends it, into w->plain, for --payload
+ * chat and --deflate. */
+static void plain_message(struct worker *w, uint64_t id48, uint64_t seq, uint64_t time_ns)
+{
+    const struct bench *b = w->b;
+    size_t size = (size_t)b->opt.size;
+    uint8_t hdr[HDR_LEN];
+
+    make_header(hdr, id48, time_ns);
+    memcpy(w->plain, hdr, size < HDR_LEN ? size : HDR_LEN);
+    if (size <= HDR_LEN)
+        return;
+    if (b->opt.is_chat)
+        bench_chat_body(w->plain + HDR_LEN, size - HDR_LEN, seq);
+    else
+        memcpy(w->plain + HDR_LEN, b->pattern + seq % PATTERN_PERIOD, size - HDR_LEN);
+}
+
+/* Encodes one masked data message into out (frame_max() bytes of room) and
+ * returns its length, or 0 when compressing it ran out of memory. */
+static size_t encode_message(struct bconn *c, uint8_t *out, uint64_t id48, uint64_t seq,
                              uint64_t time_ns)
 {
+    struct worker *w = c->w;
     const struct bench *b = w->b;
     size_t size = (size_t)b->opt.size, k = size < HDR_LEN ? size : HDR_LEN;
     uint8_t key[4], hdr[HDR_LEN];
     size_t h;
 
     rng_bytes(w, key, sizeof key);
+    if (w->plain) {
+        plain_message(w, id48, seq, time_ns);
+        if (!c->zctx) {
+            h = wsk_frame_header_encode(out, b->first_byte, size, key);
+            wsk_mask_copy(out + h, w->plain, size, key, 0);
+            return h + size;
+        }
+        w->zlen = 0;
+        if (wsk_deflate_compress(c->zctx, w->plain, size, zsink, w) < 0)
+            return 0;
+        h = wsk_frame_header_encode(out, (uint8_t)(b->first_byte | WSK_FRAME_RSV1), w->zlen, key);
+        wsk_mask_copy(out + h, w->zbuf, w->zlen, key, 0);
+        return h + w->zlen;
+    }
     make_header(hdr, id48, time_ns);
     h = wsk_frame_header_encode(out, b->first_byte, size, key);
     wsk_mask_copy(out + h, hdr, k, key, 0);
@@ -1035,20 +1228,24 @@ static int echo_fill(struct bconn *c)
         if (n == 0)
             return 0;
     }
-    size_t frame_max = (size_t)b->opt.size + WSK_FRAME_HEADER_MAX;
-    uint8_t *p = conn_reserve(c, (size_t)n * frame_max);
+    uint8_t *p = conn_reserve(c, (size_t)n * frame_max(b));
     if (!p) {
         conn_fail(c, ERR_PROTOCOL, "out of memory");
         return -1;
     }
     uint64_t t = rel_ns(b);
     for (uint64_t i = 0; i < n; i++) {
+        size_t len = encode_message(c, p, echo_id48(c, c->sent), c->sent, t);
+        if (!len) {
+            conn_fail(c, ERR_PROTOCOL, "cannot compress a message: out of memory");
+            return -1;
+        }
         c->ring[c->sent % window] = t;
-        p += encode_message(w, p, echo_id48(c, c->sent), c->sent, t);
+        p += len;
         c->sent++;
+        w->outstanding++;
     }
     c->out_len = (size_t)(p - c->out);
-    w->outstanding += n;
     return 0;
 }
 
@@ -1061,15 +1258,19 @@ static void fanout_send(struct worker *w, struct bconn *c)
     if (c->state != CS_OPEN || due <= w->st.sent)
         return;
     uint64_t n = due - w->st.sent;
-    size_t frame_max = (size_t)b->opt.size + WSK_FRAME_HEADER_MAX;
-    uint8_t *p = conn_reserve(c, (size_t)n * frame_max);
+    uint8_t *p = conn_reserve(c, (size_t)n * frame_max(b));
     if (!p) {
         conn_fail(c, ERR_PROTOCOL, "out of memory");
         return;
     }
     uint64_t t = now - b->epoch_ns;
     for (uint64_t i = 0; i < n; i++) {
-        p += encode_message(w, p, w->st.sent, w->st.sent, t);
+        size_t len = encode_message(c, p, w->st.sent, w->st.sent, t);
+        if (!len) {
+            conn_fail(c, ERR_PROTOCOL, "cannot compress a message: out of memory");
+            return;
+        }
+        p += len;
         w->st.sent++;
     }
     c->out_len = (size_t)(p - c->out);
@@ -1126,6 +1327,8 @@ static int msg_begin(struct bconn *c)
         }
         c->msg_seq = c->received;
         make_header(c->mhdr, echo_id48(c, c->msg_seq), c->ring[c->msg_seq % b->opt.in_flight]);
+        if (c->expect)
+            bench_chat_body(c->expect, (size_t)b->opt.size - HDR_LEN, c->msg_seq);
     }
     return 0;
 }
@@ -1167,10 +1370,14 @@ static int msg_bytes(struct bconn *c, const uint8_t *data, size_t len)
                 return -1;
             }
             c->msg_seq = seq;
+            if (c->expect)
+                bench_chat_body(c->expect, (size_t)b->opt.size - HDR_LEN, seq);
         }
     }
     if (len) {
-        const uint8_t *want = b->pattern + c->msg_seq % PATTERN_PERIOD + (c->msg_off - HDR_LEN);
+        const uint8_t *want =
+            c->expect ? c->expect + (c->msg_off - HDR_LEN)
+                      : b->pattern + c->msg_seq % PATTERN_PERIOD + (c->msg_off - HDR_LEN);
         if (memcmp(want, data, len)) {
             size_t i = 0;
             while (want[i] == data[i])
@@ -1211,6 +1418,7 @@ static int msg_end(struct bconn *c)
         if (w->phase == PH_RUN) {
             w->st.messages++;
             w->st.bytes += b->opt.size;
+            w->st.wire_bytes += c->wire_len;
         }
         /* Late echoes count for latency (they were sent while measuring),
          * not for throughput. */
@@ -1234,6 +1442,7 @@ static int msg_end(struct bconn *c)
     if (w->phase == PH_RUN) {
         w->st.messages++;
         w->st.bytes += b->opt.size;
+        w->st.wire_bytes += c->wire_len;
     }
     if (w->phase == PH_RUN || w->phase == PH_DRAIN)
         hist_record(&w->hist, (w->rx_ns - decode48(c->mhdr + 8)) & MASK48);
@@ -1294,6 +1503,11 @@ static int on_control(struct bconn *c, uint8_t opcode, uint16_t close_code)
     }
 }
 
+static int inflate_sink(void *ctx, const uint8_t *data, size_t len)
+{
+    return msg_bytes(ctx, data, len);
+}
+
 static int on_chunk(struct bconn *c, const struct wsk_frame_chunk *ch)
 {
     if (ch->msg_opcode >= WSK_OP_CLOSE) {
@@ -1307,11 +1521,32 @@ static int on_chunk(struct bconn *c, const struct wsk_frame_chunk *ch)
     }
     if (ch->is_message_start) {
         c->msg_opcode = ch->msg_opcode;
+        c->is_compressed = ch->is_compressed;
+        c->wire_len = 0;
         if (msg_begin(c) < 0)
             return -1;
     }
-    if (ch->len && msg_bytes(c, ch->data, ch->len) < 0)
+    c->wire_len += ch->len;
+    if (c->is_compressed) {
+        if (ch->len || ch->is_message_end) {
+            const struct bench *b = c->w->b;
+            int rv = wsk_deflate_decompress(c->zctx, ch->data, ch->len, ch->is_message_end,
+                                            b->opt.size, inflate_sink, c);
+            if (rv < 0) {
+                if (c->state == CS_OFF)
+                    return -1; /* the sink failed the connection */
+                if (rv == WSK_ETOOBIG)
+                    conn_fail(c, ERR_MISMATCH, "message %llu is longer than the %llu bytes sent",
+                              (unsigned long long)c->msg_seq, (unsigned long long)b->opt.size);
+                else
+                    conn_fail(c, ERR_PROTOCOL, "message %llu: %s", (unsigned long long)c->msg_seq,
+                              wsk_strerror(rv));
+                return -1;
+            }
+        }
+    } else if (ch->len && msg_bytes(c, ch->data, ch->len) < 0) {
         return -1;
+    }
     if (ch->is_message_end)
         return msg_end(c);
     return 0;
@@ -1334,6 +1569,34 @@ static int frames_input(struct bconn *c, uint8_t *buf, size_t len)
             return -1;
         if (n == 0 && !has_chunk)
             break;
+    }
+    return 0;
+}
+
+/* --deflate: the server must have accepted our offer. Returns -1 when the
+ * connection failed. */
+static int accept_deflate(struct bconn *c)
+{
+    struct worker *w = c->w;
+    struct wsk_deflate_params params;
+    const struct wsk_slice *v =
+        wsk_http_header_get(w->resp.headers, w->resp.num_headers, "Sec-WebSocket-Extensions");
+    int rv = v ? wsk_deflate_accept(v, &w->b->zcfg, &params) : 0;
+
+    if (rv == 0) {
+        conn_fail(c, ERR_CONNECT, "the server did not accept permessage-deflate (--deflate)");
+        return -1;
+    }
+    if (rv < 0) {
+        conn_fail(c, ERR_CONNECT, "bad Sec-WebSocket-Extensions answer: %s", wsk_strerror(rv));
+        return -1;
+    }
+    wsk_deflate_free(c->zctx);
+    c->zctx = NULL;
+    rv = wsk_deflate_new(&c->zctx, &params, WSK_ROLE_CLIENT);
+    if (rv < 0) {
+        conn_fail(c, ERR_CONNECT, "cannot set up permessage-deflate: %s", wsk_strerror(rv));
+        return -1;
     }
     return 0;
 }
@@ -1383,6 +1646,8 @@ static int handshake_input(struct bconn *c, uint8_t *buf, size_t len)
         conn_fail(c, ERR_CONNECT, "handshake: %s", wsk_strerror(vr));
         return -1;
     }
+    if (w->b->opt.is_deflate && accept_deflate(c) < 0)
+        return -1;
     char *owned = c->head;
     c->head = NULL;
     c->head_len = 0;
@@ -1415,10 +1680,46 @@ static void conn_eof(struct bconn *c)
               c->state == CS_HANDSHAKE ? "during the handshake" : "without a close handshake");
 }
 
+/* wss://: reads records until OpenSSL holds nothing more (with read-ahead it
+ * may hold several records from one recv(), and no readiness event would
+ * come for them). Returns -1 when the connection ended. */
+static int conn_read_tls(struct bconn *c)
+{
+    struct worker *w = c->w;
+
+    for (;;) {
+        char err[160];
+        ssize_t n = bench_tls_read(c->tls, w->rbuf, READ_CHUNK, err, sizeof err);
+        if (n == BENCH_TLS_WANT_READ || n == BENCH_TLS_WANT_WRITE)
+            return 0;
+        if (n == BENCH_TLS_EOF) {
+            conn_eof(c);
+            return -1;
+        }
+        if (n < 0) {
+            conn_fail(c, c->state == CS_HANDSHAKE ? ERR_CONNECT : ERR_PROTOCOL, "recv: %s", err);
+            return -1;
+        }
+        w->rx_ns = rel_ns(w->b);
+        if (conn_input(c, w->rbuf, (size_t)n) < 0 || c->state == CS_OFF)
+            return -1;
+        if (!bench_tls_has_pending(c->tls))
+            return 0; /* the socket's readiness brings the rest */
+    }
+}
+
 static void conn_read(struct bconn *c)
 {
     struct worker *w = c->w;
 
+    if (c->tls) {
+        if (conn_read_tls(c) < 0)
+            return;
+        if (c->role == ROLE_ECHO && echo_fill(c) < 0)
+            return;
+        (void)conn_flush(c);
+        return;
+    }
     for (int i = 0; i < READS_PER_WAKEUP; i++) {
         ssize_t n = recv(c->io.fd, w->rbuf, READ_CHUNK, 0);
         if (n < 0) {
@@ -1455,6 +1756,10 @@ static void on_io(struct wsk_loop *loop, struct wsk_io *io, unsigned events)
         on_connected(c);
         return;
     }
+    if (c->state == CS_TLS) {
+        on_tls(c);
+        return;
+    }
     if ((events & WSK_IO_WRITE) && conn_flush(c) < 0)
         return;
     if (events & WSK_IO_READ)
@@ -1467,10 +1772,12 @@ static void conn_end(struct bconn *c, bool is_clean)
 {
     struct worker *w = c->w;
 
-    if (c->role == ROLE_CYCLE && (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE))
+    if (c->role == ROLE_CYCLE && c->state >= CS_CONNECTING && c->state <= CS_HANDSHAKE)
         w->st.open_failed++;
     if (c->io.fd >= 0) {
         wsk_io_stop(w->loop, &c->io);
+        bench_tls_free(c->tls, is_clean);
+        c->tls = NULL;
         close(c->io.fd);
         c->io.fd = -1;
         w->num_live--;
@@ -1545,7 +1852,7 @@ static void begin_closing(struct worker *w)
         struct bconn *c = &w->conns[i];
         if (c->state == CS_OPEN)
             conn_start_close(c);
-        else if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
+        else if (c->state >= CS_CONNECTING && c->state <= CS_HANDSHAKE)
             conn_end(c, false);
     }
     schedule_check(w);
@@ -1860,6 +2167,29 @@ static int setup(struct bench *b)
     b->first_byte = (uint8_t)(WSK_FRAME_FIN | (opt->is_binary ? WSK_OP_BINARY : WSK_OP_TEXT));
     if (raise_fd_limit(b) < 0)
         return -1;
+    for (size_t i = 0; i < opt->num_urls; i++) {
+        char err[300];
+        if (!b->targets[i].is_tls || b->tls_ctx)
+            continue;
+        b->tls_ctx = bench_tls_ctx_new(opt->ca_file, opt->is_insecure, err, sizeof err);
+        if (!b->tls_ctx) {
+            cli_error("%s", err);
+            return -1;
+        }
+    }
+    if (opt->is_deflate) {
+        int n;
+        wsk_deflate_config_init(&b->zcfg);
+        b->zcfg.enabled = true;
+        b->zcfg.min_compress_size = 1; /* --deflate compresses every message */
+        memcpy(b->ext_header, "Sec-WebSocket-Extensions: ", 26);
+        n = wsk_deflate_offer(b->ext_header + 26, sizeof b->ext_header - 28, &b->zcfg);
+        if (n <= 0) {
+            cli_error("cannot write the permessage-deflate offer: %s", wsk_strerror(n));
+            return -1;
+        }
+        memcpy(b->ext_header + 26 + n, "\r\n", 3);
+    }
     b->pattern = make_pattern((size_t)opt->size);
     b->conns = calloc(total, sizeof *b->conns);
     b->workers = calloc(b->num_workers, sizeof *b->workers);
@@ -1877,7 +2207,9 @@ static int setup(struct bench *b)
         w->num_conns = last - first;
         w->rng_off = sizeof w->rng; /* fill on first use */
         w->rbuf = malloc(READ_CHUNK);
-        if (!w->rbuf) {
+        if (opt->is_chat || opt->is_deflate)
+            w->plain = malloc((size_t)opt->size);
+        if (!w->rbuf || ((opt->is_chat || opt->is_deflate) && !w->plain)) {
             cli_error("out of memory");
             return -1;
         }
@@ -1896,6 +2228,10 @@ static int setup(struct bench *b)
             c->w = w;
             c->id = (uint32_t)(first + i);
             c->io.fd = -1;
+            if (opt->is_chat && !(c->expect = malloc((size_t)opt->size - HDR_LEN + 1))) {
+                cli_error("out of memory");
+                return -1;
+            }
             switch (opt->mode) {
             case MODE_ECHO:
             case MODE_RAW_ECHO:
@@ -1929,21 +2265,28 @@ static void teardown(struct bench *b)
         struct worker *w = &b->workers[k];
         wsk_loop_free(w->loop);
         free(w->rbuf);
+        free(w->plain);
+        free(w->zbuf);
     }
     for (size_t i = 0; b->conns && i < b->num_conns; i++) {
         struct bconn *c = &b->conns[i];
+        bench_tls_free(c->tls, false);
         if (c->io.fd >= 0)
             close(c->io.fd);
         free(c->out);
         free(c->head);
         free(c->ring);
+        free(c->expect);
+        wsk_deflate_free(c->zctx);
     }
     free(b->workers);
     free(b->conns);
     free(b->pattern);
+    bench_tls_ctx_free(b->tls_ctx);
     for (size_t i = 0; i < MAX_URLS; i++) {
         free(b->targets[i].host);
         free(b->targets[i].target);
+        free(b->targets[i].tls_name);
     }
 }
 
@@ -2049,6 +2392,7 @@ static void totals_sum(const struct bench *b, struct totals *t)
         t->st.open_failed += s->open_failed;
         t->st.messages += s->messages;
         t->st.bytes += s->bytes;
+        t->st.wire_bytes += s->wire_bytes;
         t->st.cycles += s->cycles;
         t->st.answered += s->answered;
         t->st.sent += s->sent;
@@ -2161,6 +2505,10 @@ static void report_json(const struct bench *b, const struct totals *t, double se
            (unsigned long long)opt->in_flight, opt->is_binary ? "true" : "false", b->num_workers,
            (unsigned long long)opt->rate, secs, is_interrupted ? "true" : "false",
            (unsigned long long)t->st.opened, (unsigned long long)t->st.open_failed);
+    printf(",\"tls\":%s,\"payload\":\"%s\",\"deflate\":%s", b->tls_ctx ? "true" : "false",
+           opt->is_chat ? "chat" : "pattern", opt->is_deflate ? "true" : "false");
+    if (opt->is_deflate && (opt->mode == MODE_ECHO || opt->mode == MODE_FANOUT))
+        printf(",\"wire_bytes\":%llu", (unsigned long long)t->st.wire_bytes);
     switch (opt->mode) {
     case MODE_CONNECT:
         printf(",\"handshakes\":%llu,\"handshakes_per_s\":%.1f", (unsigned long long)t->st.cycles,
@@ -2273,6 +2621,10 @@ static void report_text(const struct bench *b, const struct totals *t, double se
         printf("  latency      p50 %s, p90 %s, p99 %s, max %s%s\n", p50, p90, p99, max,
                opt->mode == MODE_CONNECT ? " (connect to 101)" : "");
     }
+    if (opt->is_deflate && (opt->mode == MODE_ECHO || opt->mode == MODE_FANOUT))
+        printf("  deflate      %.1f%% of the payload bytes on the wire (server to client, %s)\n",
+               t->st.bytes ? 100.0 * (double)t->st.wire_bytes / (double)t->st.bytes : 0.0,
+               opt->is_chat ? "chat messages" : "the repeating pattern");
     printf("  connections  %llu opened, %llu failed\n", (unsigned long long)t->st.opened,
            (unsigned long long)t->st.open_failed);
     printf("  errors       %llu", (unsigned long long)t->errors);

@@ -1,5 +1,5 @@
 # bash completion for wsk(1): commands, each command's options, and values
-# where they are a known set (--backend, --mode) or files and directories.
+# where they are a known set (--backend, --mode, --payload) or files and directories.
 # Installed as share/bash-completion/completions/wsk. The option lists follow
 # `wsk COMMAND --help`; tests/integration/docs_test.sh checks that they do.
 
@@ -28,7 +28,7 @@ _wsk()
         ;;
     bench)
         opts='--connections --size --in-flight --duration --binary --mode --threads --rate
-            --source-base --json --verbose --quiet --help'
+            --source-base --payload --deflate --cacert --insecure --json --verbose --quiet --help'
         ;;
     http)
         opts='--method --request --data --data-binary --header --user-agent --include --head
@@ -49,6 +49,10 @@ _wsk()
         ;;
     --mode)
         mapfile -t COMPREPLY < <(compgen -W 'echo raw-echo connect idle fanout' -- "$cur")
+        return
+        ;;
+    --payload)
+        mapfile -t COMPREPLY < <(compgen -W 'pattern chat' -- "$cur")
         return
         ;;
     --cacert | --tls-cert | --tls-key)
