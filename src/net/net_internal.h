@@ -73,6 +73,7 @@ struct wsk__tcp_ctx {
     struct wsk_tcp *dead;
     struct wsk_defer reap_defer;
     struct wsk_timer sweep;
+    uint64_t trimmed_ms; /* when the sweep last let quiet TLS connections trim */
     unsigned cb_depth;
     bool in_teardown;
     bool is_client;

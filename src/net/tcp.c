@@ -125,9 +125,14 @@ static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *timer)
 {
     struct wsk__tcp_ctx *ctx = timer->data;
     uint64_t now = wsk_loop_now(loop);
+    bool trim = now - ctx->trimmed_ms >= WSK__TRIM_MS;
+    if (trim)
+        ctx->trimmed_ms = now;
     struct wsk__tcp_walk w;
     wsk__tcp_walk_begin(ctx, &w);
     for (struct wsk_tcp *t; (t = wsk__tcp_walk_next(&w));) {
+        if (trim && t->state != WSK__TCP_DEAD)
+            wsk__stream_trim(&t->st);
         if (!t->deadline || now < t->deadline || t->state == WSK__TCP_DEAD)
             continue;
         if (t->state == WSK__TCP_LINGER || (t->flags & WSK__TCP_WR_DONE)) {

@@ -325,6 +325,12 @@ bool wsk__stream_pending(const struct wsk__stream *s)
     return s->tls && wsk__tls_pending(s->tls);
 }
 
+void wsk__stream_trim(struct wsk__stream *s)
+{
+    if (s->tls)
+        wsk__tls_trim(s->tls);
+}
+
 const char *wsk__stream_error(const struct wsk__stream *s)
 {
     return s->tls ? wsk__tls_error(s->tls) : "";

@@ -154,6 +154,11 @@ int wsk__stream_handshake(struct wsk__stream *s);
 /* TLS holds decrypted bytes that socket readiness will not show. */
 bool wsk__stream_pending(const struct wsk__stream *s);
 
+/* With TLS: releases buffers a busy connection kept once it is quiet (see
+ * wsk__tls_trim()); call it every WSK__TRIM_MS. Nothing without TLS. */
+#define WSK__TRIM_MS 1000
+void wsk__stream_trim(struct wsk__stream *s);
+
 /* OpenSSL's reason for the last TLS failure, or "" without TLS. */
 const char *wsk__stream_error(const struct wsk__stream *s);
 

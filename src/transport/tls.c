@@ -9,20 +9,14 @@
  * (fail()). A fatal result is remembered, since OpenSSL forbids further I/O
  * (and SSL_shutdown) on an SSL that failed.
  *
- * Why a BIO of our own rather than BIO_new_socket(): the socket BIO writes
- * with write(2), which raises SIGPIPE when the peer has gone, and a library
- * must not make every program ignore that signal. Ours sends with
- * MSG_NOSIGNAL, keeps the errno of the failing call where fail() can find it
- * (OpenSSL may call libc in between), and answers BIO_CTRL_EOF, which is how
- * OpenSSL 3 tells a truncated stream (SSL_R_UNEXPECTED_EOF_WHILE_READING)
- * from other errors.
+ * Our socket BIO, and the write combining it does for large writes, are
+ * tls_bio.c's.
  */
 #include "transport/tls_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,8 +32,8 @@
 #include <openssl/x509v3.h>
 
 #include "wsk/error.h"
-/* The largest plaintext of one TLS record, and so of one SSL_write. */
-#define CHUNK 16384
+
+#define CHUNK WSK__TLS_CHUNK
 
 /* ---- naming a certificate in error text ---------------------------------- */
 
@@ -106,85 +100,6 @@ static void append_names(char *buf, size_t len, X509 *cert)
     GENERAL_NAMES_free(names);
     if (count == 0 && !append_cn(buf, len, X509_get_subject_name(cert)))
         append_str(buf, len, "(no names)");
-}
-
-/* ---- our socket BIO --------------------------------------------------------- */
-
-static BIO_METHOD *sock_bio_method;
-static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
-
-static int sock_bio_write(BIO *b, const char *data, size_t len, size_t *written)
-{
-    struct wsk__tls *t = BIO_get_data(b);
-    ssize_t n;
-
-    BIO_clear_retry_flags(b);
-    do
-        n = send(t->fd, data, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0) {
-        *written = (size_t)n;
-        return 1;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        BIO_set_retry_write(b);
-    else
-        t->sys_errno = errno;
-    return 0;
-}
-
-static int sock_bio_read(BIO *b, char *data, size_t len, size_t *nread)
-{
-    struct wsk__tls *t = BIO_get_data(b);
-    ssize_t n;
-
-    BIO_clear_retry_flags(b);
-    do
-        n = recv(t->fd, data, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        *nread = (size_t)n;
-        return 1;
-    }
-    if (n == 0)
-        t->bio_eof = true;
-    else if (errno == EAGAIN || errno == EWOULDBLOCK)
-        BIO_set_retry_read(b);
-    else
-        t->sys_errno = errno;
-    return 0;
-}
-
-static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    struct wsk__tls *t = BIO_get_data(b);
-
-    (void)num;
-    switch (cmd) {
-    case BIO_CTRL_FLUSH: /* nothing is buffered here */
-        return 1;
-    case BIO_CTRL_EOF:
-        return t->bio_eof;
-    case BIO_C_GET_FD:
-        if (ptr)
-            *(int *)ptr = t->fd;
-        return t->fd;
-    default: /* not supported: kTLS, push/pop, dup, ... */
-        return 0;
-    }
-}
-
-static void sock_bio_init_once(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                 "wsk socket");
-
-    if (m && BIO_meth_set_write_ex(m, sock_bio_write) && BIO_meth_set_read_ex(m, sock_bio_read) &&
-        BIO_meth_set_ctrl(m, sock_bio_ctrl)) {
-        sock_bio_method = m;
-        return;
-    }
-    BIO_meth_free(m);
 }
 
 /* ---- connections -------------------------------------------------------------- */
@@ -414,9 +329,6 @@ int wsk__tls_new(struct wsk__tls **out, struct wsk__tls_ctx *ctx, int fd, bool i
     *out = NULL;
     if (fd < 0 || is_server != ctx->is_server)
         return -EINVAL;
-    pthread_once(&sock_bio_once, sock_bio_init_once);
-    if (!sock_bio_method)
-        return -ENOMEM;
     t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
@@ -425,7 +337,7 @@ int wsk__tls_new(struct wsk__tls **out, struct wsk__tls_ctx *ctx, int fd, bool i
     t->ctx = ctx;
     wsk__tls_ctx_ref(ctx);
     t->ssl = SSL_new(ctx->ssl_ctx);
-    bio = BIO_new(sock_bio_method);
+    bio = wsk__tls_bio_new();
     if (!t->ssl || !bio) {
         BIO_free(bio);
         rv = -ENOMEM;
@@ -458,6 +370,7 @@ void wsk__tls_free(struct wsk__tls *t)
         return;
     SSL_free(t->ssl);
     wsk__tls_ctx_unref(t->ctx);
+    wsk__tls_bio_forget(t);
     free(t);
 }
 
@@ -497,6 +410,17 @@ static bool is_unclean_eof(const struct wsk__tls *t, int code)
     return code == SSL_ERROR_SYSCALL && e == 0 && t->sys_errno == 0 && t->bio_eof;
 }
 
+/* A large record came: keep OpenSSL's buffers until wsk__tls_trim() finds
+ * the connection quiet. */
+static void keep_buffers(struct wsk__tls *t)
+{
+    t->read_large = true;
+    if (!t->keeps_buffers) {
+        SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+        t->keeps_buffers = true;
+    }
+}
+
 ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len)
 {
     size_t n = 0;
@@ -517,8 +441,11 @@ ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len)
         len = SSIZE_MAX;
     before_call(t);
     ret = SSL_read_ex(t->ssl, buf, len, &n);
-    if (ret == 1)
+    if (ret == 1) {
+        if (n >= WSK__TLS_LARGE)
+            keep_buffers(t);
         return (ssize_t)n;
+    }
     code = SSL_get_error(t->ssl, ret);
     if (code == SSL_ERROR_ZERO_RETURN || is_unclean_eof(t, code)) {
         t->eof = true;
@@ -554,10 +481,47 @@ static void gather(const struct iovec *iov, int iovcnt, int i, size_t off, size_
     }
 }
 
+/* Advances (*i, *off) over n bytes of iov. */
+static void iov_advance(const struct iovec *iov, int iovcnt, int *i, size_t *off, size_t n)
+{
+    while (n && *i < iovcnt) {
+        size_t k = iov[*i].iov_len - *off;
+
+        if (k > n)
+            k = n;
+        *off += k;
+        n -= k;
+        if (*off == iov[*i].iov_len && n) {
+            (*i)++;
+            *off = 0;
+        }
+    }
+}
+
+/* Write combining: sends wbuf. When all of it has gone, the plaintext it
+ * carried (*uncommitted) counts as consumed. Returns 1 then, 0 when some
+ * is left (the plaintext becomes hidden), or a negative errno. */
+static int cork_send(struct wsk__tls *t, size_t *consumed, size_t *uncommitted)
+{
+    int rv = wsk__tls_wbuf_send(t);
+
+    if (rv == 1) {
+        *consumed += *uncommitted;
+        *uncommitted = 0;
+    } else if (rv == 0) {
+        t->hidden = *uncommitted;
+        *uncommitted = 0;
+    } else {
+        t->fatal = rv;
+        wsk__tls_put_err(t->err, sizeof t->err, "send: %s", strerror(-rv));
+    }
+    return rv;
+}
+
 ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
 {
-    size_t total = 0, consumed = 0, off = 0;
-    int i = 0;
+    size_t total = 0, consumed = 0, off = 0, uncommitted = 0;
+    int i = 0, rv = 0;
 
     if (t->fatal)
         return t->fatal;
@@ -568,19 +532,35 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
             return -EINVAL;
         total += iov[k].iov_len;
     }
-    if (t->wpend > total)
-        return -EINVAL; /* a retry without the bytes OpenSSL is waiting for */
+    if (t->wpend > total || t->hidden > total)
+        return -EINVAL; /* a retry without the bytes already encrypted */
     if (total == 0)
         return 0;
     if (!t->handshake_done) {
-        int rv = wsk__tls_handshake(t);
-
+        rv = wsk__tls_handshake(t);
         if (rv != 0)
             return rv;
     }
+    /* Ciphertext from an earlier call first; its plaintext is at the front
+     * of iov and is consumed once it has gone. */
+    if (t->woff < t->wlen) {
+        uncommitted = t->hidden;
+        t->hidden = 0;
+        rv = cork_send(t, &consumed, &uncommitted);
+        if (rv < 0)
+            return rv;
+        if (rv == 0)
+            return WSK__TLS_WANT_WRITE;
+        iov_advance(iov, iovcnt, &i, &off, consumed);
+        rv = 0;
+    }
+    if (total - consumed > CHUNK && !t->wpend) {
+        keep_buffers(t);
+        (void)wsk__tls_cork_begin(t); /* without memory for it: no combining */
+    }
 
-    while (consumed < total) {
-        size_t avail, len, written = 0;
+    while (consumed + uncommitted < total) {
+        size_t avail, len, written = 0, done = consumed + uncommitted;
         const void *src;
         int ret;
 
@@ -593,10 +573,10 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
          * when the bytes are contiguous, else gather up to a record. */
         if (t->wpend)
             len = t->wpend;
-        else if (avail >= CHUNK || avail == total - consumed)
+        else if (avail >= CHUNK || avail == total - done)
             len = avail < CHUNK ? avail : CHUNK;
         else
-            len = total - consumed < CHUNK ? total - consumed : CHUNK;
+            len = total - done < CHUNK ? total - done : CHUNK;
         if (len <= avail) {
             src = (const unsigned char *)iov[i].iov_base + off;
         } else {
@@ -607,39 +587,62 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
         before_call(t);
         ret = SSL_write_ex(t->ssl, src, len, &written);
         if (ret != 1) {
-            int rv = fail(t, ret);
-
+            rv = fail(t, ret);
             if (rv == WSK__TLS_WANT_READ || rv == WSK__TLS_WANT_WRITE)
                 t->wpend = len;
-            return consumed ? (ssize_t)consumed : rv;
+            break;
         }
         t->wpend = 0;
-        if (written == 0) /* never seen; it would loop forever */
-            return consumed ? (ssize_t)consumed : WSK__TLS_WANT_WRITE;
-        consumed += written;
-        /* Advance (i, off) by written bytes. */
-        while (written) {
-            size_t n = iov[i].iov_len - off;
-
-            if (n > written)
-                n = written;
-            off += n;
-            written -= n;
-            if (off == iov[i].iov_len && written) {
-                i++;
-                off = 0;
-            }
+        if (written == 0) { /* never seen; it would loop forever */
+            rv = WSK__TLS_WANT_WRITE;
+            break;
         }
+        iov_advance(iov, iovcnt, &i, &off, written);
+        if (!t->corking) {
+            consumed += written;
+            continue;
+        }
+        uncommitted += written;
+        if (wsk__tls_cork_len(t) >= WSK__TLS_CORK_SEND) {
+            rv = cork_send(t, &consumed, &uncommitted);
+            if (rv <= 0)
+                break;
+        }
+        rv = 0;
     }
-    return (ssize_t)consumed;
+    if (t->corking) {
+        if (wsk__tls_cork_len(t) && uncommitted) {
+            int sent = cork_send(t, &consumed, &uncommitted);
+            if (sent < 0)
+                rv = sent;
+        }
+        wsk__tls_cork_end(t);
+    }
+    if (consumed)
+        return (ssize_t)consumed; /* an error comes again at the next call */
+    return rv ? rv : WSK__TLS_WANT_WRITE;
+}
+
+void wsk__tls_trim(struct wsk__tls *t)
+{
+    if (!t->keeps_buffers)
+        return;
+    if (!t->read_large && !t->fatal) {
+        SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+        if (SSL_free_buffers(t->ssl)) /* 0: bytes in them, try next time */
+            t->keeps_buffers = false;
+    }
+    t->read_large = false;
 }
 
 bool wsk__tls_pending(const struct wsk__tls *t)
 {
-    /* SSL_has_pending: decrypted bytes, or (with read-ahead) bytes read
-     * from the socket and not yet processed, perhaps a partial record: then
-     * the next read asks the socket again, which is what waiting would do. */
-    return !t->fatal && !t->eof && SSL_has_pending(t->ssl);
+    /* SSL_has_pending: decrypted bytes, or bytes of a record OpenSSL has
+     * not processed; wsk__tls_bio_pending: ciphertext read from the socket
+     * and not yet handed to OpenSSL. Either may end in a partial record:
+     * then the next read asks the socket again, which is what waiting
+     * would do. */
+    return !t->fatal && !t->eof && (SSL_has_pending(t->ssl) || wsk__tls_bio_pending(t));
 }
 
 void wsk__tls_shutdown(struct wsk__tls *t)

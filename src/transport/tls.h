@@ -181,7 +181,11 @@ ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len);
  *   1. Bytes consumed are gone: advance past them; their memory is free.
  *   2. Bytes not consumed (after a short count or a WANT) must come again,
  *      unchanged and in order, at the front of the next wsk__tls_writev on
- *      this connection, at least 16 KiB of them or all if fewer are left.
+ *      this connection: at least 16 KiB of them or all if fewer are left,
+ *      and after a call that was given more than 16 KiB, every byte it was
+ *      given and did not consume (such a call gathers up to 85 KiB of
+ *      records for one send() and counts their bytes as consumed only once
+ *      they have gone).
  *      The iovec boundaries and addresses may differ (the bytes may have
  *      been copied or moved) and new bytes may follow them. Never put other
  *      bytes in front of them or drop them: a call with fewer bytes than the
@@ -197,10 +201,19 @@ ssize_t wsk__tls_read(struct wsk__tls *t, void *buf, size_t len);
  * between; they do not disturb a pending write. */
 ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt);
 
-/* True when decrypted bytes are waiting inside OpenSSL: the next
- * wsk__tls_read() returns data without the fd becoming readable. Only whole
- * decrypted records count, so a read after true never returns WANT_READ. */
+/* True when bytes are waiting inside OpenSSL or our BIO: the next
+ * wsk__tls_read() returns data (or, when they end in a partial record,
+ * WANT_READ) without the fd becoming readable. */
 bool wsk__tls_pending(const struct wsk__tls *t);
+
+/* OpenSSL's buffers (about 34 KiB a connection) are released whenever they
+ * are empty, so idle connections keep none; but allocating and freeing them
+ * for every large record made glibc hand the pages back to the kernel and
+ * fault them in again, half the CPU of a 64 KiB wss echo. So a connection
+ * that reads a large record keeps them, until a call to this function
+ * finds that it has read none since the previous call. Call it every
+ * second or so, e.g. from a sweep over the connections. */
+void wsk__tls_trim(struct wsk__tls *t);
 
 /* Sends close_notify if the handshake completed and nothing failed; best
  * effort: when the socket is full the alert is dropped, and nothing waits

@@ -23,10 +23,6 @@
 #include <openssl/x509v3.h>
 
 #include "wsk/error.h"
-/* OpenSSL's read buffer with read-ahead: room for several full records, so
- * a burst of large messages is read in a few recv() calls. Released when
- * empty (SSL_MODE_RELEASE_BUFFERS), so idle connections do not keep it. */
-#define TLS_READ_BUFFER (64 * 1024)
 
 /* The TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites
  * are all of that kind and keep OpenSSL's defaults. */
@@ -174,12 +170,10 @@ static int ctx_alloc(struct wsk__tls_ctx **out, bool is_server, char *err, size_
     /* Partial writes and a moving buffer make SSL_write fit wsk__tls_writev;
      * releasing buffers keeps idle connections small (about 34 KiB less). */
     SSL_CTX_set_mode(c->ssl_ctx, mode);
-    /* Read-ahead: one recv() fills OpenSSL's buffer with as many records as
-     * have arrived, instead of two recv() calls (header, then body) per
-     * record. Bytes it holds do not show as socket readiness, so every
-     * caller asks wsk__tls_pending() (SSL_has_pending) before waiting. */
-    SSL_CTX_set_read_ahead(c->ssl_ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(c->ssl_ctx, TLS_READ_BUFFER);
+    /* No read-ahead: our BIO reads up to 256 KiB per recv() into a window
+     * the thread's connections share (tls_bio.c), which saves the system
+     * calls read-ahead would, without a 64 KiB buffer allocated and freed
+     * by OpenSSL per read. */
     SSL_CTX_set_default_passwd_cb(c->ssl_ctx, no_passphrase);
     *out = c;
     return 0;

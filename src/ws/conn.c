@@ -118,12 +118,18 @@ static void sweep_cb(struct wsk_loop *loop, struct wsk_timer *t)
 {
     struct wsk__ctx *ctx = t->data;
     uint64_t now = wsk_loop_now(loop);
+    bool trim = now - ctx->trimmed_ms >= WSK__TRIM_MS;
+    if (trim)
+        ctx->trimmed_ms = now;
     /* on_deadline may end any connection, through the user's callbacks. */
     struct wsk__walk w;
     wsk__walk_begin(ctx, &w);
-    for (struct wsk_conn *c; (c = wsk__walk_next(&w));)
+    for (struct wsk_conn *c; (c = wsk__walk_next(&w));) {
         if (c->deadline && now >= c->deadline && c->state != WSK__DEAD)
             on_deadline(c, now);
+        if (trim && c->state != WSK__DEAD)
+            wsk__stream_trim(&c->st);
+    }
     wsk__walk_end(ctx, &w);
     if (!ctx->conns)
         wsk_timer_stop(loop, t);

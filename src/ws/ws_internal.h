@@ -124,6 +124,7 @@ struct wsk__ctx {
     struct wsk_conn *dead_list;
     struct wsk_defer reap_defer;
     struct wsk_timer sweep;
+    uint64_t trimmed_ms; /* when the sweep last let quiet TLS connections trim */
     uint32_t sweep_ms;
     struct wsk__tls_ctx *tls_ctx; /* server: for new connections; client: its own */
     const uint8_t *valid_text;    /* the text message on_message is handling: known UTF-8 */
