@@ -2171,7 +2171,11 @@ static int setup(struct bench *b)
         char err[300];
         if (!b->targets[i].is_tls || b->tls_ctx)
             continue;
-        b->tls_ctx = bench_tls_ctx_new(opt->ca_file, opt->is_insecure, err, sizeof err);
+        /* Busy connections keep their buffers; idle ones and handshake
+         * cycles, which may be tens of thousands, do not. */
+        bool keep =
+            (opt->mode == MODE_ECHO || opt->mode == MODE_FANOUT) && opt->connections <= 1000;
+        b->tls_ctx = bench_tls_ctx_new(opt->ca_file, opt->is_insecure, keep, err, sizeof err);
         if (!b->tls_ctx) {
             cli_error("%s", err);
             return -1;

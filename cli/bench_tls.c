@@ -37,7 +37,8 @@ static void describe(SSL *ssl, int ssl_err, char *err, size_t cap)
     ERR_clear_error();
 }
 
-struct bench_tls_ctx *bench_tls_ctx_new(const char *ca_file, bool insecure, char *err, size_t cap)
+struct bench_tls_ctx *bench_tls_ctx_new(const char *ca_file, bool insecure, bool keep_buffers,
+                                        char *err, size_t cap)
 {
     struct bench_tls_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -53,7 +54,7 @@ struct bench_tls_ctx *bench_tls_ctx_new(const char *ca_file, bool insecure, char
     SSL_CTX *s = ctx->ssl_ctx;
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
     SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
+                            (keep_buffers ? 0 : SSL_MODE_RELEASE_BUFFERS));
     SSL_CTX_set_options(s, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_read_ahead(s, 1);

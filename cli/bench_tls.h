@@ -29,9 +29,14 @@ enum {
 };
 
 /* Verifies the server's certificate against ca_file (PEM) or, when NULL,
- * the system's store; insecure verifies nothing. Returns NULL and writes the
- * reason to err when the context cannot be set up (an unusable ca_file). */
-struct bench_tls_ctx *bench_tls_ctx_new(const char *ca_file, bool insecure, char *err, size_t cap);
+ * the system's store; insecure verifies nothing. keep_buffers: each
+ * connection keeps OpenSSL's buffers (about 80 KiB) instead of allocating
+ * and freeing them per read and write, which glibc makes costly for large
+ * records (page faults); for busy connections, not for many idle ones.
+ * Returns NULL and writes the reason to err when the context cannot be set
+ * up (an unusable ca_file). */
+struct bench_tls_ctx *bench_tls_ctx_new(const char *ca_file, bool insecure, bool keep_buffers,
+                                        char *err, size_t cap);
 void bench_tls_ctx_free(struct bench_tls_ctx *ctx);
 
 /* A client session on the connected socket fd for server name host (sent as
