@@ -334,6 +334,10 @@ static int ws_start(struct serve *s)
     cfg.deflate.server_max_window_bits =
         opt->deflate_window ? opt->deflate_window : DEFAULT_DEFLATE_WINDOW;
     cfg.deflate.client_max_window_bits = cfg.deflate.server_max_window_bits;
+    /* No context takeover either way: the library then lends each message
+     * a compressor and a decompressor from the thread's pool. */
+    cfg.deflate.server_no_context_takeover = opt->is_deflate_shared;
+    cfg.deflate.client_no_context_takeover = opt->is_deflate_shared;
     s->is_capturing_log = true;
     s->log_error[0] = '\0';
     rv = wsk_server_new(&s->srv, s->loop, &cfg);

@@ -49,6 +49,7 @@ struct serve_options {
     const char *tls_cert;
     const char *tls_key;
     bool has_deflate;
+    bool is_deflate_shared; /* --deflate-shared */
     bool reuse_port;
     uint8_t deflate_window; /* 0: not given */
     int verbosity;

@@ -19,7 +19,7 @@ _wsk()
         opts='--listen --broadcast --echo --exec --binary --proxy --max-procs --exec-grace
             --auth-token --rate-limit --publish-token --redis --redis-max-queue --threads --metrics --log-format --static --list-dirs --path --origin --subprotocol --backend --reuse-port --max-message
             --max-queue --max-connections --ping-interval --handshake-timeout --idle-timeout
-            --udp-peer-timeout --tls-cert --tls-key --deflate --no-deflate --deflate-window
+            --udp-peer-timeout --tls-cert --tls-key --deflate --no-deflate --deflate-window --deflate-shared
             --verbose --quiet --help'
         ;;
     connect)

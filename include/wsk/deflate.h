@@ -17,10 +17,16 @@
  * wsk_deflate_decompress() for messages whose first frame has RSV1 and
  * wsk_deflate_compress() for messages of at least min_compress_size bytes.
  *
- * Memory. Each direction has one zlib stream, created on first use. When a
- * direction has no context takeover, its stream is freed after every message,
- * so an idle connection holds no compression memory at all; with context
- * takeover the stream lives as long as the state. zlib needs, per stream:
+ * Memory. With context takeover, each direction has one zlib stream of its
+ * own, created on first use, that lives as long as the state. A direction
+ * without context takeover borrows a stream from a pool that the states of
+ * one thread share (one stream per direction, reset between messages, freed
+ * when the thread exits) for each message, and gives it back at the end of
+ * the message: a server that negotiates no context takeover both ways holds
+ * no compression memory per connection at all, like uWebSockets' shared
+ * compressor. A message half received keeps its stream until it ends (another
+ * state meanwhile gets a stream of its own, pooled or freed after). zlib
+ * needs, per stream:
  *
  *      deflate: (1 << (window_bits + 2)) + (1 << (mem_level + 9)) + ~6 KiB
  *      inflate: (1 << window_bits) + ~7 KiB
@@ -35,15 +41,15 @@
  *      window bits 15, mem_level 8 (zlib's and ws's default): deflate 268,256
  *      window bits 12, mem_level 5 (python websockets' server):
  *          deflate 38,880, inflate 11,320, idle 50,200
- *      no context takeover either way: 0 between messages; the figures above
- *          only while a message is being compressed or decompressed
+ *      no context takeover either way: 0 (the thread's pool holds one
+ *          deflate and one inflate stream of the sizes above)
  *
  * mem_level 5 compresses typical JSON messages within 0.5% of mem_level 8 and
  * saves 112 KiB per connection, so it is the default (python websockets
  * chose it too). The window dominates the rest: a server with many idle
  * connections should lower server_max_window_bits and
  * client_max_window_bits (12 gives 50 KiB) or ask for no context takeover.
- * Add 264 bytes for the state itself, and 16 KiB of stack during each call
+ * Add about 280 bytes for the state itself, and 16 KiB of stack during each call
  * (the output chunk lives on the stack, so that it costs nothing when idle).
  *
  * Close codes: fail the connection with 1007 on WSK_EDEFLATE and 1009 on
@@ -215,8 +221,9 @@ typedef int (*wsk_deflate_sink_cb)(void *ctx, const uint8_t *data, size_t len);
  * each piece of the payload in order (frame boundaries do not matter), with
  * is_last on the message's final piece (which may be empty). On the final
  * piece it appends 00 00 FF FF (RFC 7692 section 7.2.2), checks that the
- * message ended on a deflate block boundary, and frees the inflate stream
- * when the peer's direction has no context takeover.
+ * message ended on a deflate block boundary, and gives the inflate stream
+ * back to the thread's pool when the peer's direction has no context
+ * takeover.
  *
  * The decompressed bytes go to sink in order; they are the same whatever
  * the pieces. max_output bounds the whole message's decompressed size: as
@@ -249,8 +256,8 @@ WSK_API int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, siz
  * the frames, which the caller sends with RSV1 on the first one; the trailing
  * 00 00 FF FF is already removed (RFC 7692 section 7.2.1). An empty message
  * becomes the single byte 00 (no zlib call, so only the sink can fail it).
- * With no context takeover for our direction, the deflate stream is freed
- * afterwards. in is borrowed for the call.
+ * With no context takeover for our direction, the deflate stream is the
+ * thread's pool's, lent for the call. in is borrowed for the call.
  *
  * Returns 0, -ENOMEM, WSK_EDEFLATE (zlib failed unexpectedly), or the sink's
  * negative value. After an error the compressor starts afresh with the next
@@ -277,8 +284,9 @@ WSK_API void wsk_deflate_reset_send(struct wsk_deflate *d);
 
 /* Bytes of heap the zlib streams hold now, counted exactly through zlib's
  * allocation hooks (16 bytes of bookkeeping per allocation included); 0 when
- * neither stream exists, as between messages with no context takeover. The
- * state itself (264 bytes on x86-64) is not included. 0 for NULL. */
+ * neither stream exists, as with no context takeover either way (streams
+ * lent by the thread's pool are not counted). The state itself (about 280
+ * bytes on x86-64) is not included. 0 for NULL. */
 WSK_API size_t wsk_deflate_memory(const struct wsk_deflate *d);
 
 #ifdef __cplusplus

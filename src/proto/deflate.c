@@ -1,24 +1,5 @@
-/* permessage-deflate (RFC 7692): negotiation and the per-message transform.
- *
- * Negotiation reads Sec-WebSocket-Extensions values (RFC 6455 section 9.1),
- * whitespace allowed around every separator:
- *
- *      extension-list = 1#extension              ; empty elements skipped
- *      extension      = token *( ";" param )
- *      param          = token [ "=" ( token / quoted-string ) ]
- *                       ; a quoted value must unescape to a token
- *
- wsk__list_next() (text_internal.h) cuts the list into elements, and
- * ext_parse() walks one element with a cursor, through these states:
- *
- *      NAME --";"--> PARAM --"="--> VALUE
- *        |             ^              |
- *        |             +-----";"------+
- *        +--- end, from NAME, PARAM or VALUE: element done
- *
- * A syntax error anywhere fails the whole header (WSK_EHEXT); a well-formed
- * permessage-deflate element with parameters that section 7.1 forbids is an
- * offer the server declines, or a response the client rejects.
+/* permessage-deflate (RFC 7692): the per-message transform. Negotiation is
+ * deflate_negotiate.c's.
  *
  * Transform (section 7.2): a message is compressed with one deflate call
  * ending in Z_SYNC_FLUSH, whose output always ends with the empty stored
@@ -28,400 +9,59 @@
  * zlib allocates through z_alloc()/z_free(), which count every byte, so
  * wsk_deflate_memory() is exact. Output goes through a chunk on the stack so
  * that an idle state owns nothing but what zlib holds.
+ *
+ * A direction without context takeover borrows its stream from the
+ * thread's pool for each message (struct pooled): a server that negotiates
+ * no context takeover both ways, like uWebSockets' shared compressor,
+ * holds no zlib state per connection at all (wsk_deflate_memory() is 0).
  */
 #define ZLIB_CONST
 #include "wsk/deflate.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
 
-#include "proto/text_internal.h"
+#include "proto/deflate_internal.h"
 
-#define DEFAULT_BITS 15
-#define MIN_BITS     8
-#define MAX_BITS     15
-
-static const char ext_name[] = "permessage-deflate";
 static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
-
-/* ------------------------------------------------------------------------ */
-/* Header lexing                                                             */
-/* ------------------------------------------------------------------------ */
-
-/* Extension and parameter names compare without case, in ASCII only. */
-static bool slice_is(struct wsk_slice s, const char *z)
-{
-    return wsk__slice_equals_nocase(s, z, strlen(z));
-}
-
-struct lexer {
-    const char *p;
-    const char *end;
-};
-
-static void skip_ows(struct lexer *lx)
-{
-    while (lx->p < lx->end && wsk__is_ows(*lx->p))
-        lx->p++;
-}
-
-static bool lex_token(struct lexer *lx, struct wsk_slice *tok)
-{
-    const char *s = lx->p;
-    while (lx->p < lx->end && wsk__is_tchar((unsigned char)*lx->p))
-        lx->p++;
-    *tok = (struct wsk_slice){s, (size_t)(lx->p - s)};
-    return tok->len > 0;
-}
-
-/* A window bits value is the only kind of value permessage-deflate knows;
- * any other value parses but reads as BITS_INVALID. */
-#define BITS_INVALID 0
-
-/* Adds the digit c to the decimal number *v built so far, or marks it
- * invalid for a non-digit or a leading zero. Numbers above 99 stay invalid
- * without overflowing. */
-static void bits_digit(int *v, bool *is_first, unsigned char c)
-{
-    if (*v < 0)
-        return;
-    if (c < '0' || c > '9' || (*is_first && c == '0') || *v > 9)
-        *v = -1;
-    else
-        *v = *v * 10 + (c - '0');
-    *is_first = false;
-}
-
-/* Reads a parameter value (token or quoted-string) at lx. Returns false on a
- * syntax error; else sets *bits to the value when it is a window bits value
- * 8..15 in decimal without leading zeros, otherwise to BITS_INVALID. */
-static bool lex_value(struct lexer *lx, uint8_t *bits)
-{
-    int v = 0;
-    bool is_first = true;
-    size_t n = 0;
-    if (lx->p < lx->end && *lx->p == '"') {
-        lx->p++;
-        for (;;) {
-            if (lx->p >= lx->end)
-                return false; /* unterminated */
-            unsigned char c = (unsigned char)*lx->p++;
-            if (c == '"')
-                break;
-            if (c == '\\') {
-                if (lx->p >= lx->end)
-                    return false;
-                c = (unsigned char)*lx->p++;
-            }
-            if (!wsk__is_tchar(c))
-                return false; /* unescaped, the value must be a token */
-            bits_digit(&v, &is_first, c);
-            n++;
-        }
-        if (n == 0)
-            return false;
-    } else {
-        struct wsk_slice tok;
-        if (!lex_token(lx, &tok))
-            return false;
-        for (size_t i = 0; i < tok.len; i++)
-            bits_digit(&v, &is_first, (unsigned char)tok.ptr[i]);
-    }
-    *bits = (v >= MIN_BITS && v <= MAX_BITS) ? (uint8_t)v : BITS_INVALID;
-    return true;
-}
-
-/* One permessage-deflate element, offer or response, as parsed. */
-struct pmd_ext {
-    bool is_valid; /* no unknown or repeated parameter, no bad value */
-    bool snct;     /* server_no_context_takeover */
-    bool cnct;     /* client_no_context_takeover */
-    bool has_cmwb; /* client_max_window_bits present */
-    uint8_t smwb;  /* server_max_window_bits, 0 when absent */
-    uint8_t cmwb;  /* client_max_window_bits value, 0 when absent or bare */
-    uint8_t seen;  /* PARAM_* bits */
-};
-
-enum {
-    PARAM_SNCT = 1,
-    PARAM_CNCT = 2,
-    PARAM_SMWB = 4,
-    PARAM_CMWB = 8,
-};
-
-/* Applies one parameter to e (RFC 7692 section 7.1). A response must give
- * client_max_window_bits a value; an offer may leave it bare. */
-static void pmd_param(struct pmd_ext *e, struct wsk_slice name, bool has_value, uint8_t bits,
-                      bool is_response)
-{
-    uint8_t which;
-    bool is_ok;
-    if (slice_is(name, "server_no_context_takeover")) {
-        which = PARAM_SNCT;
-        is_ok = !has_value;
-        e->snct = true;
-    } else if (slice_is(name, "client_no_context_takeover")) {
-        which = PARAM_CNCT;
-        is_ok = !has_value;
-        e->cnct = true;
-    } else if (slice_is(name, "server_max_window_bits")) {
-        which = PARAM_SMWB;
-        is_ok = has_value && bits != BITS_INVALID;
-        e->smwb = bits;
-    } else if (slice_is(name, "client_max_window_bits")) {
-        which = PARAM_CMWB;
-        is_ok = has_value ? bits != BITS_INVALID : !is_response;
-        e->has_cmwb = true;
-        e->cmwb = has_value ? bits : 0;
-    } else {
-        e->is_valid = false;
-        return;
-    }
-    if (!is_ok || (e->seen & which))
-        e->is_valid = false;
-    e->seen |= which;
-}
-
-/* Parses one element of an extension list, as cut out by wsk__list_next().
- * Returns 0 with *name set (and *e filled when the name is
- * permessage-deflate), or WSK_EHEXT on a syntax error. */
-static int ext_parse(struct wsk_slice elem, struct wsk_slice *name, struct pmd_ext *e,
-                     bool is_response)
-{
-    struct lexer lx = {elem.ptr, elem.ptr + elem.len};
-    if (!lex_token(&lx, name))
-        return WSK_EHEXT;
-    bool is_pmd = slice_is(*name, ext_name);
-    memset(e, 0, sizeof *e);
-    e->is_valid = true;
-    for (;;) {
-        skip_ows(&lx);
-        if (lx.p == lx.end)
-            return 0;
-        if (*lx.p != ';')
-            return WSK_EHEXT;
-        lx.p++;
-        skip_ows(&lx);
-        struct wsk_slice param;
-        if (!lex_token(&lx, &param))
-            return WSK_EHEXT;
-        skip_ows(&lx);
-        bool has_value = false;
-        uint8_t bits = BITS_INVALID;
-        if (lx.p < lx.end && *lx.p == '=') {
-            lx.p++;
-            skip_ows(&lx);
-            if (!lex_value(&lx, &bits))
-                return WSK_EHEXT;
-            has_value = true;
-        }
-        if (is_pmd)
-            pmd_param(e, param, has_value, bits, is_response);
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Negotiation                                                               */
-/* ------------------------------------------------------------------------ */
-
-void wsk_deflate_config_init(struct wsk_deflate_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->server_max_window_bits = DEFAULT_BITS;
-    cfg->client_max_window_bits = DEFAULT_BITS;
-    cfg->mem_level = WSK_DEFLATE_DEFAULT_MEM_LEVEL;
-    cfg->min_compress_size = WSK_DEFLATE_DEFAULT_MIN_SIZE;
-}
-
-static bool bits_ok(uint8_t bits)
-{
-    return bits == 0 || (bits >= MIN_BITS && bits <= MAX_BITS);
-}
-
-static uint8_t bits_or_default(uint8_t bits)
-{
-    return bits ? bits : DEFAULT_BITS;
-}
-
-static bool config_ok(const struct wsk_deflate_config *cfg)
-{
-    return bits_ok(cfg->server_max_window_bits) && bits_ok(cfg->client_max_window_bits) &&
-           cfg->mem_level <= 9;
-}
-
-static uint8_t min_bits(uint8_t a, uint8_t b)
-{
-    return a < b ? a : b;
-}
-
-/* Decides whether the server takes offer e; fills *p when it does. */
-static bool server_takes(const struct pmd_ext *e, const struct wsk_deflate_config *cfg,
-                         struct wsk_deflate_params *p)
-{
-    if (!e->is_valid)
-        return false;
-    uint8_t our_s = bits_or_default(cfg->server_max_window_bits);
-    uint8_t our_c = bits_or_default(cfg->client_max_window_bits);
-    /* Without client_max_window_bits the client may use a 15-bit window,
-     * more than the configured bound on our inflate stream. */
-    if (our_c < DEFAULT_BITS && !e->has_cmwb)
-        return false;
-    memset(p, 0, sizeof *p);
-    p->server_no_context_takeover = cfg->server_no_context_takeover || e->snct;
-    p->client_no_context_takeover = cfg->client_no_context_takeover || e->cnct;
-    p->server_max_window_bits = e->smwb ? min_bits(e->smwb, our_s) : our_s;
-    p->client_max_window_bits =
-        e->has_cmwb ? min_bits(e->cmwb ? e->cmwb : DEFAULT_BITS, our_c) : DEFAULT_BITS;
-    p->mem_level = cfg->mem_level;
-    return true;
-}
-
-static void put_bits(struct wsk__wbuf *w, const char *name, uint8_t bits)
-{
-    wsk__wbuf_str(w, "; ");
-    wsk__wbuf_str(w, name);
-    wsk__wbuf_char(w, '=');
-    wsk__wbuf_u64(w, bits);
-}
-
-int wsk_deflate_negotiate(const struct wsk_http_header *headers, size_t num_headers,
-                          const struct wsk_deflate_config *cfg, struct wsk_deflate_params *params,
-                          char *out, size_t cap)
-{
-    if (!cfg || !cfg->enabled)
-        return 0;
-    if (!config_ok(cfg))
-        return -EINVAL;
-    struct wsk_deflate_params chosen;
-    struct pmd_ext offer = {0};
-    bool has_chosen = false;
-    /* Every line is parsed to the end, so that a malformed header fails the
-     * same way wherever the acceptable offer sits. */
-    for (size_t i = 0; i < num_headers; i++) {
-        if (!slice_is(headers[i].name, "sec-websocket-extensions"))
-            continue;
-        struct wsk__list list = wsk__list_init(headers[i].value);
-        struct wsk_slice elem;
-        while (wsk__list_next(&list, &elem)) {
-            struct wsk_slice name;
-            struct pmd_ext e;
-            int rv = ext_parse(elem, &name, &e, false);
-            if (rv < 0)
-                return rv;
-            if (!has_chosen && slice_is(name, ext_name) && server_takes(&e, cfg, &chosen)) {
-                has_chosen = true;
-                offer = e;
-            }
-        }
-    }
-    if (!has_chosen)
-        return 0;
-    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
-    wsk__wbuf_str(&w, ext_name);
-    if (chosen.server_no_context_takeover)
-        wsk__wbuf_str(&w, "; server_no_context_takeover");
-    if (chosen.client_no_context_takeover)
-        wsk__wbuf_str(&w, "; client_no_context_takeover");
-    /* A client that asked for server_max_window_bits needs it back, even
-     * at 15 (section 7.1.2.1); a client_max_window_bits value is echoed too,
-     * as ws does, though only a smaller one binds the client. */
-    if (offer.smwb || chosen.server_max_window_bits < DEFAULT_BITS)
-        put_bits(&w, "server_max_window_bits", chosen.server_max_window_bits);
-    if (offer.cmwb || chosen.client_max_window_bits < DEFAULT_BITS)
-        put_bits(&w, "client_max_window_bits", chosen.client_max_window_bits);
-    int n = wsk__wbuf_finish_cstr(&w);
-    if (n > 0)
-        *params = chosen;
-    return n;
-}
-
-int wsk_deflate_offer(char *out, size_t cap, const struct wsk_deflate_config *cfg)
-{
-    if (!cfg || !cfg->enabled) {
-        if (cap > 0)
-            out[0] = '\0';
-        return 0;
-    }
-    if (!config_ok(cfg))
-        return -EINVAL;
-    struct wsk__wbuf w = wsk__wbuf_init(out, cap);
-    wsk__wbuf_str(&w, ext_name);
-    if (cfg->server_no_context_takeover)
-        wsk__wbuf_str(&w, "; server_no_context_takeover");
-    if (cfg->client_no_context_takeover)
-        wsk__wbuf_str(&w, "; client_no_context_takeover");
-    uint8_t s = bits_or_default(cfg->server_max_window_bits);
-    uint8_t c = bits_or_default(cfg->client_max_window_bits);
-    if (s < DEFAULT_BITS)
-        put_bits(&w, "server_max_window_bits", s);
-    if (c < DEFAULT_BITS)
-        put_bits(&w, "client_max_window_bits", c);
-    else
-        wsk__wbuf_str(&w, "; client_max_window_bits");
-    return wsk__wbuf_finish_cstr(&w);
-}
-
-int wsk_deflate_accept(const struct wsk_slice *value, const struct wsk_deflate_config *offered,
-                       struct wsk_deflate_params *params)
-{
-    if (offered && offered->enabled && !config_ok(offered))
-        return -EINVAL;
-    if (!value || value->len == 0)
-        return 0;
-    struct wsk__list list = wsk__list_init(*value);
-    struct wsk_slice elem, name;
-    struct pmd_ext e;
-    if (!wsk__list_next(&list, &elem))
-        return 0; /* blank: declined */
-    int rv = ext_parse(elem, &name, &e, true);
-    if (rv < 0)
-        return rv;
-    if (wsk__list_next(&list, &elem))
-        return WSK_EHEXT; /* a second extension */
-    if (!offered || !offered->enabled || !slice_is(name, ext_name) || !e.is_valid)
-        return WSK_EHEXT;
-    uint8_t our_s = bits_or_default(offered->server_max_window_bits);
-    uint8_t our_c = bits_or_default(offered->client_max_window_bits);
-    /* Section 7.1.1.1 and 7.1.2.1: a server accepts these requests by
-     * repeating them, so a response without them refuses what we asked. */
-    if (offered->server_no_context_takeover && !e.snct)
-        return WSK_EHEXT;
-    if (our_s < DEFAULT_BITS && !e.smwb)
-        return WSK_EHEXT;
-    if (e.smwb > our_s || e.cmwb > our_c)
-        return WSK_EHEXT;
-    memset(params, 0, sizeof *params);
-    params->server_no_context_takeover = e.snct;
-    params->client_no_context_takeover = e.cnct || offered->client_no_context_takeover;
-    params->server_max_window_bits = e.smwb ? e.smwb : DEFAULT_BITS;
-    params->client_max_window_bits = e.cmwb ? e.cmwb : our_c;
-    params->mem_level = offered->mem_level;
-    return 1;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The transform                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* A stream lent by the thread's pool: under no context takeover a stream
+ * lives only for one message, so the connections of a thread share one per
+ * direction instead of each allocating and freeing its own (zlib's deflate
+ * state is over 100 KiB) for every message. A connection with a message
+ * half inflated keeps its stream until the message ends; another one
+ * meanwhile gets a new stream, which the pool keeps or frees after use. */
+struct pooled {
+    z_stream z;
+    uint8_t bits;  /* window bits it was made with */
+    uint8_t level; /* deflate: memLevel */
+};
+
 struct wsk_deflate {
-    z_stream inflater;   /* the peer's messages */
-    z_stream deflater;   /* ours */
-    size_t mem;          /* heap held through z_alloc(), headers included */
-    uint64_t msg_in;     /* compressed bytes of the current incoming message */
-    uint64_t msg_out;    /* bytes inflated from it so far */
-    int in_error;        /* sticky decompress error, 0 when none */
-    uint8_t in_bits;     /* window bits of the inflate stream */
-    uint8_t out_bits;    /* window bits of the deflate stream (9..15) */
-    uint8_t mem_level;   /* of the deflate stream */
-    bool in_takeover;    /* keep the inflate stream between messages */
-    bool out_takeover;   /* keep the deflate stream between messages */
-    bool has_inflater;   /* inflater is initialised */
-    bool has_deflater;   /* deflater is initialised */
-    bool in_stream_done; /* a final block ended the input seen so far */
+    z_stream inflater;         /* the peer's messages, under context takeover */
+    z_stream deflater;         /* ours, under context takeover */
+    z_stream *zin;             /* the inflate stream in use, or NULL */
+    struct pooled *zin_pooled; /* when zin is lent by the pool */
+    size_t mem;                /* heap held through z_alloc(), headers included */
+    uint64_t msg_in;           /* compressed bytes of the current incoming message */
+    uint64_t msg_out;          /* bytes inflated from it so far */
+    int in_error;              /* sticky decompress error, 0 when none */
+    uint8_t in_bits;           /* window bits of the inflate stream */
+    uint8_t out_bits;          /* window bits of the deflate stream (9..15) */
+    uint8_t mem_level;         /* of the deflate stream */
+    bool in_takeover;          /* keep the inflate stream between messages */
+    bool out_takeover;         /* keep the deflate stream between messages */
+    bool has_deflater;         /* deflater is initialised */
+    bool in_stream_done;       /* a final block ended the input seen so far */
 };
 
 /* Prefix of every allocation, so that z_free() knows the size it returns. */
@@ -430,9 +70,10 @@ union alloc_head {
     max_align_t align;
 };
 
+/* opaque: the counter of the stream's owner (NULL for pooled streams). */
 static void *z_alloc(void *opaque, unsigned items, unsigned size)
 {
-    struct wsk_deflate *d = opaque;
+    size_t *mem = opaque;
     if (size && items > (SIZE_MAX - sizeof(union alloc_head)) / size)
         return NULL;
     size_t n = sizeof(union alloc_head) + (size_t)items * size;
@@ -440,26 +81,114 @@ static void *z_alloc(void *opaque, unsigned items, unsigned size)
     if (!h)
         return NULL;
     h->size = n;
-    d->mem += n;
+    if (mem)
+        *mem += n;
     return h + 1;
 }
 
 static void z_free(void *opaque, void *ptr)
 {
-    struct wsk_deflate *d = opaque;
+    size_t *mem = opaque;
     if (!ptr)
         return;
     union alloc_head *h = (union alloc_head *)ptr - 1;
-    d->mem -= h->size;
+    if (mem)
+        *mem -= h->size;
     free(h);
 }
 
-static void stream_hooks(struct wsk_deflate *d, z_stream *z)
+static void stream_hooks(size_t *mem, z_stream *z)
 {
     memset(z, 0, sizeof *z);
     z->zalloc = z_alloc;
     z->zfree = z_free;
-    z->opaque = d;
+    z->opaque = mem;
+}
+
+/* ---- the thread's pool of streams --------------------------------------- */
+
+static _Thread_local struct pooled *pool_in, *pool_out;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static bool has_pool_key;
+
+static void pool_destroy(void *unused)
+{
+    (void)unused;
+    if (pool_in) {
+        inflateEnd(&pool_in->z);
+        free(pool_in);
+        pool_in = NULL;
+    }
+    if (pool_out) {
+        deflateEnd(&pool_out->z);
+        free(pool_out);
+        pool_out = NULL;
+    }
+}
+
+static void pool_make_key(void)
+{
+    has_pool_key = pthread_key_create(&pool_key, pool_destroy) == 0;
+}
+
+/* A stream for one message, from the pool or new; NULL when out of memory.
+ * is_deflate: a compressor of level, else a decompressor. */
+static struct pooled *pool_take(bool is_deflate, uint8_t bits, uint8_t level, int *zr)
+{
+    struct pooled **slot = is_deflate ? &pool_out : &pool_in, *p = *slot;
+    *slot = NULL;
+    *zr = Z_OK;
+    if (p && (p->bits != bits || p->level != level)) {
+        if (is_deflate) {
+            deflateEnd(&p->z);
+            free(p);
+            p = NULL;
+        } else if (inflateReset2(&p->z, -(int)bits) == Z_OK) {
+            p->bits = bits;
+        } else {
+            inflateEnd(&p->z);
+            free(p);
+            p = NULL;
+        }
+    }
+    if (p)
+        return p;
+    p = malloc(sizeof *p);
+    if (!p) {
+        *zr = Z_MEM_ERROR;
+        return NULL;
+    }
+    stream_hooks(NULL, &p->z);
+    p->bits = bits;
+    p->level = level;
+    *zr = is_deflate ? deflateInit2(&p->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)bits, level,
+                                    Z_DEFAULT_STRATEGY)
+                     : inflateInit2(&p->z, -(int)bits);
+    if (*zr != Z_OK) {
+        free(p);
+        return NULL;
+    }
+    pthread_once(&pool_once, pool_make_key);
+    if (has_pool_key)
+        (void)pthread_setspecific(pool_key, &pool_in); /* non-NULL: the destructor runs */
+    return p;
+}
+
+/* Gives a stream back after its message: reset into the pool when it is
+ * empty and the message went well, else freed. */
+static void pool_give(struct pooled *p, bool is_deflate, bool is_ok)
+{
+    struct pooled **slot = is_deflate ? &pool_out : &pool_in;
+    if (is_ok && !*slot && (is_deflate ? deflateReset(&p->z) : inflateReset(&p->z)) == Z_OK) {
+        *slot = p;
+        return;
+    }
+    if (is_deflate)
+        deflateEnd(&p->z);
+    else
+        inflateEnd(&p->z);
+    free(p);
 }
 
 int wsk_deflate_new(struct wsk_deflate **out, const struct wsk_deflate_params *params,
@@ -489,11 +218,16 @@ int wsk_deflate_new(struct wsk_deflate **out, const struct wsk_deflate_params *p
     return 0;
 }
 
-static void inflater_end(struct wsk_deflate *d)
+/* Ends the connection's use of its inflate stream: the pool's goes back
+ * (into the pool when is_ok), its own is freed. */
+static void inflater_end(struct wsk_deflate *d, bool is_ok)
 {
-    if (d->has_inflater)
-        inflateEnd(&d->inflater);
-    d->has_inflater = false;
+    if (d->zin_pooled)
+        pool_give(d->zin_pooled, false, is_ok);
+    else if (d->zin)
+        inflateEnd(d->zin);
+    d->zin = NULL;
+    d->zin_pooled = NULL;
 }
 
 static void deflater_end(struct wsk_deflate *d)
@@ -507,7 +241,7 @@ void wsk_deflate_free(struct wsk_deflate *d)
 {
     if (!d)
         return;
-    inflater_end(d);
+    inflater_end(d, false);
     deflater_end(d);
     free(d);
 }
@@ -527,13 +261,13 @@ static int zlib_error(int zr)
  * into the reset stream. */
 static int inflater_restart(struct wsk_deflate *d)
 {
-    z_stream *z = &d->inflater;
+    z_stream *z = d->zin;
     unsigned dict_len = 0;
     if (inflateGetDictionary(z, NULL, &dict_len) != Z_OK)
         return WSK_EDEFLATE;
     uint8_t *dict = NULL;
     if (dict_len > 0) {
-        dict = z_alloc(d, dict_len, 1);
+        dict = z_alloc(&d->mem, dict_len, 1);
         if (!dict)
             return -ENOMEM;
         inflateGetDictionary(z, dict, &dict_len);
@@ -541,7 +275,7 @@ static int inflater_restart(struct wsk_deflate *d)
     int zr = inflateReset(z);
     if (zr == Z_OK && dict_len > 0)
         zr = inflateSetDictionary(z, dict, dict_len);
-    z_free(d, dict);
+    z_free(&d->mem, dict);
     return zr == Z_OK ? 0 : zlib_error(zr);
 }
 
@@ -551,14 +285,20 @@ static int inflate_input(struct wsk_deflate *d, const uint8_t *in, size_t len, u
 {
     if (len == 0)
         return 0;
-    if (!d->has_inflater) {
-        stream_hooks(d, &d->inflater);
+    if (!d->zin && d->in_takeover) {
+        stream_hooks(&d->mem, &d->inflater);
         int zr = inflateInit2(&d->inflater, -(int)d->in_bits);
         if (zr != Z_OK)
             return zlib_error(zr);
-        d->has_inflater = true;
+        d->zin = &d->inflater;
+    } else if (!d->zin) {
+        int zr;
+        d->zin_pooled = pool_take(false, d->in_bits, 0, &zr);
+        if (!d->zin_pooled)
+            return zlib_error(zr);
+        d->zin = &d->zin_pooled->z;
     }
-    z_stream *z = &d->inflater;
+    z_stream *z = d->zin;
     uint8_t buf[WSK_DEFLATE_CHUNK];
     if (d->msg_out > max_output)
         return WSK_ETOOBIG; /* max_output shrank between pieces */
@@ -619,14 +359,14 @@ static int inflate_finish(struct wsk_deflate *d, uint64_t max_output, wsk_deflat
             return rv;
         /* Bit 128 of data_type: inflate stopped between blocks. Anywhere
          * else the message was cut inside a block. */
-        if (!d->in_stream_done && !(d->inflater.data_type & 128))
+        if (!d->in_stream_done && !(d->zin->data_type & 128))
             return WSK_EDEFLATE;
     }
     d->msg_in = 0;
     d->msg_out = 0;
     d->in_stream_done = false;
     if (!d->in_takeover)
-        inflater_end(d);
+        inflater_end(d, true);
     return 0;
 }
 
@@ -640,17 +380,16 @@ int wsk_deflate_decompress(struct wsk_deflate *d, const uint8_t *in, size_t len,
         rv = inflate_finish(d, max_output, sink, ctx);
     if (rv < 0) {
         d->in_error = rv;
-        inflater_end(d);
+        inflater_end(d, false);
     }
     return rv;
 }
 
 /* Runs the deflate loop over in[0..len) and hands all output but the final
  * sync tail to the sink. */
-static int deflate_message(struct wsk_deflate *d, const uint8_t *in, size_t len,
-                           wsk_deflate_sink_cb sink, void *ctx)
+static int deflate_message(z_stream *z, const uint8_t *in, size_t len, wsk_deflate_sink_cb sink,
+                           void *ctx)
 {
-    z_stream *z = &d->deflater;
     uint8_t buf[WSK_DEFLATE_CHUNK];
     size_t held = 0; /* output bytes kept at buf[0..held), maybe the tail */
     z->avail_in = 0;
@@ -698,18 +437,27 @@ int wsk_deflate_compress(struct wsk_deflate *d, const uint8_t *in, size_t len,
         int rv = sink(ctx, &empty_block, 1);
         return rv < 0 ? rv : 0;
     }
+    if (!d->out_takeover) {
+        int zr;
+        struct pooled *p = pool_take(true, d->out_bits, d->mem_level, &zr);
+        if (!p)
+            return zlib_error(zr);
+        int rv = deflate_message(&p->z, in, len, sink, ctx);
+        pool_give(p, true, rv == 0);
+        return rv;
+    }
     if (!d->has_deflater) {
-        stream_hooks(d, &d->deflater);
+        stream_hooks(&d->mem, &d->deflater);
         int zr = deflateInit2(&d->deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)d->out_bits,
                               d->mem_level, Z_DEFAULT_STRATEGY);
         if (zr != Z_OK)
             return zlib_error(zr);
         d->has_deflater = true;
     }
-    int rv = deflate_message(d, in, len, sink, ctx);
+    int rv = deflate_message(&d->deflater, in, len, sink, ctx);
     /* After an error the peer has not seen this message, and a fresh stream
      * is always acceptable to its inflater, so start over. */
-    if (rv < 0 || !d->out_takeover)
+    if (rv < 0)
         deflater_end(d);
     return rv;
 }

@@ -124,6 +124,24 @@ if start_server --echo; then
         "$WS_URL" --payload chat -s 1000 -c 5 -d 0.5
     stop_server
 fi
+if start_server --echo --deflate-shared; then
+    check "--deflate-shared: chat echoes intact, compressed alone (50-90% on the wire)" \
+        bench_ok 'j["messages"] > 100 and 0.5 * j["messages"] * 282 < j["wire_bytes"] < 0.9 * j["messages"] * 282' \
+        "$WS_URL" --deflate --payload chat -c 20 -d 1
+    check "--deflate-shared: Python websockets is granted no context takeover both ways" \
+        "$PY" -c 'import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+        print(ext)
+        assert "server_no_context_takeover" in ext and "client_no_context_takeover" in ext
+        for i in range(50):
+            await ws.send("hello hello hello hello %d" % i * 5)
+            assert await ws.recv() == "hello hello hello hello %d" % i * 5
+asyncio.run(main())' "$WS_URL"
+    server_alive "the --deflate-shared server survived"
+    stop_server
+fi
 if start_server --echo --no-deflate; then
     check "--deflate against a server that declines: exit 1, says so" \
         bench_fails 1 "did not accept permessage-deflate" "$WS_URL" --deflate -c 2 -d 0.5
