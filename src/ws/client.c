@@ -57,6 +57,7 @@ void wsk__client_ctx_empty(struct wsk__ctx *ctx)
     struct client *cl = (struct client *)ctx;
     ctx->in_teardown = true;
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
+    wsk_timer_stop(ctx->loop, &ctx->flush_timer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__tls_ctx_unref(ctx->tls_ctx);
     free(ctx->zbuf);

@@ -48,14 +48,55 @@ void wsk__log(struct wsk__ctx *ctx, int level, const char *fmt, ...)
     ctx->log(level, msg, ctx->log_data);
 }
 
+/* Connections flushed per loop iteration. A publish to 100,000 subscribers
+ * queues the frame on each (encoded once) and leaves the sends to this
+ * pass: FLUSH_BATCH of them per iteration, with the loop's I/O callbacks
+ * (other connections' reads and writes) in between, so the fan-out does not
+ * stall everyone else for the 100 ms or more its system calls take. */
+#define FLUSH_BATCH 4096
+
+/* The next iteration: the rest of the flush list is due. A timer, not a
+ * defer, because defers queued by a defer run in the same round, before
+ * any I/O. */
+static void flush_rest_cb(struct wsk_loop *loop, struct wsk_timer *t)
+{
+    struct wsk__ctx *ctx = t->data;
+    ctx->flush_rest_due = true;
+    wsk_defer_start(loop, &ctx->flush_defer);
+}
+
 static void flush_all_cb(struct wsk_loop *loop, struct wsk_defer *d)
 {
-    (void)loop;
     struct wsk__ctx *ctx = d->data;
     /* Flushing may add connections back (a drained queue lets a handler send
-     * more), so take the list as it is now. */
-    struct wsk_conn *list = ctx->flush_list;
-    ctx->flush_list = NULL;
+     * more), so take the list as it is now: what an earlier iteration left
+     * when it is due, else the newer list, at most FLUSH_BATCH of it. The
+     * rest waits on flush_rest, still linked where wsk__conn_dead() finds
+     * it. */
+    struct wsk_conn **from = &ctx->flush_list;
+    if (ctx->flush_rest && ctx->flush_rest_due) {
+        from = &ctx->flush_rest;
+        ctx->flush_rest_due = false;
+    }
+    struct wsk_conn *list = *from, *cut = list;
+    *from = NULL;
+    for (size_t n = 1; cut && n < FLUSH_BATCH; n++)
+        cut = cut->flush_next;
+    if (cut && cut->flush_next) {
+        struct wsk_conn *rest = cut->flush_next, *tail = rest;
+        cut->flush_next = NULL;
+        if (ctx->flush_rest) { /* rare: two large lists in one round */
+            while (tail->flush_next)
+                tail = tail->flush_next;
+            tail->flush_next = ctx->flush_rest;
+        }
+        ctx->flush_rest = rest;
+    }
+    if (ctx->flush_rest && !wsk_timer_is_active(&ctx->flush_timer) &&
+        wsk_timer_start(loop, &ctx->flush_timer, 0, 0) < 0)
+        ctx->flush_rest_due = true; /* no timer: go on in this round */
+    if (ctx->flush_rest_due)
+        wsk_defer_start(loop, d);
     while (list) {
         struct wsk_conn *c = list;
         list = c->flush_next;
@@ -192,6 +233,7 @@ int wsk__ctx_init(struct wsk__ctx *ctx, struct wsk_loop *loop, const struct wsk_
     wsk_defer_init(&ctx->flush_defer, flush_all_cb, ctx);
     wsk_defer_init(&ctx->reap_defer, reap_cb, ctx);
     wsk_timer_init(&ctx->sweep, sweep_cb, ctx);
+    wsk_timer_init(&ctx->flush_timer, flush_rest_cb, ctx);
     ctx->rbuf = wsk__loop_scratch(loop, &ctx->rbuf_cap);
     if (!ctx->rbuf)
         return -ENOMEM;
@@ -206,6 +248,7 @@ void wsk__ctx_destroy(struct wsk__ctx *ctx)
     reap_cb(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->reap_defer);
     wsk_defer_cancel(ctx->loop, &ctx->flush_defer);
+    wsk_timer_stop(ctx->loop, &ctx->flush_timer);
     wsk_timer_stop(ctx->loop, &ctx->sweep);
     wsk__seg_pool_free(&ctx->pool);
     ctx->rbuf = NULL; /* the loop's */
@@ -299,6 +342,11 @@ void wsk__conn_dead(struct wsk_conn *c)
         struct wsk_conn **pp = &ctx->flush_list;
         while (*pp && *pp != c)
             pp = &(*pp)->flush_next;
+        if (!*pp) {
+            pp = &ctx->flush_rest;
+            while (*pp && *pp != c)
+                pp = &(*pp)->flush_next;
+        }
         if (*pp)
             *pp = c->flush_next;
         c->flags &= ~WSK__F_FLUSH_LIST;

@@ -120,6 +120,9 @@ struct wsk__ctx {
     size_t num_conns;        /* all connections */
     size_t num_open;         /* WebSocket open ones */
     struct wsk_conn *flush_list;
+    struct wsk_conn *flush_rest;  /* what the last flush round left for the next */
+    struct wsk_timer flush_timer; /* makes flush_rest due in the next iteration */
+    bool flush_rest_due;
     struct wsk_defer flush_defer;
     struct wsk_conn *dead_list;
     struct wsk_defer reap_defer;
