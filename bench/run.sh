@@ -25,6 +25,8 @@
 #          uWebSockets' shared compressor and decompressor
 #   uwsd   the same binary with its dedicated compressor (4 KiB window) and
 #          decompressor: scenarios h1 and h2 only
+#   wsks   wsk serve --deflate-shared (no context takeover, the thread's
+#          compressor): scenarios h1 and h2 only
 #
 # Scenarios:
 #   a  echo, 100 connections, 16 B text, 1 in flight
@@ -45,7 +47,8 @@
 # Options:
 #   --quick          one run, short durations (2-3 s)
 #   --runs N         runs per scenario and server (default 3)
-#   --only NAMES     servers to run, comma-separated (wsk,raw,lws,node,py,uws,uwsd)
+#   --only NAMES     servers to run, comma-separated
+#                    (wsk,raw,lws,node,py,uws,uwsd,wsks)
 #   --scenarios L    scenarios to run, comma-separated (default
 #                    a,b,c,d,e,f,g1,g2,g3,g4,h1,h2)
 #   --build-dir DIR  where to build (default build-bench)
@@ -56,7 +59,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-bench
 RUNS=3
 QUICK=0
-ONLY=wsk,raw,lws,node,py,uws,uwsd
+ONLY=wsk,raw,lws,node,py,uws,uwsd,wsks
 SCENARIOS=a,b,c,d,e,f,g1,g2,g3,g4,h1,h2
 DO_BUILD=1
 PY=/usr/bin/python3
@@ -143,11 +146,12 @@ server_cmd()
         raw | lws) return 0 ;;
         esac
     fi
-    [[ $name == uwsd && $flavor != deflate ]] && return 0
+    [[ ($name == uwsd || $name == wsks) && $flavor != deflate ]] && return 0
     case $name in
-    wsk)
+    wsk | wsks)
         [[ $flavor == tls ]] && tflag="--tls-cert $CERT --tls-key $KEY"
         [[ $flavor == deflate ]] && tflag=--deflate
+        [[ $name == wsks ]] && tflag="--deflate --deflate-shared"
         echo "$WSK serve --$mode --listen 127.0.0.1:0 -q $tflag" ;;
     uws | uwsd)
         [[ $flavor == tls ]] && tflag="--tls $CERT $KEY"
@@ -268,7 +272,7 @@ for s in "${SCEN[@]}"; do
     [[ $s =~ ^([a-f]|g[1-4]|h[12])$ ]] || { note "unknown scenario '$s' (a-f, g1-g4, h1, h2)"; exit 2; }
 done
 for s in "${SERVERS[@]}"; do
-    [[ $s =~ ^(wsk|raw|lws|node|py|uws|uwsd)$ ]] || { note "unknown server '$s'"; exit 2; }
+    [[ $s =~ ^(wsk|raw|lws|node|py|uws|uwsd|wsks)$ ]] || { note "unknown server '$s'"; exit 2; }
 done
 
 # Enough descriptors for 10,000 connections on each side; servers inherit it.
@@ -406,7 +410,7 @@ DONE = {"a": "messages", "b": "messages", "c": "messages", "d": "handshakes", "e
         "f": "deliveries", "g1": "messages", "g2": "messages", "g3": "handshakes", "g4": None,
         "h1": "messages", "h2": "messages"}
 RSS = ("e", "g4", "h2")
-ORDER = ["wsk", "raw", "lws", "node", "py", "uws", "uwsd"]
+ORDER = ["wsk", "wsks", "raw", "lws", "node", "py", "uws", "uwsd"]
 
 def med(xs):
     xs = [x for x in xs if x is not None]
