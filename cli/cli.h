@@ -1,6 +1,7 @@
 /* wsk command-line tool: what the subcommands share. Option values, logging,
  * the common options, the event loop and small growable buffers; the helpers
- * live in main.c. The tool uses only the public API in <wsk.h>. */
+ * live in main.c. The tool uses only the public API in <wsk.h>, except
+ * wsk bench's TLS (bench_tls.c calls OpenSSL directly; see there why). */
 #ifndef WSK_CLI_H
 #define WSK_CLI_H
 

@@ -625,12 +625,13 @@ ssize_t wsk__tls_writev(struct wsk__tls *t, const struct iovec *iov, int iovcnt)
 
 void wsk__tls_trim(struct wsk__tls *t)
 {
-    if (!t->keeps_buffers)
-        return;
-    if (!t->read_large && !t->fatal) {
-        SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
-        if (SSL_free_buffers(t->ssl)) /* 0: bytes in them, try next time */
-            t->keeps_buffers = false;
+    if (!t->read_large) {
+        wsk__tls_bio_trim(t);
+        if (t->keeps_buffers && !t->fatal) {
+            SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+            if (SSL_free_buffers(t->ssl)) /* 0: bytes in them, try next time */
+                t->keeps_buffers = false;
+        }
     }
     t->read_large = false;
 }

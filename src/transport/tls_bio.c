@@ -85,18 +85,24 @@ static void tb_evict(void)
     tb.owner = NULL;
     if (!o || n == 0)
         return;
-    unsigned char *p = malloc(o->rest_len - o->rest_off + n);
-    if (!p) {
-        o->fatal = -ENOMEM; /* its stream lost bytes: it must end */
-        return;
+    size_t kept = o->rest_len - o->rest_off;
+    if (o->rest_off) {
+        memmove(o->rest, o->rest + o->rest_off, kept);
+        o->rest_off = 0;
+        o->rest_len = kept;
     }
-    if (o->rest_off < o->rest_len)
-        memcpy(p, o->rest + o->rest_off, o->rest_len - o->rest_off);
-    memcpy(p + o->rest_len - o->rest_off, tb.in + tb.in_off, n);
-    free(o->rest);
-    o->rest_len = o->rest_len - o->rest_off + n;
-    o->rest_off = 0;
-    o->rest = p;
+    if (o->rest_cap - kept < n) {
+        unsigned char *p = realloc(o->rest, kept + n);
+        if (!p) {
+            o->fatal = -ENOMEM; /* its stream lost bytes: it must end */
+            tb.in_off = tb.in_len = 0;
+            return;
+        }
+        o->rest = p;
+        o->rest_cap = kept + n;
+    }
+    memcpy(o->rest + kept, tb.in + tb.in_off, n);
+    o->rest_len = kept + n;
     tb.in_off = tb.in_len = 0;
 }
 
@@ -115,6 +121,20 @@ void wsk__tls_bio_forget(struct wsk__tls *t)
     t->wbuf = NULL;
 }
 
+void wsk__tls_bio_trim(struct wsk__tls *t)
+{
+    if (t->rest && t->rest_off == t->rest_len) {
+        free(t->rest);
+        t->rest = NULL;
+        t->rest_off = t->rest_len = t->rest_cap = 0;
+    }
+    if (t->wbuf && t->woff == t->wlen) {
+        free(t->wbuf);
+        t->wbuf = NULL;
+        t->woff = t->wlen = t->wcap = 0;
+    }
+}
+
 bool wsk__tls_bio_pending(const struct wsk__tls *t)
 {
     return t->rest_off < t->rest_len || (tb.owner == t && tb.in_off < tb.in_len);
@@ -127,7 +147,7 @@ bool wsk__tls_bio_pending(const struct wsk__tls *t)
 static bool wbuf_append(struct wsk__tls *t, const void *data, size_t len)
 {
     if (t->wcap - t->wlen < len) {
-        size_t cap = t->wlen + len;
+        size_t cap = t->wlen + len > WSK__TLS_CORK_CAP ? t->wlen + len : WSK__TLS_CORK_CAP;
         unsigned char *p = realloc(t->wbuf, cap);
 
         if (!p)
@@ -195,9 +215,11 @@ int wsk__tls_wbuf_send(struct wsk__tls *t)
             }
             return 0;
         }
-        free(t->wbuf);
-        t->wbuf = NULL;
-        t->wlen = t->woff = t->wcap = 0;
+        /* Kept for the next partial send: a busy connection would
+         * otherwise allocate and free up to 85 KiB per message, which
+         * glibc trims and page-faults back in. wsk__tls_trim() frees it
+         * once the connection is quiet. */
+        t->wlen = t->woff = 0;
     }
     if (t->cork_owner && tb.cork_len) {
         ssize_t n = send_some(t->fd, tb.cork, tb.cork_len);
@@ -282,11 +304,8 @@ static int sock_bio_read(BIO *b, char *data, size_t len, size_t *nread)
         size_t k = t->rest_len - t->rest_off < len ? t->rest_len - t->rest_off : len;
         memcpy(data, t->rest + t->rest_off, k);
         t->rest_off += k;
-        if (t->rest_off == t->rest_len) {
-            free(t->rest);
-            t->rest = NULL;
-            t->rest_off = t->rest_len = 0;
-        }
+        if (t->rest_off == t->rest_len)
+            t->rest_off = t->rest_len = 0; /* the memory stays until a trim */
         *nread = k;
         return 1;
     }

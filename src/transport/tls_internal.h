@@ -49,6 +49,7 @@ struct wsk__tls {
     unsigned char *rest;
     size_t rest_off;
     size_t rest_len;
+    size_t rest_cap;
     /* OpenSSL's buffers are kept while large records come (wsk__tls_trim) */
     bool keeps_buffers;
     bool read_large; /* since the last wsk__tls_trim */
@@ -95,6 +96,9 @@ void wsk__tls_cork_end(struct wsk__tls *t);
  * gone, 0 when the socket took less (the rest is kept in t->wbuf), or a
  * negative errno. */
 int wsk__tls_wbuf_send(struct wsk__tls *t);
+/* tls_bio.c: frees t's wbuf and rest when they hold nothing; for
+ * wsk__tls_trim(). */
+void wsk__tls_bio_trim(struct wsk__tls *t);
 
 /* Formats into err (when err and errlen are non-zero). */
 __attribute__((format(printf, 3, 4))) void wsk__tls_put_err(char *err, size_t errlen,
