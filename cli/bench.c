@@ -690,10 +690,8 @@ struct worker {
     uint64_t last_progress_ms; /* when a reply last came */
     uint64_t rx_ns;            /* when the current read returned, since the epoch */
     uint8_t *rbuf;
-    uint8_t *plain; /* --payload chat or --deflate: a message before compression */
-    uint8_t *zbuf;  /* --deflate: the compressed message */
-    size_t zlen;
-    size_t zcap;
+    uint8_t *plain;   /* --payload chat or --deflate: a message before compression */
+    struct cli_buf z; /* --deflate: the compressed message (memory kept between messages) */
     size_t rng_off;
     uint8_t rng[RNG_POOL];
     struct wsk_timer tick;
@@ -1121,21 +1119,7 @@ static uint64_t echo_id48(const struct bconn *c, uint64_t seq)
 
 static int zsink(void *ctx, const uint8_t *data, size_t len)
 {
-    struct worker *w = ctx;
-
-    if (w->zcap - w->zlen < len) {
-        size_t cap = w->zcap ? w->zcap : 1024;
-        while (cap - w->zlen < len)
-            cap *= 2;
-        uint8_t *p = realloc(w->zbuf, cap);
-        if (!p)
-            return -ENOMEM;
-        w->zbuf = p;
-        w->zcap = cap;
-    }
-    memcpy(w->zbuf + w->zlen, data, len);
-    w->zlen += len;
-    return 0;
+    return cli_buf_append(ctx, data, len);
 }
 
 /* The most bytes a message of size bytes takes as a frame: deflate may grow
@@ -1183,12 +1167,12 @@ static size_t encode_message(struct bconn *c, uint8_t *out, uint64_t id48, uint6
             wsk_mask_copy(out + h, w->plain, size, key, 0);
             return h + size;
         }
-        w->zlen = 0;
-        if (wsk_deflate_compress(c->zctx, w->plain, size, zsink, w) < 0)
+        w->z.len = 0;
+        if (wsk_deflate_compress(c->zctx, w->plain, size, zsink, &w->z) < 0)
             return 0;
-        h = wsk_frame_header_encode(out, (uint8_t)(b->first_byte | WSK_FRAME_RSV1), w->zlen, key);
-        wsk_mask_copy(out + h, w->zbuf, w->zlen, key, 0);
-        return h + w->zlen;
+        h = wsk_frame_header_encode(out, (uint8_t)(b->first_byte | WSK_FRAME_RSV1), w->z.len, key);
+        wsk_mask_copy(out + h, (const uint8_t *)w->z.ptr, w->z.len, key, 0);
+        return h + w->z.len;
     }
     make_header(hdr, id48, time_ns);
     h = wsk_frame_header_encode(out, b->first_byte, size, key);
@@ -2270,7 +2254,7 @@ static void teardown(struct bench *b)
         wsk_loop_free(w->loop);
         free(w->rbuf);
         free(w->plain);
-        free(w->zbuf);
+        cli_buf_reset(&w->z);
     }
     for (size_t i = 0; b->conns && i < b->num_conns; i++) {
         struct bconn *c = &b->conns[i];
