@@ -48,7 +48,8 @@
 #   --quick          one run, short durations (2-3 s)
 #   --runs N         runs per scenario and server (default 3)
 #   --only NAMES     servers to run, comma-separated
-#                    (wsk,raw,lws,node,py,uws,uwsd,wsks)
+#                    (wsk,raw,lws,node,py,uws,uwsd,wsks,wsku; wsku is
+#                    wsk serve --backend io_uring)
 #   --scenarios L    scenarios to run, comma-separated (default
 #                    a,b,c,d,e,f,g1,g2,g3,g4,h1,h2)
 #   --build-dir DIR  where to build (default build-bench)
@@ -148,10 +149,11 @@ server_cmd()
     fi
     [[ ($name == uwsd || $name == wsks) && $flavor != deflate ]] && return 0
     case $name in
-    wsk | wsks)
+    wsk | wsks | wsku)
         [[ $flavor == tls ]] && tflag="--tls-cert $CERT --tls-key $KEY"
         [[ $flavor == deflate ]] && tflag=--deflate
         [[ $name == wsks ]] && tflag="--deflate --deflate-shared"
+        [[ $name == wsku ]] && tflag="$tflag --backend io_uring"
         echo "$WSK serve --$mode --listen 127.0.0.1:0 -q $tflag" ;;
     uws | uwsd)
         [[ $flavor == tls ]] && tflag="--tls $CERT $KEY"
@@ -272,7 +274,7 @@ for s in "${SCEN[@]}"; do
     [[ $s =~ ^([a-f]|g[1-4]|h[12])$ ]] || { note "unknown scenario '$s' (a-f, g1-g4, h1, h2)"; exit 2; }
 done
 for s in "${SERVERS[@]}"; do
-    [[ $s =~ ^(wsk|raw|lws|node|py|uws|uwsd|wsks)$ ]] || { note "unknown server '$s'"; exit 2; }
+    [[ $s =~ ^(wsk|raw|lws|node|py|uws|uwsd|wsks|wsku)$ ]] || { note "unknown server '$s'"; exit 2; }
 done
 
 # Enough descriptors for 10,000 connections on each side; servers inherit it.

@@ -53,7 +53,7 @@ static const char connect_usage[] =
     "  --echo                  ignore stdin and send every message received back\n"
     "                          unchanged, text as text and binary as binary,\n"
     "                          until the server closes\n"
-    "  --backend NAME          event loop: epoll, poll or select (default epoll)\n"
+    "  --backend NAME          event loop: epoll, poll, select or io_uring (default epoll)\n"
     "  --max-message BYTES     largest message accepted from the server, and longest\n"
     "                          stdin line sent (default 16M)\n";
 
@@ -227,7 +227,8 @@ int connect_parse_options(struct connect_options *opt, int argc, char **argv)
             break;
         case OPT_BACKEND:
             if (wsk_backend_parse(optarg, &opt->backend) < 0)
-                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
+                return cli_usage_error("--backend '%s': expected epoll, poll, select or io_uring",
+                                       optarg);
             break;
         case OPT_MAX_MESSAGE:
             /* A line is kept in memory before it is sent: keep it addressable. */

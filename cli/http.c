@@ -60,7 +60,7 @@ static const char http_usage[] =
     "                          (PEM), e.g. a private CA, instead of the system's\n"
     "      --insecure          https://: do not verify the server's certificate at\n"
     "                          all (for tests)\n"
-    "      --backend NAME      event loop: epoll, poll or select (default epoll)\n"
+    "      --backend NAME      event loop: epoll, poll, select or io_uring (default epoll)\n"
     "  -v, --verbose           show the request and response heads on stderr\n"
     "  -q, --quiet             print nothing on stderr but errors\n"
     "  -h, --help              show this help\n"
@@ -265,7 +265,8 @@ static int parse_options(struct http_options *opt, int argc, char **argv)
             break;
         case OPT_BACKEND:
             if (wsk_backend_parse(optarg, &opt->backend) < 0)
-                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
+                return cli_usage_error("--backend '%s': expected epoll, poll, select or io_uring",
+                                       optarg);
             break;
         default:
             if ((rv = cli_common_option(c, argv, http_usage, http_longopts, CLI_DEBUG,

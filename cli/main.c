@@ -641,6 +641,13 @@ int cli_loop_new(struct wsk_loop **out, enum wsk_backend backend)
         cli_error("cannot create the event loop: %s", wsk_strerror(rv));
         return CLI_EXIT_FAILURE;
     }
+    static bool told;
+    if (backend == WSK_BACKEND_IO_URING && strcmp(wsk_loop_backend_name(*out), "io_uring") != 0 &&
+        !told) {
+        told = true;
+        cli_info("io_uring is not available here (kernel, seccomp policy or build): using %s",
+                 wsk_loop_backend_name(*out));
+    }
     return 0;
 }
 

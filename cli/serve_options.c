@@ -127,7 +127,7 @@ static const char serve_usage_more[] =
     "                         503 once shutting down\n";
 
 static const char serve_usage_limits[] =
-    "  --backend NAME         event loop: epoll, poll or select (default epoll)\n"
+    "  --backend NAME         event loop: epoll, poll, select or io_uring (default epoll)\n"
     "  --reuse-port           share the port with other wsk serve --reuse-port\n"
     "                         processes (SO_REUSEPORT); each has its own clients\n"
     "  --max-message BYTES    largest message accepted; bigger ones close the\n"
@@ -511,7 +511,8 @@ int serve_parse_options(struct serve_options *opt, int argc, char **argv)
             break;
         case OPT_BACKEND:
             if (wsk_backend_parse(optarg, &opt->backend) < 0)
-                return cli_usage_error("--backend '%s': expected epoll, poll or select", optarg);
+                return cli_usage_error("--backend '%s': expected epoll, poll, select or io_uring",
+                                       optarg);
             break;
         case OPT_MAX_MESSAGE:
             if (cli_parse_bytes(optarg, UINT64_MAX, &opt->max_message) < 0)

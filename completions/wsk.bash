@@ -44,7 +44,7 @@ _wsk()
 
     case $prev in
     --backend)
-        mapfile -t COMPREPLY < <(compgen -W 'epoll poll select' -- "$cur")
+        mapfile -t COMPREPLY < <(compgen -W 'epoll poll select io_uring' -- "$cur")
         return
         ;;
     --mode)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(cmake ninja-build gcc clang libssl-dev zlib1g-dev pkg-config libhiredis-dev openssl ca-certificates)
+want=(cmake ninja-build gcc clang libssl-dev zlib1g-dev pkg-config libhiredis-dev liburing-dev openssl ca-certificates)
 for what in "$@"; do
     case $what in
     build) ;;

@@ -80,4 +80,20 @@ static inline uint64_t wsk_test_rand(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+/* The loop configuration for tests that run the ws and net layers: the
+ * backend named by WSK_TEST_BACKEND (CTest runs those tests once more with
+ * io_uring), the default otherwise. */
+#include "wsk/loop.h"
+static inline const struct wsk_loop_config *wsk_test_loop_cfg(void)
+{
+    static struct wsk_loop_config cfg;
+    wsk_loop_config_init(&cfg);
+    const char *name = getenv("WSK_TEST_BACKEND");
+    if (name && wsk_backend_parse(name, &cfg.backend) < 0) {
+        fprintf(stderr, "WSK_TEST_BACKEND=%s: unknown backend\n", name);
+        exit(2);
+    }
+    return &cfg;
+}
+
 #endif

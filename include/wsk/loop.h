@@ -23,9 +23,14 @@ enum wsk_backend {
     WSK_BACKEND_EPOLL,
     WSK_BACKEND_POLL,
     WSK_BACKEND_SELECT,
+    /* Completion I/O for plain streams (multishot receives into provided
+     * buffers, sends batched into the wait), readiness through epoll for
+     * the rest. Falls back to epoll when the kernel, a seccomp policy or a
+     * build without liburing refuses it: wsk_loop_backend_name() tells. */
+    WSK_BACKEND_IO_URING,
 };
 
-/* Parses "epoll", "poll" or "select" (case-sensitive) into *out. Returns 0,
+/* Parses "epoll", "poll", "select" or "io_uring" (case-sensitive) into *out. Returns 0,
  * or -EINVAL for anything else, NULL included; *out is then left as it was. */
 WSK_API int wsk_backend_parse(const char *name, enum wsk_backend *out);
 
@@ -71,7 +76,8 @@ WSK_API void wsk_loop_stop(struct wsk_loop *loop);
  * wsk_loop_run(). */
 WSK_API uint64_t wsk_loop_now(const struct wsk_loop *loop);
 
-/* "epoll", "poll" or "select": a static string, never NULL. */
+/* "epoll", "poll", "select" or "io_uring" (the backend in use, after any
+ * fallback): a static string, never NULL. */
 WSK_API const char *wsk_loop_backend_name(const struct wsk_loop *loop);
 
 /* ---- I/O readiness ---------------------------------------------------- */

@@ -123,6 +123,11 @@ static void epoll_be_dispatch(void *state, struct wsk_loop *loop)
     st->nready = 0;
 }
 
+int wsk__epoll_fd(void *state)
+{
+    return ((struct epoll_state *)state)->epfd;
+}
+
 const struct wsk__backend wsk__backend_epoll = {
     .name = "epoll",
     .init = epoll_be_init,

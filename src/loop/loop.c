@@ -24,12 +24,14 @@
  * wait returns, so timers never start from a time before the loop blocked.
  */
 #include "loop/loop_internal.h"
+#include "loop/uring.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -130,6 +132,7 @@ int wsk_backend_parse(const char *name, enum wsk_backend *out)
         {"epoll", WSK_BACKEND_EPOLL},
         {"poll", WSK_BACKEND_POLL},
         {"select", WSK_BACKEND_SELECT},
+        {"io_uring", WSK_BACKEND_IO_URING},
     };
 
     for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++) {
@@ -171,6 +174,9 @@ int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg)
     case WSK_BACKEND_SELECT:
         backend = &wsk__backend_select;
         break;
+    case WSK_BACKEND_IO_URING:
+        backend = &wsk__backend_uring;
+        break;
     default:
         return -EINVAL;
     }
@@ -193,6 +199,13 @@ int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg)
     wsk_io_init(&loop->signal_io, -1, NULL, NULL);
 
     rv = backend->init(&loop->backend_state);
+    if (rv < 0 && backend == &wsk__backend_uring) {
+        /* ENOSYS (old kernel, no liburing), EPERM (seccomp, or
+         * io_uring_disabled), ENOMEM (locked memory limit): epoll does the
+         * same job with a system call per read and write. */
+        loop->backend = backend = &wsk__backend_epoll;
+        rv = backend->init(&loop->backend_state);
+    }
     if (rv < 0)
         goto fail;
     /* Created up front rather than in wsk_loop_set_wakeup(): other threads
@@ -262,6 +275,18 @@ uint8_t *wsk__loop_scratch(struct wsk_loop *loop, size_t *len)
 uint64_t wsk_loop_now(const struct wsk_loop *loop)
 {
     return loop->now;
+}
+
+struct wsk__uring *wsk__loop_uring(struct wsk_loop *loop)
+{
+    if (loop->backend != &wsk__backend_uring || !wsk__uring_ready(loop->backend_state))
+        return NULL;
+    return loop->backend_state;
+}
+
+void wsk__loop_ref(struct wsk_loop *loop, int delta)
+{
+    loop->active_ios += (size_t)(ptrdiff_t)delta;
 }
 
 const char *wsk_loop_backend_name(const struct wsk_loop *loop)

@@ -45,6 +45,11 @@ struct wsk__backend {
 extern const struct wsk__backend wsk__backend_epoll;
 extern const struct wsk__backend wsk__backend_poll;
 extern const struct wsk__backend wsk__backend_select;
+extern const struct wsk__backend wsk__backend_uring;
+
+/* The epoll backend's epoll fd, for the io_uring backend, which keeps its
+ * watchers in an epoll set and polls that set's fd through the ring. */
+int wsk__epoll_fd(void *epoll_state);
 
 /* For the layers above: one receive buffer per loop, allocated on first use
  * and freed with the loop. Every connection on the loop reads into it and

@@ -258,7 +258,7 @@ void wsk__tcp_dead(struct wsk_tcp *t, int error)
     struct wsk__tcp_ctx *ctx = t->ctx;
     bool report = (t->flags & WSK__TCP_OPENED) || ctx->is_client;
     t->state = WSK__TCP_DEAD;
-    wsk_io_stop(ctx->loop, &t->st.io);
+    wsk__stream_stop(ctx->loop, &t->st);
     wsk__stream_drop_queue(&t->st, &ctx->pool);
     wsk__resolve_cancel(t->job);
     t->job = NULL;

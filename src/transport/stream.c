@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loop/uring.h"
 #include "transport/tls.h"
 
 #define SEG_SIZE        (16u * 1024)
@@ -35,10 +36,12 @@ void wsk__shared_release(struct wsk__shared *sh)
         free(sh);
 }
 
-static void seg_free(struct wsk__seg_pool *p, struct wsk__oseg *s)
+void wsk__seg_free(struct wsk__seg_pool *p, struct wsk__oseg *s)
 {
     if (s->shared) {
         wsk__shared_release(s->shared);
+        free(s);
+    } else if (!p) {
         free(s);
     } else if (s->cap == SEG_SIZE && p->big_len < POOL_MAX) {
         s->next = p->big;
@@ -128,6 +131,20 @@ int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_re
         ev = WSK_IO_READ; /* the handshake first: queued bytes wait for it */
     if (connecting)
         ev = WSK_IO_WRITE;
+    if (s->u) {
+        wsk__ustream_watch(loop, s, ev);
+        return 0;
+    }
+    /* A plain connected stream on an io_uring loop moves to completion
+     * I/O: off the epoll set, onto the ring. */
+    if (!s->tls && !connecting && !(s->flags & WSK__STREAM_NO_URING) && wsk__loop_uring(loop)) {
+        wsk_io_stop(loop, &s->io);
+        int rv = wsk__ustream_attach(loop, s);
+        if (rv < 0)
+            return rv;
+        wsk__ustream_watch(loop, s, ev);
+        return 0;
+    }
     if (ev == s->io.events)
         return 0;
     if (!ev) {
@@ -137,8 +154,18 @@ int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_re
     return wsk_io_start(loop, &s->io, ev);
 }
 
+void wsk__stream_stop(struct wsk_loop *loop, struct wsk__stream *s)
+{
+    if (s->u)
+        wsk__ustream_watch(loop, s, 0);
+    else
+        wsk_io_stop(loop, &s->io);
+}
+
 ssize_t wsk__stream_recv(struct wsk__stream *s, uint8_t *buf, size_t len)
 {
+    if (s->u)
+        return wsk__ustream_recv(s, buf, len);
     if (s->tls) {
         ssize_t n = wsk__tls_read(s->tls, buf, len);
         if (n == WSK__TLS_WANT_WRITE) {
@@ -219,7 +246,20 @@ int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh)
 
 ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
+    if (s->u)
+        return wsk__ustream_flush(s, pool);
+    return wsk__stream_flush_sync(s, pool);
+}
+
+ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool)
+{
     size_t total = 0;
+    if (s->u) {
+        ssize_t done = wsk__ustream_flush_sync(s, pool);
+        if (done < 0 || wsk__ustream_busy(s))
+            return done;
+        total = (size_t)done;
+    }
     while (s->out_bytes) {
         struct iovec iov[IOV_MAX_BATCH];
         int n = 0;
@@ -233,7 +273,7 @@ ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
         if (w == -EAGAIN || w == 0)
             break;
         if (w < 0)
-            return w;
+            return s->u ? wsk__ustream_set_error(s, (int)w) : w;
         size_t left = (size_t)w;
         total += left;
         s->out_bytes -= left;
@@ -248,18 +288,22 @@ ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
             s->out_head = seg->next;
             if (!s->out_head)
                 s->out_tail = NULL;
-            seg_free(pool, seg);
+            wsk__seg_free(pool, seg);
         }
     }
+    if (s->u)
+        wsk__ustream_kick(s); /* the rest goes when the socket takes it */
     return (ssize_t)total;
 }
 
 void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
+    if (s->u && wsk__ustream_drop_queue(s))
+        return;
     struct wsk__oseg *seg = s->out_head;
     while (seg) {
         struct wsk__oseg *next = seg->next;
-        seg_free(pool, seg);
+        wsk__seg_free(pool, seg);
         seg = next;
     }
     s->out_head = s->out_tail = NULL;
@@ -271,6 +315,8 @@ void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool)
 int wsk__stream_start_tls(struct wsk__stream *s, struct wsk__tls_ctx *ctx, bool is_server,
                           const char *server_name)
 {
+    if (s->u)
+        return WSK_ESTATE; /* completion I/O started: see WSK__STREAM_NO_URING */
     int rv = wsk__tls_new(&s->tls, ctx, s->io.fd, is_server, server_name);
     if (rv < 0)
         return rv;
@@ -322,11 +368,15 @@ int wsk__stream_handshake(struct wsk__stream *s)
 
 bool wsk__stream_pending(const struct wsk__stream *s)
 {
+    if (s->u)
+        return wsk__ustream_pending(s);
     return s->tls && wsk__tls_pending(s->tls);
 }
 
 void wsk__stream_trim(struct wsk__stream *s)
 {
+    if (s->u)
+        wsk__ustream_trim(s);
     if (s->tls)
         wsk__tls_trim(s->tls);
 }
@@ -347,6 +397,8 @@ void wsk__stream_close(struct wsk_loop *loop, struct wsk__stream *s, struct wsk_
     if (s->io.fd >= 0)
         wsk_io_stop(loop, &s->io);
     wsk__stream_drop_queue(s, pool);
+    if (s->u)
+        wsk__ustream_detach(loop, s);
     wsk__tls_free(s->tls);
     s->tls = NULL;
     if (s->io.fd >= 0) {

@@ -34,6 +34,7 @@
 
 struct wsk__tls;
 struct wsk__tls_ctx;
+struct wsk__ustream;
 
 /* Bytes shared by several send queues, freed with the last reference. */
 struct wsk__shared {
@@ -67,12 +68,17 @@ struct wsk__seg_pool {
 /* Frees the spare segments; the pool stays usable. */
 void wsk__seg_pool_free(struct wsk__seg_pool *pool);
 
+/* Gives a segment back to pool, or to malloc when pool is NULL; drops the
+ * reference of a shared one. */
+void wsk__seg_free(struct wsk__seg_pool *pool, struct wsk__oseg *seg);
+
 enum {
-    WSK__STREAM_TLS_HS = 1u << 0,  /* TLS handshake under way */
-    WSK__STREAM_TLS_RW = 1u << 1,  /* a TLS read (or the handshake) waits for writable */
-    WSK__STREAM_TLS_WR = 1u << 2,  /* a TLS write waits for readable */
-    WSK__STREAM_SERVER = 1u << 3,  /* TLS server side */
-    WSK__STREAM_SNIFFED = 1u << 4, /* server: the peer's first byte was seen */
+    WSK__STREAM_TLS_HS = 1u << 0,   /* TLS handshake under way */
+    WSK__STREAM_TLS_RW = 1u << 1,   /* a TLS read (or the handshake) waits for writable */
+    WSK__STREAM_TLS_WR = 1u << 2,   /* a TLS write waits for readable */
+    WSK__STREAM_SERVER = 1u << 3,   /* TLS server side */
+    WSK__STREAM_SNIFFED = 1u << 4,  /* server: the peer's first byte was seen */
+    WSK__STREAM_NO_URING = 1u << 5, /* stays on readiness: TLS will start later */
 };
 
 /* The pool is not kept in the stream but passed to the calls that need it:
@@ -80,6 +86,7 @@ enum {
 struct wsk__stream {
     struct wsk_io io; /* io.fd < 0: no socket yet (a client resolving a name) */
     struct wsk__tls *tls;
+    struct wsk__ustream *u; /* completion I/O on an io_uring loop (stream_uring.c) */
     struct wsk__oseg *out_head, *out_tail;
     size_t out_bytes; /* queued and not yet written */
     uint8_t flags;
@@ -95,6 +102,10 @@ void wsk__stream_init(struct wsk__stream *s, int fd, wsk_io_cb cb, void *data);
  * loop's error (then nothing changed). */
 int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_read,
                       bool connecting);
+
+/* Stops watching (wsk__stream_watch() starts again). On an io_uring loop a
+ * plain stream's receive is cancelled too: no callback comes after this. */
+void wsk__stream_stop(struct wsk_loop *loop, struct wsk__stream *s);
 
 /* Reads up to len bytes: a count, 0 at end of stream, -EAGAIN, or an error. */
 ssize_t wsk__stream_recv(struct wsk__stream *s, uint8_t *buf, size_t len);
@@ -128,8 +139,15 @@ int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh);
 
 /* Writes as much of the queue as the socket takes. Returns the bytes
  * written (0 when the socket took nothing or nothing was queued) or an
- * error; -EAGAIN is not an error here. */
+ * error; -EAGAIN is not an error here. On an io_uring loop a plain stream
+ * submits a send instead and returns the bytes earlier sends completed;
+ * the owner hears of the next completion as WSK_IO_WRITE readiness. */
 ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool);
+
+/* wsk__stream_flush() that writes now, with a system call, on an io_uring
+ * loop too (unless a send is already in flight there): for an owner about
+ * to judge a queue full, which must first give the socket what it takes. */
+ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool);
 
 /* Drops everything queued. */
 void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool);
@@ -164,6 +182,21 @@ const char *wsk__stream_error(const struct wsk__stream *s);
 
 /* Sends TLS close_notify (nothing without TLS). */
 void wsk__stream_shutdown_tls(struct wsk__stream *s);
+
+/* The io_uring side (stream_uring.c), called by stream.c for a stream with
+ * s->u set; see there. */
+int wsk__ustream_attach(struct wsk_loop *loop, struct wsk__stream *s);
+void wsk__ustream_watch(struct wsk_loop *loop, struct wsk__stream *s, unsigned ev);
+ssize_t wsk__ustream_recv(struct wsk__stream *s, uint8_t *buf, size_t len);
+bool wsk__ustream_pending(const struct wsk__stream *s);
+ssize_t wsk__ustream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool);
+ssize_t wsk__ustream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool);
+bool wsk__ustream_busy(const struct wsk__stream *s);
+void wsk__ustream_kick(struct wsk__stream *s);
+int wsk__ustream_set_error(struct wsk__stream *s, int err);
+bool wsk__ustream_drop_queue(struct wsk__stream *s);
+void wsk__ustream_trim(struct wsk__stream *s);
+void wsk__ustream_detach(struct wsk_loop *loop, struct wsk__stream *s);
 
 /* Stops watching, frees TLS and the queue, closes the socket. */
 void wsk__stream_close(struct wsk_loop *loop, struct wsk__stream *s, struct wsk__seg_pool *pool);

@@ -67,6 +67,10 @@ void wsk__client_proxy_start(struct wsk_conn *c)
 {
     struct wsk__client_hs *hs = c->hs;
     const struct wsk__proxy *p = hs->proxy;
+    /* TLS starts on this socket once the proxy has answered: keep it on
+     * readiness, as TLS streams are (stream.h). */
+    if (hs->is_tls)
+        c->st.flags |= WSK__STREAM_NO_URING;
     if (p->kind == WSK__PROXY_HTTP) {
         char req[WSK__CONNECT_REQUEST_MAX];
         int n = wsk__http_connect_request(req, sizeof req, p, hs->host,

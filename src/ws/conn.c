@@ -335,7 +335,7 @@ void wsk__conn_dead(struct wsk_conn *c)
     bool was_open = c->flags & WSK__F_OPENED;
     c->state = WSK__DEAD;
     /* The socket is closed after on_close, so wsk_conn_peer() still works there. */
-    wsk_io_stop(ctx->loop, &c->st.io);
+    wsk__stream_stop(ctx->loop, &c->st);
     wsk__stream_drop_queue(&c->st, &ctx->pool);
     wsk_session_clear(&c->sess);
     if (c->flags & WSK__F_FLUSH_LIST) {

@@ -78,11 +78,20 @@ void wsk__conn_want_flush(struct wsk_conn *c)
     wsk_defer_start(ctx->loop, &ctx->flush_defer);
 }
 
-/* Writes as much of the queue as the socket takes. */
+static void flush(struct wsk_conn *c, bool now);
+
+/* Writes as much of the queue as the socket takes (on an io_uring loop:
+ * submits it, to go with the next wait). */
 void wsk__conn_flush(struct wsk_conn *c)
 {
+    flush(c, false);
+}
+
+static void flush(struct wsk_conn *c, bool now)
+{
     struct wsk__ctx *ctx = c->ctx;
-    ssize_t w = wsk__stream_flush(&c->st, &ctx->pool);
+    ssize_t w =
+        now ? wsk__stream_flush_sync(&c->st, &ctx->pool) : wsk__stream_flush(&c->st, &ctx->pool);
     if (w < 0) {
         wsk__conn_io_error(c, (int)w);
         return;
@@ -246,7 +255,7 @@ int wsk__conn_queue_frame(struct wsk_conn *c, uint8_t first_byte, const uint8_t 
 void wsk__conn_flush_now(struct wsk_conn *c)
 {
     if (c->state != WSK__DEAD && c->st.io.fd >= 0 && c->state != WSK__CONNECTING)
-        wsk__conn_flush(c);
+        flush(c, true);
 }
 
 /* Applies the queue limit after a send made by the connection's user. */

@@ -13,7 +13,7 @@ fi
 CASES=(text binary empty-text empty-binary big-binary big-text fragmented-text
     fragmented-binary ping many close)
 
-for backend in epoll poll select; do
+for backend in epoll poll select io_uring; do
     echo "== node ws client -> wsk serve --echo --backend $backend"
     start_server --echo --backend "$backend" --max-message 4194304 || continue
     for c in "${CASES[@]}"; do

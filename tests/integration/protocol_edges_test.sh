@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 mapfile -t EDGES < <("$PY" "$PEERS/raw_client.py" edge-list)
 ((${#EDGES[@]} > 10)) || fail "raw_client.py edge-list listed only ${#EDGES[@]} cases"
 
-for backend in epoll poll select; do
+for backend in epoll poll select io_uring; do
     echo "== wsk serve --echo --max-message 1024 --backend $backend"
     start_server --echo --max-message 1024 --backend "$backend" || continue
     for edge in "${EDGES[@]}"; do

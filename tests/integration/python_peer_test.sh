@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 CASES=(text binary empty-text empty-binary big-binary big-text fragmented-text
     fragmented-binary ping many close)
 
-for backend in epoll poll select; do
+for backend in epoll poll select io_uring; do
     echo "== python websockets client -> wsk serve --echo --backend $backend"
     start_server --echo --backend "$backend" --max-message 4194304 || continue
     for c in "${CASES[@]}"; do

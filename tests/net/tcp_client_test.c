@@ -286,7 +286,7 @@ static void test_tls_against_plain_servers(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     if (!make_pki()) {
         printf("skip: openssl could not make certificates\n");
         WSK_TEST_END();

@@ -357,7 +357,7 @@ static void test_udp(void)
 
 int main(void)
 {
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_echo_and_close);
     WSK_RUN(test_shutdown_reads_on);
     WSK_RUN(test_on_eof_answers_after_half_close);

@@ -976,7 +976,7 @@ out:
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_ping_pong);
     WSK_RUN(test_send_queue_counts_frames);
     WSK_RUN(test_send_queue_backpressure_drain);

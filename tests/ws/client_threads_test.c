@@ -147,7 +147,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(120);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     /* Twice: the second round reuses what the first left (pools, freed
      * jobs) while orphaned threads of the first may still be finishing. */
     WSK_RUN(test_many_resolving_clients);

@@ -889,7 +889,7 @@ static void test_tls_echo_and_verify(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_echo_and_client_close);
     WSK_RUN(test_big_client_frame);
     WSK_RUN(test_server_close_with_reason);

@@ -317,7 +317,7 @@ static bool run_begin(struct run *r)
     for (int i = 0; i < MAX_RAW; i++)
         r->raw[i].fd = -1;
     is_armed = true;
-    int rv = wsk_loop_new(&r->loop, NULL);
+    int rv = wsk_loop_new(&r->loop, wsk_test_loop_cfg());
     if (rv < 0) {
         r->loop = NULL;
         if (rv != -ENOMEM)

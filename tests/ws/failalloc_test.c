@@ -192,7 +192,7 @@ static enum failalloc_outcome session_run(void)
     struct session s = {.raw_fd = -1};
     enum failalloc_outcome out = FA_RAN;
     is_armed = true;
-    int rv = wsk_loop_new(&s.loop, NULL);
+    int rv = wsk_loop_new(&s.loop, wsk_test_loop_cfg());
     if (rv < 0) {
         is_armed = false;
         return rv == -ENOMEM ? FA_RAN : FA_BAD;

@@ -763,7 +763,7 @@ static void test_client_null_subprotocol(void)
 static void test_loop_free_refused_while_busy(void)
 {
     struct wsk_loop *l;
-    CHECK_EQ_INT(wsk_loop_new(&l, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&l, wsk_test_loop_cfg()), 0);
     struct wsk_server *srv;
     CHECK_EQ_INT(wsk_server_new(&srv, l, NULL), 0);
     CHECK(wsk_server_listen(srv, "127.0.0.1", 0) > 0);
@@ -817,7 +817,7 @@ static void test_refused_connect_reported_at_once(void)
 
 int main(void)
 {
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/wsk-hardening-XXXXXX");
     CHECK(mkdtemp(tmpdir) != NULL);
     WSK_RUN(test_ping_flood_never_reading);

@@ -324,7 +324,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(110);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_post);
     WSK_RUN(test_left_to_server);
     WSK_RUN(test_refused);

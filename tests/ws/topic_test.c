@@ -669,7 +669,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(110);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_siphash);
     WSK_RUN(test_counts);
     WSK_RUN(test_callbacks_during_publish);

@@ -151,7 +151,7 @@ static void test_threads_publish(void)
 static void test_free_with_post_queued(void)
 {
     struct wsk_loop *l;
-    CHECK_EQ_INT(wsk_loop_new(&l, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&l, wsk_test_loop_cfg()), 0);
     struct wsk_server *s;
     CHECK_EQ_INT(wsk_server_new(&s, l, NULL), 0);
     CHECK_EQ_INT(wsk_server_publish_async(s, "t", 1, WSK_OP_TEXT, "one", 3), 0);
@@ -169,7 +169,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     alarm(110);
-    CHECK_EQ_INT(wsk_loop_new(&loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&loop, wsk_test_loop_cfg()), 0);
     WSK_RUN(test_threads_publish);
     WSK_RUN(test_free_with_post_queued);
     CHECK_EQ_INT(wsk_loop_free(loop), 0);

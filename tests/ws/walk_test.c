@@ -22,7 +22,7 @@ struct fixture {
 
 static void setup(struct fixture *f)
 {
-    CHECK_EQ_INT(wsk_loop_new(&f->loop, NULL), 0);
+    CHECK_EQ_INT(wsk_loop_new(&f->loop, wsk_test_loop_cfg()), 0);
     CHECK_EQ_INT(wsk__ctx_init(&f->ctx, f->loop, NULL, NULL, NULL, NULL), 0);
     for (int i = 0; i < N; i++) {
         int sv[2];
