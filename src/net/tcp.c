@@ -425,7 +425,7 @@ static void on_readable(struct wsk_tcp *t)
             return;
         /* A short read means the socket is drained. TLS hands out one
          * record at a time, so ask it instead. */
-        if (t->st.tls ? !wsk__stream_pending(&t->st) : (size_t)n < ctx->rbuf_cap)
+        if (wsk__stream_tls(&t->st) ? !wsk__stream_pending(&t->st) : (size_t)n < ctx->rbuf_cap)
             return;
     }
     /* The fairness cap: a plain socket stays readable for the next

@@ -131,13 +131,14 @@ int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_re
         ev = WSK_IO_READ; /* the handshake first: queued bytes wait for it */
     if (connecting)
         ev = WSK_IO_WRITE;
-    if (s->u) {
+    if (wsk__stream_u(s)) {
         wsk__ustream_watch(loop, s, ev);
         return 0;
     }
     /* A plain connected stream on an io_uring loop moves to completion
      * I/O: off the epoll set, onto the ring. */
-    if (!s->tls && !connecting && !(s->flags & WSK__STREAM_NO_URING) && wsk__loop_uring(loop)) {
+    if (!wsk__stream_tls(s) && !connecting && !(s->flags & WSK__STREAM_NO_URING) &&
+        wsk__loop_uring(loop)) {
         wsk_io_stop(loop, &s->io);
         int rv = wsk__ustream_attach(loop, s);
         if (rv < 0)
@@ -156,7 +157,7 @@ int wsk__stream_watch(struct wsk_loop *loop, struct wsk__stream *s, bool want_re
 
 void wsk__stream_stop(struct wsk_loop *loop, struct wsk__stream *s)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         wsk__ustream_watch(loop, s, 0);
     else
         wsk_io_stop(loop, &s->io);
@@ -164,10 +165,10 @@ void wsk__stream_stop(struct wsk_loop *loop, struct wsk__stream *s)
 
 ssize_t wsk__stream_recv(struct wsk__stream *s, uint8_t *buf, size_t len)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         return wsk__ustream_recv(s, buf, len);
-    if (s->tls) {
-        ssize_t n = wsk__tls_read(s->tls, buf, len);
+    if (wsk__stream_tls(s)) {
+        ssize_t n = wsk__tls_read(wsk__stream_tls(s), buf, len);
         if (n == WSK__TLS_WANT_WRITE) {
             s->flags |= WSK__STREAM_TLS_RW;
             return -EAGAIN;
@@ -188,8 +189,8 @@ ssize_t wsk__stream_recv(struct wsk__stream *s, uint8_t *buf, size_t len)
 
 ssize_t wsk__stream_send(struct wsk__stream *s, struct iovec *iov, int n)
 {
-    if (s->tls) {
-        ssize_t w = wsk__tls_writev(s->tls, iov, n);
+    if (wsk__stream_tls(s)) {
+        ssize_t w = wsk__tls_writev(wsk__stream_tls(s), iov, n);
         if (w == WSK__TLS_WANT_READ) {
             s->flags |= WSK__STREAM_TLS_WR;
             return -EAGAIN;
@@ -246,7 +247,7 @@ int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh)
 
 ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         return wsk__ustream_flush(s, pool);
     return wsk__stream_flush_sync(s, pool);
 }
@@ -254,7 +255,7 @@ ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
 ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
     size_t total = 0;
-    if (s->u) {
+    if (wsk__stream_u(s)) {
         ssize_t done = wsk__ustream_flush_sync(s, pool);
         if (done < 0 || wsk__ustream_busy(s))
             return done;
@@ -273,7 +274,7 @@ ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool
         if (w == -EAGAIN || w == 0)
             break;
         if (w < 0)
-            return s->u ? wsk__ustream_set_error(s, (int)w) : w;
+            return wsk__stream_u(s) ? wsk__ustream_set_error(s, (int)w) : w;
         size_t left = (size_t)w;
         total += left;
         s->out_bytes -= left;
@@ -291,14 +292,14 @@ ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool
             wsk__seg_free(pool, seg);
         }
     }
-    if (s->u)
+    if (wsk__stream_u(s))
         wsk__ustream_kick(s); /* the rest goes when the socket takes it */
     return (ssize_t)total;
 }
 
 void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
-    if (s->u && wsk__ustream_drop_queue(s))
+    if (wsk__stream_u(s) && wsk__ustream_drop_queue(s))
         return;
     struct wsk__oseg *seg = s->out_head;
     while (seg) {
@@ -315,9 +316,9 @@ void wsk__stream_drop_queue(struct wsk__stream *s, struct wsk__seg_pool *pool)
 int wsk__stream_start_tls(struct wsk__stream *s, struct wsk__tls_ctx *ctx, bool is_server,
                           const char *server_name)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         return WSK_ESTATE; /* completion I/O started: see WSK__STREAM_NO_URING */
-    int rv = wsk__tls_new(&s->tls, ctx, s->io.fd, is_server, server_name);
+    int rv = wsk__tls_new(&s->tls_, ctx, s->io.fd, is_server, server_name);
     if (rv < 0)
         return rv;
     s->flags |= WSK__STREAM_TLS_HS;
@@ -339,8 +340,8 @@ static int sniff(struct wsk__stream *s)
     s->flags |= WSK__STREAM_SNIFFED;
     if (n <= 0 || !((first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z')))
         return WSK__STREAM_HS_DONE; /* TLS, or an EOF or error the handshake reports */
-    wsk__tls_free(s->tls);
-    s->tls = NULL;
+    wsk__tls_free(wsk__stream_tls(s));
+    s->tls_ = NULL;
     s->flags &= (uint8_t) ~(WSK__STREAM_TLS_HS | WSK__STREAM_TLS_RW | WSK__STREAM_TLS_WR);
     return WSK__STREAM_HS_PLAIN;
 }
@@ -352,7 +353,7 @@ int wsk__stream_handshake(struct wsk__stream *s)
         if (rv != WSK__STREAM_HS_DONE)
             return rv;
     }
-    int rv = wsk__tls_handshake(s->tls);
+    int rv = wsk__tls_handshake(wsk__stream_tls(s));
     s->flags &= (uint8_t) ~(WSK__STREAM_TLS_WR | WSK__STREAM_TLS_RW);
     if (rv == WSK__TLS_WANT_READ)
         return WSK__STREAM_HS_AGAIN;
@@ -368,28 +369,28 @@ int wsk__stream_handshake(struct wsk__stream *s)
 
 bool wsk__stream_pending(const struct wsk__stream *s)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         return wsk__ustream_pending(s);
-    return s->tls && wsk__tls_pending(s->tls);
+    return wsk__stream_tls(s) && wsk__tls_pending(wsk__stream_tls(s));
 }
 
 void wsk__stream_trim(struct wsk__stream *s)
 {
-    if (s->u)
+    if (wsk__stream_u(s))
         wsk__ustream_trim(s);
-    if (s->tls)
-        wsk__tls_trim(s->tls);
+    if (wsk__stream_tls(s))
+        wsk__tls_trim(wsk__stream_tls(s));
 }
 
 const char *wsk__stream_error(const struct wsk__stream *s)
 {
-    return s->tls ? wsk__tls_error(s->tls) : "";
+    return wsk__stream_tls(s) ? wsk__tls_error(wsk__stream_tls(s)) : "";
 }
 
 void wsk__stream_shutdown_tls(struct wsk__stream *s)
 {
-    if (s->tls)
-        wsk__tls_shutdown(s->tls);
+    if (wsk__stream_tls(s))
+        wsk__tls_shutdown(wsk__stream_tls(s));
 }
 
 void wsk__stream_close(struct wsk_loop *loop, struct wsk__stream *s, struct wsk__seg_pool *pool)
@@ -397,10 +398,10 @@ void wsk__stream_close(struct wsk_loop *loop, struct wsk__stream *s, struct wsk_
     if (s->io.fd >= 0)
         wsk_io_stop(loop, &s->io);
     wsk__stream_drop_queue(s, pool);
-    if (s->u)
+    if (wsk__stream_u(s))
         wsk__ustream_detach(loop, s);
-    wsk__tls_free(s->tls);
-    s->tls = NULL;
+    wsk__tls_free(wsk__stream_tls(s));
+    s->tls_ = NULL;
     if (s->io.fd >= 0) {
         close(s->io.fd);
         s->io.fd = -1;

@@ -79,18 +79,37 @@ enum {
     WSK__STREAM_SERVER = 1u << 3,   /* TLS server side */
     WSK__STREAM_SNIFFED = 1u << 4,  /* server: the peer's first byte was seen */
     WSK__STREAM_NO_URING = 1u << 5, /* stays on readiness: TLS will start later */
+    WSK__STREAM_URING = 1u << 6,    /* completion I/O: u_ is set, not tls_ */
 };
 
 /* The pool is not kept in the stream but passed to the calls that need it:
  * idle connections are the common case, and each byte per stream counts. */
 struct wsk__stream {
     struct wsk_io io; /* io.fd < 0: no socket yet (a client resolving a name) */
-    struct wsk__tls *tls;
-    struct wsk__ustream *u; /* completion I/O on an io_uring loop (stream_uring.c) */
+    /* TLS, or completion I/O on an io_uring loop (stream_uring.c), never
+     * both: one pointer, told apart by WSK__STREAM_URING, so that idle
+     * connections pay nothing for io_uring. Read with wsk__stream_tls()
+     * and wsk__stream_u(). */
+    union {
+        struct wsk__tls *tls_;
+        struct wsk__ustream *u_;
+    };
     struct wsk__oseg *out_head, *out_tail;
     size_t out_bytes; /* queued and not yet written */
     uint8_t flags;
 };
+
+/* The stream's TLS, or NULL. */
+static inline struct wsk__tls *wsk__stream_tls(const struct wsk__stream *s)
+{
+    return (s->flags & WSK__STREAM_URING) ? NULL : s->tls_;
+}
+
+/* The stream's io_uring side, or NULL. */
+static inline struct wsk__ustream *wsk__stream_u(const struct wsk__stream *s)
+{
+    return (s->flags & WSK__STREAM_URING) ? s->u_ : NULL;
+}
 
 /* Sets up a stream on fd (may be -1) with no watching yet; cb gets the
  * readiness of fd with data. */
@@ -184,7 +203,7 @@ const char *wsk__stream_error(const struct wsk__stream *s);
 void wsk__stream_shutdown_tls(struct wsk__stream *s);
 
 /* The io_uring side (stream_uring.c), called by stream.c for a stream with
- * s->u set; see there. */
+ * WSK__STREAM_URING set; see there. */
 int wsk__ustream_attach(struct wsk_loop *loop, struct wsk__stream *s);
 void wsk__ustream_watch(struct wsk_loop *loop, struct wsk__stream *s, unsigned ev);
 ssize_t wsk__ustream_recv(struct wsk__stream *s, uint8_t *buf, size_t len);

@@ -58,6 +58,13 @@ struct wsk__ustream {
     int rerr, serr;
     unsigned events; /* what the owner watches */
     bool counted, recv_armed, send_busy, notify_busy, flush_later, in_cb, eof;
+    struct sendmsg_args *msg; /* a send over several segments; freed when quiet */
+};
+
+/* SENDMSG's arguments, which must live until its completion. Apart, since a
+ * send of one segment (the common case) needs none and an idle connection
+ * should not carry 184 bytes for it. */
+struct sendmsg_args {
     struct msghdr msg;
     struct iovec iov[SEND_IOV];
 };
@@ -80,6 +87,7 @@ static void maybe_free(struct wsk__ustream *u)
         return;
     free_orphans(u);
     free(u->stash);
+    free(u->msg);
     free(u);
 }
 
@@ -185,27 +193,35 @@ static void on_recv(struct wsk_loop *loop, struct wsk__uop *op, int res, unsigne
 static void submit_send(struct wsk__ustream *u)
 {
     struct wsk__stream *s = u->s;
-    int n = 0;
-    for (struct wsk__oseg *seg = s->out_head; seg && n < SEND_IOV; seg = seg->next) {
+    struct wsk__oseg *seg = s->out_head;
+    int fd = s->io.fd;
+    struct io_uring_sqe *sqe;
+    if (!seg->next || (!u->msg && !(u->msg = malloc(sizeof *u->msg)))) {
+        /* One segment (or no memory for more): a plain SEND of it. */
         const uint8_t *base = seg->shared ? seg->shared->data : seg->data;
-        u->iov[n].iov_base = (void *)(uintptr_t)(base + seg->off);
-        u->iov[n].iov_len = seg->len - seg->off;
-        n++;
-    }
-    struct io_uring_sqe *sqe = wsk__uring_sqe(u->ring, &u->send_op);
-    if (!sqe) {
-        u->serr = -EBUSY;
-        return;
-    }
-    if (n == 1) {
-        io_uring_prep_send(sqe, s->io.fd, u->iov[0].iov_base, u->iov[0].iov_len, MSG_NOSIGNAL);
+        if (!(sqe = wsk__uring_sqe(u->ring, &u->send_op)))
+            goto busy;
+        io_uring_prep_send(sqe, fd, base + seg->off, seg->len - seg->off, MSG_NOSIGNAL);
     } else {
-        memset(&u->msg, 0, sizeof u->msg);
-        u->msg.msg_iov = u->iov;
-        u->msg.msg_iovlen = (size_t)n;
-        io_uring_prep_sendmsg(sqe, s->io.fd, &u->msg, MSG_NOSIGNAL);
+        struct sendmsg_args *m = u->msg;
+        size_t n = 0;
+        for (; seg && n < SEND_IOV; seg = seg->next) {
+            const uint8_t *base = seg->shared ? seg->shared->data : seg->data;
+            m->iov[n].iov_base = (void *)(uintptr_t)(base + seg->off);
+            m->iov[n].iov_len = seg->len - seg->off;
+            n++;
+        }
+        memset(&m->msg, 0, sizeof m->msg);
+        m->msg.msg_iov = m->iov;
+        m->msg.msg_iovlen = n;
+        if (!(sqe = wsk__uring_sqe(u->ring, &u->send_op)))
+            goto busy;
+        io_uring_prep_sendmsg(sqe, fd, &m->msg, MSG_NOSIGNAL);
     }
     u->send_busy = true;
+    return;
+busy:
+    u->serr = -EBUSY;
 }
 
 /* The send goes just before the wait, so that it carries every reply the
@@ -288,13 +304,14 @@ int wsk__ustream_attach(struct wsk_loop *loop, struct wsk__stream *s)
     u->flush_op.done = on_flush;
     u->ring = wsk__loop_uring(loop);
     u->s = s;
-    s->u = u;
+    s->u_ = u;
+    s->flags |= WSK__STREAM_URING;
     return 0;
 }
 
 void wsk__ustream_watch(struct wsk_loop *loop, struct wsk__stream *s, unsigned ev)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     bool was_reading = u->events & WSK_IO_READ;
     u->events = ev;
     if (ev && !u->counted)
@@ -317,7 +334,7 @@ void wsk__ustream_watch(struct wsk_loop *loop, struct wsk__stream *s, unsigned e
 
 ssize_t wsk__ustream_recv(struct wsk__stream *s, uint8_t *buf, size_t len)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     if (u->stash_len) {
         size_t n = u->stash_len < len ? u->stash_len : len;
         memcpy(buf, u->stash + u->stash_off, n);
@@ -344,12 +361,12 @@ ssize_t wsk__ustream_recv(struct wsk__stream *s, uint8_t *buf, size_t len)
 
 bool wsk__ustream_pending(const struct wsk__stream *s)
 {
-    return s->u->stash_len || s->u->cur_len;
+    return s->u_->stash_len || s->u_->cur_len;
 }
 
 ssize_t wsk__ustream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     u->pool = pool;
     if (u->serr)
         return u->serr;
@@ -363,7 +380,7 @@ ssize_t wsk__ustream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
  * then writes the rest itself when no send is in flight. */
 ssize_t wsk__ustream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     u->pool = pool;
     if (u->serr)
         return u->serr;
@@ -374,23 +391,23 @@ ssize_t wsk__ustream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *poo
 
 bool wsk__ustream_busy(const struct wsk__stream *s)
 {
-    return s->u->send_busy;
+    return s->u_->send_busy;
 }
 
 void wsk__ustream_kick(struct wsk__stream *s)
 {
-    send_later(s->u);
+    send_later(s->u_);
 }
 
 int wsk__ustream_set_error(struct wsk__stream *s, int err)
 {
-    s->u->serr = err;
+    s->u_->serr = err;
     return err;
 }
 
 bool wsk__ustream_drop_queue(struct wsk__stream *s)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     if (!u->send_busy)
         return false;
     /* The send in flight points into the queue: keep it until it ends. */
@@ -405,7 +422,11 @@ bool wsk__ustream_drop_queue(struct wsk__stream *s)
 
 void wsk__ustream_trim(struct wsk__stream *s)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
+    if (!u->send_busy && u->msg) {
+        free(u->msg);
+        u->msg = NULL;
+    }
     if (!u->stash_len && u->stash) {
         free(u->stash);
         u->stash = NULL;
@@ -415,7 +436,7 @@ void wsk__ustream_trim(struct wsk__stream *s)
 
 void wsk__ustream_detach(struct wsk_loop *loop, struct wsk__stream *s)
 {
-    struct wsk__ustream *u = s->u;
+    struct wsk__ustream *u = s->u_;
     if (u->counted)
         wsk__loop_ref(loop, -1);
     u->counted = false;
@@ -426,7 +447,8 @@ void wsk__ustream_detach(struct wsk_loop *loop, struct wsk__stream *s)
         cancel(u, &u->send_op);
     wsk__ustream_drop_queue(s);
     u->s = NULL;
-    s->u = NULL;
+    s->u_ = NULL;
+    s->flags &= (uint8_t)~WSK__STREAM_URING;
     maybe_free(u);
 }
 

@@ -535,7 +535,8 @@ void wsk_conn_pause(struct wsk_conn *c, bool paused)
         c->flags &= ~WSK__F_USER_PAUSED;
         /* Bytes TLS decrypted before the pause would not show as
          * readiness: come back for them. */
-        if ((c->flags & WSK__F_READ_AGAIN) || (c->st.tls && wsk__stream_pending(&c->st)))
+        if ((c->flags & WSK__F_READ_AGAIN) ||
+            (wsk__stream_tls(&c->st) && wsk__stream_pending(&c->st)))
             read_again(c);
     }
     if (!(c->flags & WSK__F_IN_READ))
@@ -645,7 +646,7 @@ static void conn_read(struct wsk_conn *c)
             return;
         /* A short read means the socket is drained: save the EAGAIN call.
          * TLS hands out one record at a time, so ask it instead. */
-        if (c->st.tls ? !wsk__stream_pending(&c->st) : (size_t)n < cap)
+        if (wsk__stream_tls(&c->st) ? !wsk__stream_pending(&c->st) : (size_t)n < cap)
             return;
     }
     /* Fairness cap reached. Plain sockets stay readable for the next

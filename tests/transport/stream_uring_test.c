@@ -155,7 +155,7 @@ static void test_pause_resume_keeps_order(void)
     reader_open(&r, ours);
     r.pause_at = 1000;
     CHECK_EQ_INT(wsk__stream_watch(loop, &r.st, true, false), 0);
-    CHECK(r.st.u != NULL);
+    CHECK(wsk__stream_u(&r.st) != NULL);
     static uint8_t data[TOTAL];
     for (size_t i = 0; i < TOTAL; i++)
         data[i] = (uint8_t)(i * 7 + i / 251);
