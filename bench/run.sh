@@ -27,6 +27,8 @@
 #          decompressor: scenarios h1 and h2 only
 #   wsks   wsk serve --deflate-shared (no context takeover, the thread's
 #          compressor): scenarios h1 and h2 only
+#   wsku   wsk serve --backend io_uring (completion I/O; falls back to epoll,
+#          with a line on stderr, where the kernel refuses io_uring)
 #
 # Scenarios:
 #   a  echo, 100 connections, 16 B text, 1 in flight
@@ -412,7 +414,7 @@ DONE = {"a": "messages", "b": "messages", "c": "messages", "d": "handshakes", "e
         "f": "deliveries", "g1": "messages", "g2": "messages", "g3": "handshakes", "g4": None,
         "h1": "messages", "h2": "messages"}
 RSS = ("e", "g4", "h2")
-ORDER = ["wsk", "wsks", "raw", "lws", "node", "py", "uws", "uwsd"]
+ORDER = ["wsk", "wsks", "wsku", "raw", "lws", "node", "py", "uws", "uwsd"]
 
 def med(xs):
     xs = [x for x in xs if x is not None]
