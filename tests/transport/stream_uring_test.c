@@ -263,6 +263,48 @@ static void test_free_loop_with_send_in_flight(void)
     CHECK_EQ_INT(wsk_loop_new(&loop, &cfg), 0);
 }
 
+/* More connections with bytes waiting than the ring has buffers: the
+ * receives past the 64th end with ENOBUFS and are armed again, and every
+ * byte still arrives. */
+#define MANY 150
+static void test_more_readers_than_buffers(void)
+{
+    static struct reader rs[MANY];
+    int peers[MANY];
+    uint8_t data[3000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 13 + 5);
+    int n = 0;
+    for (; n < MANY; n++) {
+        int ours;
+        if (tcp_pair(&ours, &peers[n]) < 0)
+            break;
+        reader_open(&rs[n], ours);
+        /* Bytes wait before the receive is armed: all complete at once. */
+        write_all(peers[n], data, sizeof data);
+        write_all(peers[n], data, sizeof data);
+        shutdown(peers[n], SHUT_WR);
+        CHECK_EQ_INT(wsk__stream_watch(loop, &rs[n].st, true, false), 0);
+    }
+    CHECK_EQ_INT(n, MANY);
+    for (int round = 0; round < 200; round++) {
+        int done = 0;
+        for (int i = 0; i < n; i++)
+            done += rs[i].eof;
+        if (done == n)
+            break;
+        run_for(10);
+    }
+    for (int i = 0; i < n; i++) {
+        CHECK(rs[i].eof);
+        CHECK_EQ_INT(rs[i].len, 2 * sizeof data);
+        CHECK(memcmp(rs[i].got, data, sizeof data) == 0);
+        CHECK(memcmp(rs[i].got + sizeof data, data, sizeof data) == 0);
+        reader_close(&rs[i]);
+        close(peers[i]);
+    }
+}
+
 static void on_alarm(int signo)
 {
     static const char msg[] = "stream_uring_test: timed out\n";
@@ -286,6 +328,7 @@ int main(void)
     }
     WSK_RUN(test_pause_resume_keeps_order);
     WSK_RUN(test_eof_and_reset);
+    WSK_RUN(test_more_readers_than_buffers);
     WSK_RUN(test_close_with_send_in_flight);
     WSK_RUN(test_free_loop_with_send_in_flight);
     CHECK_EQ_INT(wsk_loop_free(loop), 0);
