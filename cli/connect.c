@@ -601,7 +601,12 @@ static void on_close(struct wsk_conn *conn, const struct wsk_close_event *ev, vo
                 hint = " (no handshake within --connect-timeout)";
             else if (is_plain && err == WSK_EABNORMAL)
                 hint = " (if the port speaks TLS, try wss://)";
-            else if (err == WSK_EABNORMAL && !c->opt.cert_file)
+            else if ((err == WSK_EABNORMAL || (err == -ECONNRESET && !is_plain)) &&
+                     !c->opt.cert_file)
+                /* A TLS 1.3 server checks the client's certificate after
+                 * the client has finished and sent its request: its alert
+                 * and close then reach us as an end of stream, or as a
+                 * reset when our request was still unread there. */
                 hint = " (if the server requires a client certificate: --cert and --key)";
             else if (strstr(ev->detail, "certificate verify failed"))
                 hint = " (trust its CA with --cacert FILE, or skip the check with --insecure)";
