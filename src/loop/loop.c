@@ -14,15 +14,13 @@
  * reports readiness. Time, timers, defers, signals, wake-ups and posts live
  * here.
  *
- * Timers are a binary min-heap in one array. Each node points at the caller's
- * struct wsk_timer, which knows its own heap_index, so start and stop are
- * O(log n) and the next deadline is heap[0] (libuv src/heap-inl.h has the
- * same shape as a pointer-linked tree). A node also holds the timer's start
- * sequence, because struct wsk_timer has no room for it.
+ * Timers are in timer.c; struct wsk_loop, which both files use, in
+ * loop_core.h.
  *
  * The loop's clock is read at the top of each iteration and again when the
  * wait returns, so timers never start from a time before the loop blocked.
  */
+#include "loop/loop_core.h"
 #include "loop/loop_internal.h"
 #include "loop/uring.h"
 
@@ -46,69 +44,6 @@
  * wait does not block while defers are pending, so timers and I/O still get
  * their turn instead of the loop spinning in one round. */
 #define DEFER_CHAIN_LIMIT 1024
-
-struct timer_node {
-    struct wsk_timer *timer;
-    /* Start order. It breaks ties, so timers with equal deadlines fire in the
-     * order they were started, and it tells timers started during a round
-     * of expired timers from those that were due when it began. */
-    uint64_t seq;
-};
-
-struct signal_handler {
-    wsk_signal_cb cb;
-    void *data;
-};
-
-struct wsk_loop {
-    const struct wsk__backend *backend;
-    void *backend_state;
-    uint64_t now;
-    bool is_running;
-    bool stop_flag;
-    size_t active_ios; /* started io watchers, not counting the loop's own */
-
-    struct timer_node *heap;
-    size_t heap_len;
-    size_t heap_cap;
-    uint64_t timer_seq;
-
-    struct wsk_defer *defer_head;
-    struct wsk_defer *defer_tail;
-    size_t defer_count;
-
-    /* One eventfd serves wsk_loop_wakeup() and wsk_loop_post(); the flag
-     * tells whether the wake-up callback was asked for. */
-    int wakeup_fd;
-    struct wsk_io wakeup_io;
-    wsk_wakeup_cb wakeup_cb;
-    void *wakeup_data;
-    atomic_bool is_wakeup_requested;
-
-    pthread_mutex_t post_lock; /* guards post_head and post_tail */
-    struct wsk_post *post_head;
-    struct wsk_post *post_tail;
-    /* Posts queued and not yet run: they keep the loop alive, since each may
-     * hold a reference to something (a DNS answer and its job). */
-    atomic_size_t posts_queued;
-
-    int signal_fd; /* -1 until the first wsk_loop_signal() */
-    struct wsk_io signal_io;
-    sigset_t signal_mask;   /* signals routed to signal_fd */
-    sigset_t blocked_by_us; /* the ones among them that were not blocked before */
-    struct signal_handler signals[NSIG];
-
-    uint8_t *scratch; /* see wsk__loop_scratch() */
-    size_t scratch_len;
-};
-
-static void update_time(struct wsk_loop *loop)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    loop->now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static bool is_alive(const struct wsk_loop *loop)
 {
@@ -220,7 +155,7 @@ int wsk_loop_new(struct wsk_loop **out, const struct wsk_loop_config *cfg)
     if (rv < 0)
         goto fail;
 
-    update_time(loop);
+    wsk__loop_update_time(loop);
     *out = loop;
     return 0;
 
@@ -301,7 +236,6 @@ void wsk_loop_stop(struct wsk_loop *loop)
     loop->stop_flag = true;
 }
 
-static void run_timers(struct wsk_loop *loop);
 static void run_defers(struct wsk_loop *loop);
 
 static int wait_timeout(const struct wsk_loop *loop)
@@ -327,14 +261,14 @@ int wsk_loop_run(struct wsk_loop *loop)
         return WSK_ESTATE;
     loop->is_running = true;
     while (!loop->stop_flag && is_alive(loop)) {
-        update_time(loop);
-        run_timers(loop);
+        wsk__loop_update_time(loop);
+        wsk__loop_run_timers(loop);
         rv = loop->backend->wait(loop->backend_state, wait_timeout(loop));
         if (rv < 0)
             break;
         /* Blocking took time: I/O callbacks and timers they start should
          * not see the clock from before the wait. */
-        update_time(loop);
+        wsk__loop_update_time(loop);
         loop->backend->dispatch(loop->backend_state, loop);
         run_defers(loop);
     }
@@ -387,177 +321,6 @@ void wsk_io_stop(struct wsk_loop *loop, struct wsk_io *io)
     io->events = 0;
     if (!is_internal(loop, io))
         loop->active_ios--;
-}
-
-/* ---- Timers ------------------------------------------------------------- */
-
-static bool node_less(const struct timer_node *a, const struct timer_node *b)
-{
-    if (a->timer->deadline != b->timer->deadline)
-        return a->timer->deadline < b->timer->deadline;
-    return a->seq < b->seq;
-}
-
-static void heap_put(struct wsk_loop *loop, size_t i, struct timer_node node)
-{
-    loop->heap[i] = node;
-    node.timer->heap_index = i;
-}
-
-static void sift_up(struct wsk_loop *loop, size_t i)
-{
-    struct timer_node node = loop->heap[i];
-
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!node_less(&node, &loop->heap[parent]))
-            break;
-        heap_put(loop, i, loop->heap[parent]);
-        i = parent;
-    }
-    heap_put(loop, i, node);
-}
-
-static void sift_down(struct wsk_loop *loop, size_t i)
-{
-    struct timer_node node = loop->heap[i];
-
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= loop->heap_len)
-            break;
-        if (child + 1 < loop->heap_len && node_less(&loop->heap[child + 1], &loop->heap[child]))
-            child++;
-        if (!node_less(&loop->heap[child], &node))
-            break;
-        heap_put(loop, i, loop->heap[child]);
-        i = child;
-    }
-    heap_put(loop, i, node);
-}
-
-/* The caller has made room: pushing never fails, so a repeating timer can
- * always be re-armed. */
-static void heap_push(struct wsk_loop *loop, struct wsk_timer *t)
-{
-    size_t i = loop->heap_len++;
-
-    loop->heap[i] = (struct timer_node){.timer = t, .seq = loop->timer_seq++};
-    sift_up(loop, i);
-}
-
-static void heap_remove(struct wsk_loop *loop, struct wsk_timer *t)
-{
-    size_t i = t->heap_index;
-    size_t last = --loop->heap_len;
-
-    t->heap_index = SIZE_MAX;
-    if (i == last)
-        return;
-    heap_put(loop, i, loop->heap[last]);
-    if (i > 0 && node_less(&loop->heap[i], &loop->heap[(i - 1) / 2]))
-        sift_up(loop, i);
-    else
-        sift_down(loop, i);
-}
-
-static int heap_reserve_one(struct wsk_loop *loop)
-{
-    struct timer_node *heap;
-    size_t cap;
-
-    if (loop->heap_len < loop->heap_cap)
-        return 0;
-    if (loop->heap_cap > SIZE_MAX / 2 / sizeof *heap)
-        return -ENOMEM;
-    cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    heap = realloc(loop->heap, cap * sizeof *heap);
-    if (!heap)
-        return -ENOMEM;
-    loop->heap = heap;
-    loop->heap_cap = cap;
-    return 0;
-}
-
-static uint64_t deadline_after(const struct wsk_loop *loop, uint64_t ms)
-{
-    return ms > UINT64_MAX - loop->now ? UINT64_MAX : loop->now + ms;
-}
-
-void wsk_timer_init(struct wsk_timer *t, wsk_timer_cb cb, void *data)
-{
-    t->deadline = 0;
-    t->repeat = 0;
-    t->cb = cb;
-    t->data = data;
-    t->heap_index = SIZE_MAX;
-}
-
-int wsk_timer_start(struct wsk_loop *loop, struct wsk_timer *t, uint64_t timeout_ms,
-                    uint64_t repeat_ms)
-{
-    if (wsk_timer_is_active(t)) {
-        heap_remove(loop, t);
-    } else {
-        int rv = heap_reserve_one(loop);
-        if (rv < 0)
-            return rv;
-    }
-    /* Outside wsk_loop_run() the cached time may be arbitrarily old (setup
-     * work between wsk_loop_new() and the first run); inside it, every timer
-     * started in one iteration shares the iteration's clock. */
-    if (!loop->is_running)
-        update_time(loop);
-    t->deadline = deadline_after(loop, timeout_ms);
-    t->repeat = repeat_ms;
-    heap_push(loop, t);
-    return 0;
-}
-
-void wsk_timer_stop(struct wsk_loop *loop, struct wsk_timer *t)
-{
-    if (wsk_timer_is_active(t))
-        heap_remove(loop, t);
-}
-
-bool wsk_timer_is_active(const struct wsk_timer *t)
-{
-    return t->heap_index != SIZE_MAX;
-}
-
-/* Runs the timers that were due when the round began. A timer started by one
- * of these callbacks, even with timeout 0, waits for the next iteration: a
- * callback that re-arms itself at 0 ms cannot starve I/O. A repeating timer is
- * re-armed from now, before its callback, so the callback may stop or restart
- * it; a late loop therefore skips missed periods instead of bursting. */
-static void run_timers(struct wsk_loop *loop)
-{
-    uint64_t seq_limit = loop->timer_seq;
-
-    while (loop->heap_len > 0) {
-        struct timer_node top = loop->heap[0];
-        struct wsk_timer *t = top.timer;
-
-        if (t->deadline > loop->now || top.seq >= seq_limit)
-            break;
-        heap_remove(loop, t);
-        if (t->repeat > 0) {
-            t->deadline = deadline_after(loop, t->repeat);
-            heap_push(loop, t);
-        }
-        t->cb(loop, t);
-    }
-}
-
-int wsk__loop_check_timers(const struct wsk_loop *loop)
-{
-    for (size_t i = 0; i < loop->heap_len; i++) {
-        if (loop->heap[i].timer->heap_index != i)
-            return -1;
-        if (i > 0 && node_less(&loop->heap[i], &loop->heap[(i - 1) / 2]))
-            return -1;
-    }
-    return 0;
 }
 
 /* ---- Deferred callbacks ------------------------------------------------- */

@@ -245,6 +245,24 @@ int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh)
     return 0;
 }
 
+void wsk__stream_consumed(struct wsk__stream *s, struct wsk__seg_pool *pool, size_t n)
+{
+    s->out_bytes -= n;
+    while (n) {
+        struct wsk__oseg *seg = s->out_head;
+        size_t avail = seg->len - seg->off;
+        if (n < avail) {
+            seg->off += n;
+            break;
+        }
+        n -= avail;
+        s->out_head = seg->next;
+        if (!s->out_head)
+            s->out_tail = NULL;
+        wsk__seg_free(pool, seg);
+    }
+}
+
 ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
 {
     if (wsk__stream_u(s))
@@ -275,22 +293,8 @@ ssize_t wsk__stream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool
             break;
         if (w < 0)
             return wsk__stream_u(s) ? wsk__ustream_set_error(s, (int)w) : w;
-        size_t left = (size_t)w;
-        total += left;
-        s->out_bytes -= left;
-        while (left) {
-            struct wsk__oseg *seg = s->out_head;
-            size_t avail = seg->len - seg->off;
-            if (left < avail) {
-                seg->off += left;
-                break;
-            }
-            left -= avail;
-            s->out_head = seg->next;
-            if (!s->out_head)
-                s->out_tail = NULL;
-            wsk__seg_free(pool, seg);
-        }
+        total += (size_t)w;
+        wsk__stream_consumed(s, pool, (size_t)w);
     }
     if (wsk__stream_u(s))
         wsk__ustream_kick(s); /* the rest goes when the socket takes it */

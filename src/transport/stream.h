@@ -163,6 +163,10 @@ int wsk__stream_queue_shared(struct wsk__stream *s, struct wsk__shared *sh);
  * the owner hears of the next completion as WSK_IO_WRITE readiness. */
 ssize_t wsk__stream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool);
 
+/* Drops the first n queued bytes, written (n <= out_bytes), freeing the
+ * segments they emptied into pool (NULL: to malloc). */
+void wsk__stream_consumed(struct wsk__stream *s, struct wsk__seg_pool *pool, size_t n);
+
 /* wsk__stream_flush() that writes now, with a system call, on an io_uring
  * loop too (unless a send is already in flight there): for an owner about
  * to judge a queue full, which must first give the socket what it takes. */

@@ -255,23 +255,8 @@ static void on_send(struct wsk_loop *loop, struct wsk__uop *op, int res, unsigne
     if (u->orphans) {
         free_orphans(u); /* the queue was dropped while this send was out */
     } else if (u->s && res > 0) {
-        struct wsk__stream *s = u->s;
-        size_t left = (size_t)res;
-        s->out_bytes -= left;
-        u->sent += left;
-        while (left) {
-            struct wsk__oseg *seg = s->out_head;
-            size_t avail = seg->len - seg->off;
-            if (left < avail) {
-                seg->off += left;
-                break;
-            }
-            left -= avail;
-            s->out_head = seg->next;
-            if (!s->out_head)
-                s->out_tail = NULL;
-            wsk__seg_free(u->pool, seg);
-        }
+        u->sent += (size_t)res;
+        wsk__stream_consumed(u->s, u->pool, (size_t)res);
     }
     if (u->s && loop) {
         if (res < 0 && res != -EAGAIN && res != -EINTR && !u->serr)
@@ -364,18 +349,6 @@ bool wsk__ustream_pending(const struct wsk__stream *s)
     return s->u_->stash_len || s->u_->cur_len;
 }
 
-ssize_t wsk__ustream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
-{
-    struct wsk__ustream *u = s->u_;
-    u->pool = pool;
-    if (u->serr)
-        return u->serr;
-    ssize_t done = (ssize_t)u->sent;
-    u->sent = 0;
-    send_later(u);
-    return done;
-}
-
 /* The completed bytes not yet reported (or the send error); the caller
  * then writes the rest itself when no send is in flight. */
 ssize_t wsk__ustream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *pool)
@@ -386,6 +359,14 @@ ssize_t wsk__ustream_flush_sync(struct wsk__stream *s, struct wsk__seg_pool *poo
         return u->serr;
     ssize_t done = (ssize_t)u->sent;
     u->sent = 0;
+    return done;
+}
+
+ssize_t wsk__ustream_flush(struct wsk__stream *s, struct wsk__seg_pool *pool)
+{
+    ssize_t done = wsk__ustream_flush_sync(s, pool);
+    if (done >= 0)
+        send_later(s->u_);
     return done;
 }
 
